@@ -1,0 +1,82 @@
+//! A `Dispatch` is everything one kernel launch needs, built once (pipeline,
+//! bind group with its uniforms, workgroup counts) and recorded into any
+//! number of compute passes. The executor plans a training step as a list of
+//! these, so recording a step allocates nothing.
+
+use std::sync::Arc;
+
+use super::error::Result;
+use super::pipelines::{KernelSpec, Pipeline};
+use super::Gpu;
+
+pub struct Dispatch {
+    pub pipeline: Arc<Pipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
+
+/// Workgroup counts covering `n` items with `per_group` items per group,
+/// folded into y when x would pass the 65,535 limit of one dimension.
+/// Kernels recover the flat index as `gid.x + gid.y * (num_workgroups.x * WG)`.
+pub fn grid_1d(n: u64, per_group: u32) -> [u32; 3] {
+    let groups = n.div_ceil(per_group as u64).max(1);
+    if groups <= 65_535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65_535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+impl Dispatch {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let [x, y, z] = self.workgroups;
+        if x == 0 || y == 0 || z == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+impl Gpu {
+    /// Builds a dispatch of `spec`. `resources` are bound in binding order and
+    /// must match `spec.bindings`.
+    pub fn dispatch(
+        &self,
+        spec: &KernelSpec,
+        constants: &[(&str, f64)],
+        resources: &[wgpu::BindingResource<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        assert_eq!(
+            resources.len(),
+            spec.bindings.len(),
+            "{}::{}: binding count",
+            spec.shader.name,
+            spec.entry
+        );
+        let pipeline = self.pipeline(spec, constants)?;
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        let bind_group = self.scoped(&format!("binding {}", pipeline.label), || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&pipeline.label),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        })?;
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            workgroups,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! The wgpu context: one `Gpu` value owns the device and queue, the limits
+//! and features it got, the pipeline cache and the buffer pool. It is passed
+//! down explicitly; there is no global state.
+
+pub mod adapter;
+pub mod buffers;
+pub mod dispatch;
+pub mod error;
+pub mod pipelines;
+pub mod timing;
+
+use std::sync::{Arc, Mutex};
+
+pub use adapter::AdapterChoice;
+pub use dispatch::{grid_1d, Dispatch};
+pub use error::{GpuError, Result};
+pub use pipelines::{Binding, KernelSpec};
+
+/// Optional features gdl-gpu uses when the adapter has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub timestamps: bool,
+    pub subgroups: bool,
+    pub f16: bool,
+}
+
+/// Options for opening a device beyond the adapter choice.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub adapter: AdapterChoice,
+    /// Features not to request even when present (to test fallbacks).
+    /// `GDL_GPU_DISABLE=subgroups,timestamps,f16` does the same.
+    pub disable: Option<wgpu::Features>,
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub caps: Capabilities,
+    pipelines: pipelines::PipelineCache,
+    pool: buffers::BufferPool,
+    /// Errors that escaped every error scope, and device loss: set by
+    /// wgpu's callbacks, turned into `GpuError` at the next check.
+    uncaptured: Arc<Mutex<Option<GpuError>>>,
+}
+
+fn disabled_from_env() -> wgpu::Features {
+    let mut f = wgpu::Features::empty();
+    if let Ok(v) = std::env::var("GDL_GPU_DISABLE") {
+        for name in v.split(',').map(str::trim) {
+            match name {
+                "subgroups" => f |= wgpu::Features::SUBGROUP,
+                "timestamps" => f |= wgpu::Features::TIMESTAMP_QUERY,
+                "f16" => f |= wgpu::Features::SHADER_F16,
+                _ => {}
+            }
+        }
+    }
+    f
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by the environment and defaults.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&GpuOptions::default())
+    }
+
+    pub fn with_options(opts: &GpuOptions) -> Result<Self> {
+        let adapter = adapter::select(&opts.adapter)?;
+        Self::from_adapter(adapter, opts.disable.unwrap_or_else(disabled_from_env))
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Self> {
+        let info = adapter.get_info();
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted & !disable;
+        // The adapter's own limits, not wgpu's conservative defaults: the
+        // storage binding size and buffer count decide how data is chunked.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gdl-gpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+
+        let uncaptured: Arc<Mutex<Option<GpuError>>> = Arc::new(Mutex::new(None));
+        let slot = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let err = match e {
+                wgpu::Error::OutOfMemory { source } => GpuError::OutOfMemory {
+                    what: "an operation outside an error scope".into(),
+                    message: source.to_string(),
+                },
+                other => GpuError::Validation {
+                    what: "an operation outside an error scope".into(),
+                    message: other.to_string(),
+                },
+            };
+            let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+            s.get_or_insert(err);
+        }));
+        let slot = uncaptured.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            // Dropping the device at exit reports a loss too: not an error.
+            if reason == wgpu::DeviceLostReason::Destroyed {
+                return;
+            }
+            let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+            s.get_or_insert(GpuError::DeviceLost {
+                reason: format!("{reason:?}"),
+                message,
+            });
+        });
+
+        let caps = Capabilities {
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            f16: features.contains(wgpu::Features::SHADER_F16),
+        };
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            caps,
+            pipelines: pipelines::PipelineCache::default(),
+            pool: buffers::BufferPool::default(),
+            uncaptured,
+        })
+    }
+
+    /// A short human name: "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]".
+    pub fn name(&self) -> String {
+        format!("{} [{:?}]", self.info.name, self.info.backend)
+    }
+
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Reports (once) an error that escaped the error scopes or a lost device.
+    pub fn check(&self) -> Result<()> {
+        let mut s = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        match s.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let val_err = pollster::block_on(val.pop());
+        let oom_err = pollster::block_on(oom.pop());
+        if let Some(e) = val_err {
+            return Err(GpuError::Validation {
+                what: what.to_owned(),
+                message: e.to_string(),
+            });
+        }
+        if let Some(e) = oom_err {
+            return Err(GpuError::OutOfMemory {
+                what: what.to_owned(),
+                message: e.to_string(),
+            });
+        }
+        self.check()?;
+        Ok(out)
+    }
+
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Submits one command buffer, turning validation errors into `GpuError`.
+    pub fn submit(&self, what: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.scoped(what, || {
+            self.queue.submit(Some(encoder.finish()));
+        })
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Poll(e.to_string()))?;
+        self.check()
+    }
+
+    /// Records the dispatches into one compute pass, submits and waits.
+    pub fn run(&self, what: &str, dispatches: &[&Dispatch]) -> Result<()> {
+        let mut enc = self.encoder(what);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(what),
+                timestamp_writes: None,
+            });
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.submit(what, enc)?;
+        self.wait()
+    }
+}

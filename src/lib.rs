@@ -1,0 +1,11 @@
+//! gdl-gpu: a GPU-first deep-learning engine. Every training operation is a
+//! hand-written WGSL compute shader run through wgpu; each kernel has a plain
+//! Rust reference beside it (`kernels::*::cpu`).
+
+pub mod bench;
+pub mod gpu;
+pub mod kernels;
+pub mod shaders;
+pub mod util;
+
+pub use gpu::{Gpu, GpuError};

@@ -1,0 +1,3 @@
+fn main() {
+    println!("gdl-gpu: CLI not built yet");
+}

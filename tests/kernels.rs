@@ -1,0 +1,8 @@
+//! Every kernel against its CPU reference, on the adapter gdl-gpu picks
+//! (lavapipe in CI; `WGPU_BACKEND=gl` runs the same suite on llvmpipe's GL).
+//! One test binary, one module per kernel family, so wgpu links once.
+
+#[path = "kernels/common.rs"]
+mod common;
+#[path = "kernels/elementwise.rs"]
+mod elementwise;
