@@ -3,6 +3,7 @@
 //! Rust reference beside it (`kernels::*::cpu`).
 
 pub mod bench;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
 pub mod shaders;
