@@ -126,7 +126,10 @@ fn loads_folder_parent_archive_and_archive_folder() {
     let archive = write_archive(tmp2.path(), &files());
     check_tiny(&Cifar10::load(&archive).unwrap());
     check_tiny(&Cifar10::load(tmp2.path()).unwrap());
-    assert_eq!(Cifar10::load(&dir).unwrap(), Cifar10::load(&archive).unwrap());
+    assert_eq!(
+        Cifar10::load(&dir).unwrap(),
+        Cifar10::load(&archive).unwrap()
+    );
 }
 
 #[test]
@@ -210,7 +213,10 @@ fn bad_label_names_record_and_offset() {
 #[test]
 fn bad_class_names() {
     let cases: [(&[u8], &[&str]); 4] = [
-        (b"airplane\nautomobile\nbird\n", &["3 class names, expected 10"]),
+        (
+            b"airplane\nautomobile\nbird\n",
+            &["3 class names, expected 10"],
+        ),
         (
             b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\ntractor\n",
             &["11 class names"],
@@ -236,7 +242,10 @@ fn not_gzip_and_corrupt_archives() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("plain.tar.gz");
     std::fs::write(&p, b"PK\x03\x04 not gzip").unwrap();
-    assert_has(&load_err(&p), &["plain.tar.gz", "not a gzip archive", "50 4b 03 04"]);
+    assert_has(
+        &load_err(&p),
+        &["plain.tar.gz", "not a gzip archive", "50 4b 03 04"],
+    );
 
     std::fs::write(&p, b"").unwrap();
     assert_has(&load_err(&p), &["not a gzip archive", "the file is empty"]);
@@ -244,7 +253,10 @@ fn not_gzip_and_corrupt_archives() {
     // Truncated mid-stream: the decoder fails, reported as such.
     let full = archive_bytes(&files(), &format!("{BATCHES_DIR}/"));
     std::fs::write(&p, &full[..full.len() / 2]).unwrap();
-    assert_has(&load_err(&p), &["plain.tar.gz", "corrupt or truncated archive"]);
+    assert_has(
+        &load_err(&p),
+        &["plain.tar.gz", "corrupt or truncated archive"],
+    );
 
     // Valid gzip whose content is not a tar.
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -264,7 +276,13 @@ fn tar_without_expected_members() {
     // Right files, wrong folder: not accepted.
     std::fs::write(&p, archive_bytes(&files(), "other/")).unwrap();
     let msg = load_err(&p);
-    assert_has(&msg, &["lacks the CIFAR-10 members", "cifar-10-batches-bin/data_batch_1.bin"]);
+    assert_has(
+        &msg,
+        &[
+            "lacks the CIFAR-10 members",
+            "cifar-10-batches-bin/data_batch_1.bin",
+        ],
+    );
 
     let mut f = files();
     f.remove(5);
@@ -371,9 +389,15 @@ fn download_wrong_checksum_leaves_nothing() {
         length: None,
     });
     let wrong = "00000000000000000000000000000000";
-    let msg = download::fetch(&url, wrong, &dest, false).unwrap_err().to_string();
+    let msg = download::fetch(&url, wrong, &dest, false)
+        .unwrap_err()
+        .to_string();
     assert_has(&msg, &["MD5", wrong, &url]);
-    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -395,7 +419,11 @@ fn download_truncated_leaves_nothing() {
         }
         other => panic!("expected a truncation error, got {other}"),
     }
-    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -411,7 +439,11 @@ fn download_server_error_leaves_nothing() {
         .unwrap_err()
         .to_string();
     assert_has(&msg, &[&url, "500"]);
-    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -435,7 +467,12 @@ fn offline_error_says_where_to_put_the_file() {
     let msg = err.to_string();
     assert_has(
         &msg,
-        &[&dir.display().to_string(), &src.url, "--data", "GDL_GPU_DATA"],
+        &[
+            &dir.display().to_string(),
+            &src.url,
+            "--data",
+            "GDL_GPU_DATA",
+        ],
     );
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }

@@ -219,10 +219,7 @@ impl Cifar10 {
         }
         Err(DataError::MissingFiles {
             dir: path.to_owned(),
-            missing: vec![
-                format!("{BATCHES_DIR}/"),
-                download::ARCHIVE_NAME.to_owned(),
-            ],
+            missing: vec![format!("{BATCHES_DIR}/"), download::ARCHIVE_NAME.to_owned()],
         })
     }
 

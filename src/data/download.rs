@@ -82,7 +82,9 @@ pub fn load_or_download_with(source: &Source) -> Result<Cifar10> {
                 source: e,
             })
         })
-        .and_then(|()| fetch(&source.url, &source.md5, &archive, source.progress).map_err(offline))?;
+        .and_then(|()| {
+            fetch(&source.url, &source.md5, &archive, source.progress).map_err(offline)
+        })?;
     Cifar10::load(&archive)
 }
 
@@ -187,7 +189,9 @@ pub fn fetch(url: &str, md5_hex: &str, dest: &Path, progress: bool) -> Result<()
             });
         }
     }
-    let file = out.into_inner().map_err(|e| io(&temp.path, e.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io(&temp.path, e.into_error()))?;
     file.sync_all().map_err(|e| io(&temp.path, e))?;
     drop(file);
 

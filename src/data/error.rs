@@ -57,7 +57,9 @@ pub enum DataError {
         offset: u64,
     },
 
-    #[error("{file}: record {record} (byte offset {offset}) has label {label}; labels must be 0..=9")]
+    #[error(
+        "{file}: record {record} (byte offset {offset}) has label {label}; labels must be 0..=9"
+    )]
     BadLabel {
         file: String,
         record: usize,
@@ -72,7 +74,11 @@ pub enum DataError {
     Download { url: String, message: String },
 
     #[error("downloading {url}: transfer ended after {got} of {expected} bytes")]
-    Truncated { url: String, got: u64, expected: u64 },
+    Truncated {
+        url: String,
+        got: u64,
+        expected: u64,
+    },
 
     #[error("downloading {url}: MD5 checksum {got} does not match the expected {expected}")]
     Checksum {

@@ -1,0 +1,102 @@
+//! The command line: one file per subcommand, each with its argument
+//! struct and `run`. Flags are validated here, by clap's value parsers, so
+//! bad input is a usage error (exit code 2) before any work starts.
+
+pub mod bench;
+pub mod eval;
+pub mod info;
+pub mod predict;
+pub mod summary;
+pub mod train;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gdl-gpu",
+    version,
+    about = "GPU-first deep learning on wgpu: train the CIFAR-10 models of Generative Deep \
+             Learning, chapter 2, on any GPU"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model on CIFAR-10
+    Train(train::TrainArgs),
+    /// Evaluate a model on the CIFAR-10 test set
+    Eval(eval::EvalArgs),
+    /// Print a model's layers, output shapes and parameter counts
+    Summary(summary::SummaryArgs),
+    /// Predict classes of test images (or of one image) with a checkpoint
+    Predict(predict::PredictArgs),
+    /// Benchmark every kernel on an adapter
+    Bench(bench::BenchArgs),
+    /// List GPU adapters, their limits and features, and the one gdl-gpu picks
+    Info(info::InfoArgs),
+}
+
+/// The models of chapter 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// Dense MLP 3072→200→150→10
+    Mlp,
+    /// Plain convolutional network (Conv2D layers, no BatchNorm)
+    Conv,
+    /// CNN of Conv2D/BatchNorm/LeakyReLU blocks with dropout
+    Cnn,
+}
+
+/// Where the training ops run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// WGSL kernels on the chosen adapter
+    #[default]
+    Gpu,
+    /// The plain-Rust reference implementations
+    Cpu,
+}
+
+/// An integer ≥ 1 (batch size, epochs, steps).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    // Parsed wide so "-3" is reported as too small, not as not-a-number.
+    let n: i128 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < 1 {
+        return Err("must be at least 1".into());
+    }
+    usize::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// A learning rate: a finite number > 0.
+pub fn parse_learning_rate(s: &str) -> Result<f32, String> {
+    let x: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if !x.is_finite() || x <= 0.0 {
+        return Err("must be a finite number greater than 0".into());
+    }
+    Ok(x)
+}
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Summary(a) => summary::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Info(a) => info::run(a),
+    }
+}
+
+/// The error of subcommands the CLI frame already parses but does not run yet.
+pub(crate) fn not_implemented(command: &str) -> anyhow::Error {
+    anyhow::anyhow!("`gdl-gpu {command}` is not implemented yet")
+}

@@ -1,0 +1,144 @@
+//! The `gdl-gpu` binary end to end: help, `info`, and clap's validation of
+//! every numeric flag (usage errors exit with 2 and name the flag).
+
+use std::process::{Command, Output};
+
+fn gdl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(args)
+        .output()
+        .expect("run gdl-gpu")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = gdl(&["--help"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    for cmd in ["train", "eval", "summary", "predict", "bench", "info"] {
+        assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
+    }
+    let out = gdl(&["train", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "--model",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--data",
+        "--backend",
+        "--adapter",
+        "--json",
+        "--out",
+        "--steps-per-epoch",
+    ] {
+        assert!(help.contains(flag), "train --help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn info_lists_the_software_adapter() {
+    let out = gdl(&["info"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
+    // CI and development machines have Mesa's lavapipe (llvmpipe).
+    assert!(stdout.contains("llvmpipe"), "{stdout}");
+    assert!(stdout.contains("gdl-gpu would use:"), "{stdout}");
+    assert!(
+        stdout.contains("max_storage_buffer_binding_size"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("<- gdl-gpu's pick"), "{stdout}");
+}
+
+#[test]
+fn info_json_is_valid_and_marks_the_pick() {
+    let out = gdl(&["info", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let adapters = v["adapters"].as_array().expect("adapters array");
+    assert!(!adapters.is_empty());
+    let k = v["selected"].as_u64().expect("selected index") as usize;
+    assert_eq!(adapters[k]["selected"], true);
+    assert!(adapters[k]["limits"]["max_buffer_size"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn info_with_unknown_adapter_name_fails_cleanly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .arg("info")
+        .env("WGPU_ADAPTER_NAME", "no-such-gpu-xyz")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("no-such-gpu-xyz"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Bad values: exit code 2, the flag named, no panic.
+#[test]
+fn bad_flags_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["train", "--model", "resnet"], "--model"),
+        (
+            &["train", "--model", "mlp", "--batch-size", "0"],
+            "--batch-size",
+        ),
+        (
+            &["train", "--model", "mlp", "--batch-size", "-4"],
+            "--batch-size",
+        ),
+        (&["train", "--model", "mlp", "--epochs", "0"], "--epochs"),
+        (&["train", "--model", "mlp", "--lr", "0"], "--lr"),
+        (&["train", "--model", "mlp", "--lr", "-0.1"], "--lr"),
+        (&["train", "--model", "mlp", "--lr", "abc"], "--lr"),
+        (&["train", "--model", "mlp", "--lr", "NaN"], "--lr"),
+        (
+            &["train", "--model", "mlp", "--steps-per-epoch", "0"],
+            "--steps-per-epoch",
+        ),
+        (
+            &["train", "--model", "mlp", "--backend", "tpu"],
+            "--backend",
+        ),
+        (&["eval", "--model", "vgg"], "--model"),
+        (&["summary", "--model", "x"], "--model"),
+        (&["predict", "--checkpoint", "c", "-n", "0"], "-n"),
+        (&["train"], "--model"),
+    ];
+    for (args, flag) in cases {
+        let out = gdl(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: {stderr:?} does not name {flag}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unbuilt_subcommands_say_so() {
+    for args in [
+        &["train", "--model", "cnn"][..],
+        &["eval", "--model", "mlp"],
+        &["summary", "--model", "conv"],
+        &["predict", "--checkpoint", "x"],
+        &["bench", "--quick"],
+    ] {
+        let out = gdl(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("not implemented yet"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
