@@ -143,3 +143,30 @@ fn gather_rejects_bad_datasets() {
         assert!(matches!(e, GpuError::BufferTooLarge { .. }), "{e}");
     }
 }
+
+#[test]
+fn cifar_sized_dataset_fits_in_chunks() {
+    // The real training set's size: 50,000 CHW images of 3,072 bytes
+    // (153.6 MB), more than lavapipe's 128 MiB per binding.
+    let gpu = gpu();
+    let (len, image) = (50_000usize, 3072usize);
+    let pixels: Vec<u8> = (0..len * image)
+        .map(|i| (i / image * 7 + i % 251) as u8)
+        .collect();
+    let labels: Vec<u8> = (0..len).map(|i| (i % 10) as u8).collect();
+    let ds = GpuDataset::upload(gpu, &pixels, &labels, 32, 32, 3).unwrap();
+    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    assert_eq!(ds.chunks(), (len * image).div_ceil(limit / image * image));
+    let data = Data {
+        pixels,
+        labels,
+        hwc: (32, 32, 3),
+    };
+    // The first and last image of every chunk, and a few more.
+    let ipc = ds.images_per_chunk() as u32;
+    let mut idx: Vec<u32> = (0..ds.chunks() as u32)
+        .flat_map(|k| [k * ipc, (k * ipc + ipc - 1).min(len as u32 - 1)])
+        .collect();
+    idx.extend([1, 24_999, 25_000, 37_123, 49_999]);
+    check("cifar-sized", &ds, &data, &idx, 0, idx.len());
+}
