@@ -25,9 +25,25 @@ macro_rules! shader {
 }
 
 shader!(ELEMENTWISE, "elementwise");
+shader!(SOFTMAX_XENT, "softmax_xent");
+shader!(SOFTMAX, "softmax");
+shader!(METRICS, "metrics");
+shader!(ADAM, "adam");
+shader!(DROPOUT, "dropout");
+shader!(REDUCE, "reduce");
+shader!(GATHER, "gather");
 
 /// Every shader, for validation and listing.
-pub static ALL: &[&Shader] = &[&ELEMENTWISE];
+pub static ALL: &[&Shader] = &[
+    &ELEMENTWISE,
+    &SOFTMAX_XENT,
+    &SOFTMAX,
+    &METRICS,
+    &ADAM,
+    &DROPOUT,
+    &REDUCE,
+    &GATHER,
+];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.
 pub fn validate(shader: &Shader) -> Result<naga::Module, String> {

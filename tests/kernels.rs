@@ -2,7 +2,17 @@
 //! (lavapipe in CI; `WGPU_BACKEND=gl` runs the same suite on llvmpipe's GL).
 //! One test binary, one module per kernel family, so wgpu links once.
 
+#[path = "kernels/adam.rs"]
+mod adam;
 #[path = "kernels/common.rs"]
 mod common;
+#[path = "kernels/dropout.rs"]
+mod dropout;
 #[path = "kernels/elementwise.rs"]
 mod elementwise;
+#[path = "kernels/gather.rs"]
+mod gather;
+#[path = "kernels/reduce.rs"]
+mod reduce;
+#[path = "kernels/softmax_xent.rs"]
+mod softmax_xent;

@@ -53,6 +53,9 @@ pub enum GpuError {
 
     #[error("waiting for the GPU failed: {0}")]
     Poll(String),
+
+    #[error("invalid input to {what}: {message}")]
+    InvalidInput { what: String, message: String },
 }
 
 pub type Result<T, E = GpuError> = std::result::Result<T, E>;

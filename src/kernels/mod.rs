@@ -1,4 +1,10 @@
 //! One module per kernel family: the WGSL wrapper (`*_dispatch` builders
 //! returning a `Dispatch`) and, in `cpu`, the plain-Rust reference.
 
+pub mod adam;
+pub mod dropout;
 pub mod elementwise;
+pub mod gather;
+pub mod reduce;
+pub mod softmax_xent;
+pub mod step;

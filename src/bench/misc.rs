@@ -1,0 +1,110 @@
+//! Loss, optimizer and glue kernels at the models' shapes.
+
+use super::{measure, Measurement, Work};
+use crate::gpu::{Gpu, Result};
+use crate::kernels::adam::{self, AdamConfig};
+use crate::kernels::gather::{self, GpuDataset};
+use crate::kernels::step::StepUniform;
+use crate::kernels::{dropout, reduce, softmax_xent};
+
+/// The MLP's parameter count: 3072·200+200 + 200·150+150 + 150·10+10.
+const MLP_PARAMS: usize = 646_260;
+
+pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    let step = gpu.uniform("bench step", &StepUniform::new(0, 1, 1))?;
+
+    // Gather of one CIFAR batch from a 1,000-image resident dataset.
+    let (len, batch, image) = (1000usize, 32usize, 3072usize);
+    let pixels: Vec<u8> = (0..len * image).map(|i| (i % 251) as u8).collect();
+    let labels: Vec<u8> = (0..len).map(|i| (i % 10) as u8).collect();
+    let ds = GpuDataset::upload(gpu, &pixels, &labels, 32, 32, 3)?;
+    let perm: Vec<u32> = (0..len as u32).rev().collect();
+    let idx = gpu.upload_storage("bench indices", &perm)?;
+    let x = gpu.storage("bench x", (batch * image * 4) as u64)?;
+    let y = gpu.storage("bench labels", (batch * 4) as u64)?;
+    let d = gather::gather(gpu, &ds, batch, &idx, &step, &x, &y)?;
+    out.push(measure(
+        gpu,
+        "gather",
+        "batch=32 of 32x32x3 u8 -> f32",
+        &[&d],
+        // u8 read, f32 written, labels.
+        Work::Bytes((batch * image * 5 + batch * 12) as f64),
+        quick,
+    )?);
+
+    // Softmax + cross-entropy at the models' output.
+    let (b, k) = (32usize, 10usize);
+    let logits = gpu.storage("bench logits", (b * k * 4) as u64)?;
+    let lab = gpu.storage("bench labels", (b * 4) as u64)?;
+    let loss = gpu.storage("bench loss", (b * 4) as u64)?;
+    let corr = gpu.storage("bench correct", (b * 4) as u64)?;
+    let dl = gpu.storage("bench dlogits", (b * k * 4) as u64)?;
+    let d = softmax_xent::forward_backward(gpu, b, k, &logits, &lab, &loss, &corr, &dl)?;
+    out.push(measure(
+        gpu,
+        "softmax_xent_fwd_bwd",
+        "32x10",
+        &[&d],
+        Work::Bytes((b * k * 8 + b * 12) as f64),
+        quick,
+    )?);
+    let metrics = gpu.storage("bench metrics", 16)?;
+    let d = softmax_xent::accumulate_metrics(gpu, b, &loss, &corr, &metrics)?;
+    out.push(measure(
+        gpu,
+        "accumulate_metrics",
+        "batch=32",
+        &[&d],
+        Work::Bytes((b * 8 + 32) as f64),
+        quick,
+    )?);
+
+    // Adam over the MLP's packed parameters.
+    let n = MLP_PARAMS;
+    let hyper = gpu.uniform("bench adam", &AdamConfig::default().uniform(1, n))?;
+    let bufs: Vec<wgpu::Buffer> = (0..4)
+        .map(|_| gpu.storage("bench adam buffer", (n * 4) as u64))
+        .collect::<Result<_>>()?;
+    let d = adam::update(gpu, n, &hyper, &bufs[0], &bufs[1], &bufs[2], &bufs[3])?;
+    out.push(measure(
+        gpu,
+        "adam_update",
+        &format!("n={n} (MLP)"),
+        &[&d],
+        // Reads θ, g, m, v; writes θ, m, v.
+        Work::Bytes((n * 4 * 7) as f64),
+        quick,
+    )?);
+
+    // Dropout over a 32×128 activation.
+    let n = 32 * 128;
+    let xin = gpu.storage("bench dropout x", (n * 4) as u64)?;
+    let xout = gpu.storage("bench dropout y", (n * 4) as u64)?;
+    let d = dropout::forward(gpu, n, 0.5, &step, &xin, &xout)?;
+    out.push(measure(
+        gpu,
+        "dropout_forward",
+        "32x128 rate=0.5",
+        &[&d],
+        Work::Bytes((n * 8) as f64),
+        quick,
+    )?);
+
+    // Bias gradient of a conv layer: 32·32·32 rows, 32 channels.
+    let (rows, cols) = (32_768usize, 32usize);
+    let dy = gpu.storage("bench dy", (rows * cols * 4) as u64)?;
+    let db = gpu.storage("bench db", (cols * 4) as u64)?;
+    let ds = reduce::column_sums(gpu, rows, cols, &dy, &db)?;
+    let refs: Vec<_> = ds.iter().collect();
+    out.push(measure(
+        gpu,
+        "column_sums",
+        "32768x32",
+        &refs,
+        Work::Bytes((rows * cols * 4) as f64),
+        quick,
+    )?);
+    Ok(out)
+}

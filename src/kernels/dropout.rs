@@ -1,0 +1,141 @@
+//! Inverted dropout with a counter-based RNG (`shaders/dropout.wgsl`).
+//! Training: y = x·mask/(1−rate) with mask = hash(seed, step, i) ≥ rate (as
+//! a u32 threshold); the mask is recomputed in backward, never stored. Seed
+//! and step come from the `StepUniform` buffer, so one recorded dispatch
+//! draws a fresh mask every step. Inference skips dropout entirely.
+
+use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::shaders::DROPOUT;
+
+const WG: u32 = 256;
+
+pub static APPLY: KernelSpec = KernelSpec {
+    shader: &DROPOUT,
+    entry: "dropout_apply",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Uniform,
+        Binding::Storage,
+        Binding::StorageRw,
+    ],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    threshold: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+fn build(
+    gpu: &Gpu,
+    n: usize,
+    rate: f32,
+    step: &wgpu::Buffer,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let p = gpu.uniform(
+        APPLY.entry,
+        &Params {
+            n: n as u32,
+            threshold: cpu::threshold(rate),
+            scale: cpu::scale(rate),
+            _pad: 0,
+        },
+    )?;
+    gpu.dispatch(
+        &APPLY,
+        &[("WG", WG as f64)],
+        &[
+            p.as_entire_binding(),
+            step.as_entire_binding(),
+            src.as_entire_binding(),
+            dst.as_entire_binding(),
+        ],
+        grid_1d(n as u64, WG),
+    )
+}
+
+/// y = x·mask/(1−rate) over `n` elements; `step` holds a `StepUniform`.
+pub fn forward(
+    gpu: &Gpu,
+    n: usize,
+    rate: f32,
+    step: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    build(gpu, n, rate, step, x, y)
+}
+
+/// dx = dy·mask/(1−rate), the mask regenerated from the same step uniform
+/// (record it before the executor rewrites the uniform for the next step).
+pub fn backward(
+    gpu: &Gpu,
+    n: usize,
+    rate: f32,
+    step: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    build(gpu, n, rate, step, dy, dx)
+}
+
+pub mod cpu {
+    /// Keep when hash ≥ threshold = round(rate·2³²): P(keep) = 1 − rate to
+    /// within 2⁻³².
+    pub fn threshold(rate: f32) -> u32 {
+        assert!(
+            (0.0..1.0).contains(&rate),
+            "dropout rate {rate} outside [0, 1)"
+        );
+        (rate as f64 * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+    }
+
+    /// 1/(1−rate) in f32, as TF computes it; rate 0 gives exactly 1.
+    pub fn scale(rate: f32) -> f32 {
+        1.0 / (1.0 - rate)
+    }
+
+    /// PCG-RXS-M-XS output permutation, as in the shader.
+    pub fn pcg(v: u32) -> u32 {
+        let state = v.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+        let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
+        (word >> 22) ^ word
+    }
+
+    pub fn hash(seed: u32, step: u32, i: u32) -> u32 {
+        let key = pcg(seed ^ pcg(step));
+        pcg(key ^ pcg(i))
+    }
+
+    pub fn keep(seed: u32, step: u32, i: u32, rate: f32) -> bool {
+        hash(seed, step, i) >= threshold(rate)
+    }
+
+    fn apply(seed: u32, step: u32, rate: f32, src: &[f32]) -> Vec<f32> {
+        let t = threshold(rate);
+        let s = scale(rate);
+        src.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if hash(seed, step, i as u32) >= t {
+                    v * s
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    pub fn forward(seed: u32, step: u32, rate: f32, x: &[f32]) -> Vec<f32> {
+        apply(seed, step, rate, x)
+    }
+
+    pub fn backward(seed: u32, step: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
+        apply(seed, step, rate, dy)
+    }
+}

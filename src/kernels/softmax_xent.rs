@@ -1,0 +1,311 @@
+//! Fused softmax + categorical cross-entropy (`shaders/softmax_xent.wgsl`),
+//! softmax probabilities for predict (`shaders/softmax.wgsl`) and the
+//! on-GPU running metrics (`shaders/metrics.wgsl`).
+//!
+//! Loss: Keras' categorical cross-entropy on softmax outputs, which clips
+//! probabilities to [1e-7, 1 − 1e-7] before the log. Gradient: the plain
+//! (softmax − onehot)/batch of TF's from-logits path; it ignores the clip,
+//! which only matters when p[label] is within 1e-7 of 0 or 1.
+
+use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::shaders::{METRICS, SOFTMAX, SOFTMAX_XENT};
+
+const WG: u32 = 64;
+
+pub static FORWARD: KernelSpec = KernelSpec {
+    shader: &SOFTMAX_XENT,
+    entry: "xent_forward",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Storage,
+        Binding::Storage,
+        Binding::StorageRw,
+        Binding::StorageRw,
+    ],
+};
+pub static FORWARD_BACKWARD: KernelSpec = KernelSpec {
+    shader: &SOFTMAX_XENT,
+    entry: "xent_forward_backward",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Storage,
+        Binding::Storage,
+        Binding::StorageRw,
+        Binding::StorageRw,
+        Binding::StorageRw,
+    ],
+};
+pub static SOFTMAX_PROBS: KernelSpec = KernelSpec {
+    shader: &SOFTMAX,
+    entry: "softmax",
+    bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
+};
+pub static ACCUMULATE: KernelSpec = KernelSpec {
+    shader: &METRICS,
+    entry: "accumulate_metrics",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Storage,
+        Binding::Storage,
+        Binding::StorageRw,
+    ],
+};
+
+/// The clip Keras applies to probabilities before the log (its `epsilon()`).
+pub const EPSILON: f32 = 1e-7;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    classes: u32,
+    inv_batch: f32,
+    _pad: u32,
+}
+
+fn params(gpu: &Gpu, label: &str, batch: usize, classes: usize) -> Result<wgpu::Buffer> {
+    assert!(classes >= 1, "softmax over zero classes");
+    gpu.uniform(
+        label,
+        &Params {
+            batch: batch as u32,
+            classes: classes as u32,
+            inv_batch: cpu::inv_batch(batch),
+            _pad: 0,
+        },
+    )
+}
+
+/// Training: per row, numerically stable (max-subtracted) softmax;
+/// loss[i] = −log clip(softmax[i, label]); dlogits = (softmax − onehot)/batch;
+/// correct[i] = 1 if argmax == label (first max wins, like numpy/TF argmax) else 0.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_backward(
+    gpu: &Gpu,
+    batch: usize,
+    classes: usize,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    loss: &wgpu::Buffer,
+    correct: &wgpu::Buffer,
+    dlogits: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let p = params(gpu, FORWARD_BACKWARD.entry, batch, classes)?;
+    gpu.dispatch(
+        &FORWARD_BACKWARD,
+        &[("WG", WG as f64)],
+        &[
+            p.as_entire_binding(),
+            logits.as_entire_binding(),
+            labels.as_entire_binding(),
+            loss.as_entire_binding(),
+            correct.as_entire_binding(),
+            dlogits.as_entire_binding(),
+        ],
+        grid_1d(batch as u64, WG),
+    )
+}
+
+/// Evaluation: loss and correct as in `forward_backward`, no gradient.
+pub fn forward(
+    gpu: &Gpu,
+    batch: usize,
+    classes: usize,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    loss: &wgpu::Buffer,
+    correct: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let p = params(gpu, FORWARD.entry, batch, classes)?;
+    gpu.dispatch(
+        &FORWARD,
+        &[("WG", WG as f64)],
+        &[
+            p.as_entire_binding(),
+            logits.as_entire_binding(),
+            labels.as_entire_binding(),
+            loss.as_entire_binding(),
+            correct.as_entire_binding(),
+        ],
+        grid_1d(batch as u64, WG),
+    )
+}
+
+/// Softmax probabilities only (for predict): probs[batch, classes].
+pub fn softmax(
+    gpu: &Gpu,
+    batch: usize,
+    classes: usize,
+    logits: &wgpu::Buffer,
+    probs: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let p = params(gpu, SOFTMAX_PROBS.entry, batch, classes)?;
+    gpu.dispatch(
+        &SOFTMAX_PROBS,
+        &[("WG", WG as f64)],
+        &[
+            p.as_entire_binding(),
+            logits.as_entire_binding(),
+            probs.as_entire_binding(),
+        ],
+        grid_1d(batch as u64, WG),
+    )
+}
+
+/// Adds this batch's loss sum and correct count into a running metrics
+/// buffer on the GPU, so the host reads it back once every many steps:
+/// metrics = [loss_sum: f32, correct: u32, examples: u32, pad: u32] (16
+/// bytes; zero it to reset). Single workgroup, fixed summation order (strided
+/// serial sums then a tree), no float atomics: deterministic.
+pub fn accumulate_metrics(
+    gpu: &Gpu,
+    batch: usize,
+    loss: &wgpu::Buffer,
+    correct: &wgpu::Buffer,
+    metrics: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct MetricsParams {
+        batch: u32,
+        _pad: [u32; 3],
+    }
+    let p = gpu.uniform(
+        ACCUMULATE.entry,
+        &MetricsParams {
+            batch: batch as u32,
+            _pad: [0; 3],
+        },
+    )?;
+    gpu.dispatch(
+        &ACCUMULATE,
+        &[],
+        &[
+            p.as_entire_binding(),
+            loss.as_entire_binding(),
+            correct.as_entire_binding(),
+            metrics.as_entire_binding(),
+        ],
+        [1, 1, 1],
+    )
+}
+
+/// The running metrics as the host reads them back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Metrics {
+    pub loss_sum: f32,
+    pub correct: u32,
+    pub examples: u32,
+    pub _pad: u32,
+}
+
+impl Metrics {
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum as f64 / self.examples.max(1) as f64
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.examples.max(1) as f64
+    }
+}
+
+pub mod cpu {
+    use super::{Metrics, EPSILON};
+
+    /// 1/batch in f32, the factor both sides multiply the gradient by.
+    pub fn inv_batch(batch: usize) -> f32 {
+        1.0 / batch.max(1) as f32
+    }
+
+    /// Softmax of one row in f64, max-subtracted.
+    pub fn softmax_row_f64(row: &[f64]) -> Vec<f64> {
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = row.iter().map(|&v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|&v| v / s).collect()
+    }
+
+    /// Index of the first maximum, like numpy/TF argmax.
+    pub fn argmax<T: PartialOrd + Copy>(row: &[T]) -> usize {
+        let mut arg = 0;
+        for (j, &v) in row.iter().enumerate() {
+            if v > row[arg] {
+                arg = j;
+            }
+        }
+        arg
+    }
+
+    /// Keras' clipped −log p, with the clip bounds in f32 as TF has them.
+    pub fn clipped_nll(p: f64) -> f32 {
+        let c = (p as f32).clamp(EPSILON, 1.0 - EPSILON);
+        -(c as f64).ln() as f32
+    }
+
+    pub fn softmax(batch: usize, classes: usize, logits: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(batch * classes);
+        for row in logits[..batch * classes].chunks(classes) {
+            let r: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+            out.extend(softmax_row_f64(&r).into_iter().map(|v| v as f32));
+        }
+        out
+    }
+
+    /// (loss, correct) per row.
+    pub fn forward(
+        batch: usize,
+        classes: usize,
+        logits: &[f32],
+        labels: &[u32],
+    ) -> (Vec<f32>, Vec<u32>) {
+        let (loss, correct, _) = forward_backward(batch, classes, logits, labels);
+        (loss, correct)
+    }
+
+    /// (loss, correct, dlogits) with dlogits = (softmax − onehot)·(1/batch).
+    pub fn forward_backward(
+        batch: usize,
+        classes: usize,
+        logits: &[f32],
+        labels: &[u32],
+    ) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+        let inv = inv_batch(batch);
+        let mut loss = Vec::with_capacity(batch);
+        let mut correct = Vec::with_capacity(batch);
+        let mut dlogits = Vec::with_capacity(batch * classes);
+        for (row, &label) in logits[..batch * classes].chunks(classes).zip(labels) {
+            let r: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+            let p = softmax_row_f64(&r);
+            let label = label as usize;
+            loss.push(clipped_nll(p[label]));
+            correct.push((argmax(row) == label) as u32);
+            for (j, &pj) in p.iter().enumerate() {
+                let target = if j == label { 1.0 } else { 0.0 };
+                dlogits.push((pj as f32 - target) * inv);
+            }
+        }
+        (loss, correct, dlogits)
+    }
+
+    /// Mean loss over the batch (unclipped, f64): the function whose
+    /// gradient `forward_backward` returns, for gradient checks.
+    pub fn mean_loss_f64(batch: usize, classes: usize, logits: &[f64], labels: &[u32]) -> f64 {
+        let mut total = 0.0;
+        for (row, &label) in logits[..batch * classes].chunks(classes).zip(labels) {
+            total -= softmax_row_f64(row)[label as usize].ln();
+        }
+        total / batch as f64
+    }
+
+    /// The running metrics after adding one batch (loss summed in f64).
+    pub fn accumulate_metrics(metrics: Metrics, loss: &[f32], correct: &[u32]) -> Metrics {
+        let s: f64 = loss.iter().map(|&v| v as f64).sum();
+        Metrics {
+            loss_sum: (metrics.loss_sum as f64 + s) as f32,
+            correct: metrics.correct + correct.iter().sum::<u32>(),
+            examples: metrics.examples + loss.len() as u32,
+            _pad: 0,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+use gdl_gpu::kernels::dropout::{self, cpu};
+use gdl_gpu::kernels::step::StepUniform;
+use gdl_gpu::util::Rng;
+
+use crate::common::*;
+
+fn step_buffer(seed: u32, step: u32) -> wgpu::Buffer {
+    gpu()
+        .uniform("step", &StepUniform::new(0, seed, step))
+        .unwrap()
+}
+
+// Forward and backward are one product by the same f32 scale on both sides
+// (or 0): exact equality, so GPU mask == CPU mask bit for bit.
+#[test]
+fn dropout_matches_reference_exactly() {
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    for &n in &[1usize, 7, 257, 32 * 128, 32 * 32 * 32 * 32 + 5] {
+        for &rate in &[0.0f32, 0.25, 0.5] {
+            for &(seed, step) in &[(1u32, 0u32), (0xDEAD_BEEF, 12_345)] {
+                // Non-zero inputs, so a zero output means a dropped element.
+                let x: Vec<f32> = rng.vec(n, 0.5, 2.0);
+                let dy: Vec<f32> = rng.vec(n, -2.0, -0.5);
+                let (xb, yb, dyb, dxb) = (upload(&x), zeros(n), upload(&dy), zeros(n));
+                let sb = step_buffer(seed, step);
+                let f = dropout::forward(gpu, n, rate, &sb, &xb, &yb).unwrap();
+                let b = dropout::backward(gpu, n, rate, &sb, &dyb, &dxb).unwrap();
+                gpu.run("dropout", &[&f, &b]).unwrap();
+                let case = format!("n={n} rate={rate} seed={seed} step={step}");
+                let y = read(&yb, n);
+                assert_close(
+                    &format!("forward {case}"),
+                    &y,
+                    &cpu::forward(seed, step, rate, &x),
+                    0.0,
+                    0.0,
+                );
+                assert_close(
+                    &format!("backward {case}"),
+                    &read(&dxb, n),
+                    &cpu::backward(seed, step, rate, &dy),
+                    0.0,
+                    0.0,
+                );
+                for (i, &v) in y.iter().enumerate() {
+                    assert_eq!(
+                        v != 0.0,
+                        cpu::keep(seed, step, i as u32, rate),
+                        "{case} i={i}"
+                    );
+                }
+                if rate == 0.0 {
+                    assert_eq!(y, x, "rate 0 is the identity: {case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dropout_keeps_the_right_fraction() {
+    // Kept count ~ Binomial(n, 1 − rate) if the hash is uniform: std
+    // σ = √(n·r·(1−r)) ≤ 500 at n = 1e6; allow 5σ (two-sided p ≈ 6e-7).
+    let n = 1_000_000u32;
+    for &rate in &[0.1f32, 0.25, 0.5] {
+        for &(seed, step) in &[(7u32, 0u32), (7, 1), (123_456, 99)] {
+            let kept = (0..n).filter(|&i| cpu::keep(seed, step, i, rate)).count() as f64;
+            let r = rate as f64;
+            let mean = n as f64 * (1.0 - r);
+            let sigma = (n as f64 * r * (1.0 - r)).sqrt();
+            assert!(
+                (kept - mean).abs() <= 5.0 * sigma,
+                "rate {rate} seed {seed} step {step}: kept {kept}, expected {mean} ± {}",
+                5.0 * sigma
+            );
+        }
+    }
+    // The same count on the GPU (whose mask equals the reference's, tested
+    // above), for one case through the kernel itself.
+    let gpu = gpu();
+    let nn = n as usize;
+    let xb = upload(&vec![1.0; nn]);
+    let yb = zeros(nn);
+    let sb = step_buffer(3, 4);
+    let f = dropout::forward(gpu, nn, 0.5, &sb, &xb, &yb).unwrap();
+    gpu.run("dropout", &[&f]).unwrap();
+    let kept = read(&yb, nn).iter().filter(|&&v| v != 0.0).count() as f64;
+    assert!((kept - 5e5).abs() <= 5.0 * 500.0, "GPU kept {kept}");
+}
+
+#[test]
+fn dropout_masks_differ_between_steps_and_seeds() {
+    let n = 4096u32;
+    let mask =
+        |seed, step| -> Vec<bool> { (0..n).map(|i| cpu::keep(seed, step, i, 0.5)).collect() };
+    let base = mask(1, 0);
+    for other in [mask(1, 1), mask(1, 2), mask(2, 0)] {
+        // Independent masks at rate 0.5 agree on ~n/2 elements (σ = 32).
+        let agree = base.iter().zip(&other).filter(|(a, b)| a == b).count() as f64;
+        assert!(
+            (agree - 2048.0).abs() <= 5.0 * 32.0,
+            "masks agree on {agree} of {n}"
+        );
+    }
+    // The mask is a pure function of (seed, step, i).
+    assert_eq!(base, mask(1, 0));
+}
+
+#[test]
+fn dropout_mask_follows_the_step_uniform() {
+    // One recorded dispatch; rewriting the step uniform changes the mask.
+    let gpu = gpu();
+    let n = 1000;
+    let x = vec![1.0f32; n];
+    let (xb, yb) = (upload(&x), zeros(n));
+    let sb = step_buffer(9, 0);
+    let f = dropout::forward(gpu, n, 0.3, &sb, &xb, &yb).unwrap();
+    for step in [0u32, 1, 2] {
+        gpu.write(&sb, &[StepUniform::new(0, 9, step)]);
+        gpu.run("dropout", &[&f]).unwrap();
+        assert_close(
+            &format!("step {step}"),
+            &read(&yb, n),
+            &cpu::forward(9, step, 0.3, &x),
+            0.0,
+            0.0,
+        );
+    }
+}
