@@ -25,9 +25,11 @@ macro_rules! shader {
 }
 
 shader!(ELEMENTWISE, "elementwise");
+shader!(CONV, "conv");
+shader!(BATCHNORM, "batchnorm");
 
 /// Every shader, for validation and listing.
-pub static ALL: &[&Shader] = &[&ELEMENTWISE];
+pub static ALL: &[&Shader] = &[&ELEMENTWISE, &CONV, &BATCHNORM];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.
 pub fn validate(shader: &Shader) -> Result<naga::Module, String> {

@@ -6,3 +6,7 @@
 mod common;
 #[path = "kernels/elementwise.rs"]
 mod elementwise;
+#[path = "kernels/batchnorm.rs"]
+mod batchnorm;
+#[path = "kernels/conv.rs"]
+mod conv;

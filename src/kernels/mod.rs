@@ -1,4 +1,6 @@
 //! One module per kernel family: the WGSL wrapper (`*_dispatch` builders
 //! returning a `Dispatch`) and, in `cpu`, the plain-Rust reference.
 
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
