@@ -32,6 +32,8 @@ shader!(ADAM, "adam");
 shader!(DROPOUT, "dropout");
 shader!(REDUCE, "reduce");
 shader!(GATHER, "gather");
+shader!(CONV, "conv");
+shader!(BATCHNORM, "batchnorm");
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -43,6 +45,8 @@ pub static ALL: &[&Shader] = &[
     &DROPOUT,
     &REDUCE,
     &GATHER,
+    &CONV,
+    &BATCHNORM,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.

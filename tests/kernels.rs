@@ -16,3 +16,7 @@ mod gather;
 mod reduce;
 #[path = "kernels/softmax_xent.rs"]
 mod softmax_xent;
+#[path = "kernels/batchnorm.rs"]
+mod batchnorm;
+#[path = "kernels/conv.rs"]
+mod conv;

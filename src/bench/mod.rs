@@ -2,6 +2,8 @@
 //! large square GEMM), reported as GFLOP/s or GB/s with the adapter's name.
 //! `benches/kernels.rs` prints it; the CLI's `bench` reuses it.
 
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
 pub mod misc;
 
@@ -71,6 +73,8 @@ pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     out.extend(elementwise::run(gpu, quick)?);
     out.extend(misc::run(gpu, quick)?);
+    out.extend(conv::run(gpu, quick)?);
+    out.extend(batchnorm::run(gpu, quick)?);
     Ok(out)
 }
 

@@ -3,6 +3,8 @@
 
 pub mod adam;
 pub mod dropout;
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod reduce;

@@ -1,0 +1,63 @@
+use super::{measure, Measurement, Work};
+use crate::gpu::{Gpu, Result};
+use crate::kernels::batchnorm::{self, BnBuffers, BnShape, EPSILON, MOMENTUM};
+
+/// Training forward and backward at the CNN's batch norms (batch 32) and the
+/// dense one. Bytes count the row passes only: forward reads x twice
+/// (statistics, normalize) and writes y; backward reads x and dy twice and
+/// writes dx.
+pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    for (rows, channels, name) in [
+        (32 * 32 * 32, 32, "32x32x32x32"),
+        (32 * 16 * 16, 32, "32x16x16x32"),
+        (32 * 16 * 16, 64, "32x16x16x64"),
+        (32 * 8 * 8, 64, "32x8x8x64"),
+        (32, 128, "32x128 (dense)"),
+    ] {
+        let s = BnShape { rows, channels };
+        let n = (s.len() * 4) as u64;
+        let c = (channels * 4) as u64;
+        let x = gpu.storage("bench x", n)?;
+        let y = gpu.storage("bench y", n)?;
+        let dx = gpu.storage("bench dx", n)?;
+        let ones = vec![1.0f32; channels];
+        let gamma = gpu.upload_storage("bench gamma", &ones)?;
+        let beta = gpu.storage("bench beta", c)?;
+        let mm = gpu.storage("bench moving mean", c)?;
+        let mv = gpu.upload_storage("bench moving var", &ones)?;
+        let mean = gpu.storage("bench mean", c)?;
+        let inv = gpu.storage("bench inv_std", c)?;
+        let dg = gpu.storage("bench dgamma", c)?;
+        let db = gpu.storage("bench dbeta", c)?;
+        let p = BnBuffers {
+            gamma: &gamma,
+            beta: &beta,
+            moving_mean: &mm,
+            moving_var: &mv,
+            save_mean: &mean,
+            save_inv_std: &inv,
+        };
+        let f = batchnorm::forward_train(gpu, s, &x, &y, &p, MOMENTUM, EPSILON)?;
+        let refs: Vec<_> = f.iter().collect();
+        out.push(measure(
+            gpu,
+            "batchnorm_forward_train",
+            name,
+            &refs,
+            Work::Bytes(3.0 * n as f64),
+            quick,
+        )?);
+        let b = batchnorm::backward(gpu, s, &x, &y, &p, &dx, &dg, &db)?;
+        let refs: Vec<_> = b.iter().collect();
+        out.push(measure(
+            gpu,
+            "batchnorm_backward",
+            name,
+            &refs,
+            Work::Bytes(5.0 * n as f64),
+            quick,
+        )?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,511 @@
+//! Batch normalization, Keras semantics (`shaders/batchnorm.wgsl`).
+//!
+//! x is viewed as [rows, channels] row-major: rows = N for dense inputs,
+//! N·H·W for NHWC conv inputs. Training forward uses the batch mean and the
+//! biased variance, updates the moving statistics with `momentum` and saves
+//! μ and inv_std = 1/√(σ² + ε) for backward. Keras defaults: momentum 0.99,
+//! ε 1e-3.
+//!
+//! Each call returns its dispatches in order; record them into one pass (or
+//! consecutive passes). Per-channel reductions run in two levels (chunks of
+//! `CHUNK_ROWS` rows, then one combine per channel) through a scratch buffer
+//! allocated when the dispatches are built.
+
+use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::shaders::BATCHNORM;
+
+/// Keras's default momentum for the moving statistics.
+pub const MOMENTUM: f32 = 0.99;
+/// Keras's default ε.
+pub const EPSILON: f32 = 1e-3;
+
+/// Rows per partial reduction. The summation depth (and so the rounding
+/// error bound) is about CHUNK_ROWS + rows / CHUNK_ROWS, near its minimum
+/// for the CNN's 32,768 rows; it also leaves rows/128 · channels/4
+/// invocations, enough to fill lavapipe's two cores.
+pub const CHUNK_ROWS: usize = 128;
+/// Rows per invocation of the elementwise passes (the shader's `ROWS`).
+const ROWS_PER_INVOCATION: usize = 8;
+const WG: u32 = 64;
+
+use Binding::{Storage as R, StorageRw as W, Uniform as U};
+
+macro_rules! spec {
+    ($name:ident, $entry:literal, $bindings:expr) => {
+        pub static $name: KernelSpec = KernelSpec {
+            shader: &BATCHNORM,
+            entry: $entry,
+            bindings: $bindings,
+        };
+    };
+}
+
+spec!(STATS_PARTIAL, "stats_partial", &[U, R, W]);
+spec!(STATS_PARTIAL_VEC4, "stats_partial_vec4", &[U, R, W]);
+spec!(STATS_COMBINE, "stats_combine", &[U, R, R, W, W, W, W]);
+spec!(NORMALIZE, "normalize", &[U, R, R, R, R, R, W]);
+spec!(NORMALIZE_VEC4, "normalize_vec4", &[U, R, R, R, R, R, W]);
+spec!(INFER, "infer", &[U, R, R, R, R, R, W]);
+spec!(INFER_VEC4, "infer_vec4", &[U, R, R, R, R, R, W]);
+spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W]);
+spec!(GRAD_PARTIAL_VEC4, "grad_partial_vec4", &[U, R, R, R, W]);
+spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W]);
+spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, R, R, R, R, W]);
+spec!(GRAD_INPUT_VEC4, "grad_input_vec4", &[U, R, R, R, R, R, R, R, W]);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnShape {
+    pub rows: usize,
+    pub channels: usize,
+}
+
+impl BnShape {
+    pub fn len(&self) -> usize {
+        self.rows * self.channels
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Chunks of the two-level reductions.
+    pub fn chunks(&self) -> usize {
+        self.rows.div_ceil(CHUNK_ROWS)
+    }
+
+    fn vec4(&self) -> bool {
+        self.channels % 4 == 0
+    }
+
+    /// Invocation "lanes" per row: channels, or groups of four channels.
+    fn lanes(&self) -> usize {
+        if self.vec4() {
+            self.channels / 4
+        } else {
+            self.channels
+        }
+    }
+}
+
+/// The layer's per-channel parameters and state, each `channels` floats.
+pub struct BnBuffers<'a> {
+    pub gamma: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub moving_mean: &'a wgpu::Buffer,
+    pub moving_var: &'a wgpu::Buffer,
+    /// Batch mean, written by `forward_train`, read by `backward`.
+    pub save_mean: &'a wgpu::Buffer,
+    /// 1/√(σ² + ε) of the batch, written by `forward_train`, read by `backward`.
+    pub save_inv_std: &'a wgpu::Buffer,
+}
+
+impl BnBuffers<'_> {
+    fn assert_hold(&self, channels: usize) {
+        for (what, b) in [
+            ("gamma", self.gamma),
+            ("beta", self.beta),
+            ("moving_mean", self.moving_mean),
+            ("moving_var", self.moving_var),
+            ("save_mean", self.save_mean),
+            ("save_inv_std", self.save_inv_std),
+        ] {
+            assert_holds(what, b, channels);
+        }
+    }
+}
+
+fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
+    assert!(
+        buf.size() >= (elems * 4) as u64,
+        "batchnorm: {what} holds {} bytes, needs {}",
+        buf.size(),
+        elems * 4
+    );
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    channels: u32,
+    lanes: u32,
+    chunk_rows: u32,
+    nchunks: u32,
+    n: u32,
+    momentum: f32,
+    eps: f32,
+}
+
+fn launch(
+    gpu: &Gpu,
+    spec: &KernelSpec,
+    s: BnShape,
+    lanes: usize,
+    n: usize,
+    momentum: f32,
+    eps: f32,
+    buffers: &[&wgpu::Buffer],
+) -> Result<Dispatch> {
+    let params = gpu.uniform(
+        spec.entry,
+        &Params {
+            rows: s.rows as u32,
+            channels: s.channels as u32,
+            lanes: lanes as u32,
+            chunk_rows: CHUNK_ROWS as u32,
+            nchunks: s.chunks() as u32,
+            n: n as u32,
+            momentum,
+            eps,
+        },
+    )?;
+    let mut resources = vec![params.as_entire_binding()];
+    resources.extend(buffers.iter().map(|b| b.as_entire_binding()));
+    gpu.dispatch(
+        spec,
+        &[("WG", WG as f64)],
+        &resources,
+        grid_1d(n as u64, WG),
+    )
+}
+
+/// A row pass (partials or elementwise): scalar or vec4 entry point.
+#[allow(clippy::too_many_arguments)]
+fn row_pass(
+    gpu: &Gpu,
+    scalar: &KernelSpec,
+    vec4: &KernelSpec,
+    s: BnShape,
+    row_groups: usize,
+    momentum: f32,
+    eps: f32,
+    buffers: &[&wgpu::Buffer],
+) -> Result<Dispatch> {
+    let spec = if s.vec4() { vec4 } else { scalar };
+    let n = row_groups * s.lanes();
+    launch(gpu, spec, s, s.lanes(), n, momentum, eps, buffers)
+}
+
+fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
+    gpu.storage("batchnorm partials", (2 * s.chunks() * s.channels * 4) as u64)
+}
+
+/// Training forward: y = γ·(x − μ)·inv_std + β with batch statistics; writes
+/// save_mean and save_inv_std and updates moving_mean and moving_var (each
+/// run of the returned dispatches is one update). Empty for an empty shape.
+pub fn forward_train(
+    gpu: &Gpu,
+    s: BnShape,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    p: &BnBuffers,
+    momentum: f32,
+    eps: f32,
+) -> Result<Vec<Dispatch>> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    assert_holds("x", x, s.len());
+    assert_holds("y", y, s.len());
+    p.assert_hold(s.channels);
+    let part = scratch(gpu, s)?;
+    let row_groups = s.rows.div_ceil(ROWS_PER_INVOCATION);
+    Ok(vec![
+        row_pass(
+            gpu,
+            &STATS_PARTIAL,
+            &STATS_PARTIAL_VEC4,
+            s,
+            s.chunks(),
+            momentum,
+            eps,
+            &[x, &part],
+        )?,
+        launch(
+            gpu,
+            &STATS_COMBINE,
+            s,
+            s.channels,
+            s.channels,
+            momentum,
+            eps,
+            &[
+                x,
+                &part,
+                p.moving_mean,
+                p.moving_var,
+                p.save_mean,
+                p.save_inv_std,
+            ],
+        )?,
+        row_pass(
+            gpu,
+            &NORMALIZE,
+            &NORMALIZE_VEC4,
+            s,
+            row_groups,
+            momentum,
+            eps,
+            &[x, p.gamma, p.beta, p.save_mean, p.save_inv_std, y],
+        )?,
+    ])
+}
+
+/// Inference: y = γ·(x − moving_mean)/√(moving_var + ε) + β.
+pub fn forward_infer(
+    gpu: &Gpu,
+    s: BnShape,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    p: &BnBuffers,
+    eps: f32,
+) -> Result<Vec<Dispatch>> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    assert_holds("x", x, s.len());
+    assert_holds("y", y, s.len());
+    p.assert_hold(s.channels);
+    Ok(vec![row_pass(
+        gpu,
+        &INFER,
+        &INFER_VEC4,
+        s,
+        s.rows.div_ceil(ROWS_PER_INVOCATION),
+        0.0,
+        eps,
+        &[x, p.gamma, p.beta, p.moving_mean, p.moving_var, y],
+    )?])
+}
+
+/// Training-mode backward from the saved batch statistics:
+/// dβ = Σdy, dγ = Σdy·x̂, dx = γ·inv_std/R·(R·dy − dβ − x̂·dγ), with
+/// x̂ = (x − μ)·inv_std. Overwrites dx, dgamma and dbeta.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    gpu: &Gpu,
+    s: BnShape,
+    x: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    p: &BnBuffers,
+    dx: &wgpu::Buffer,
+    dgamma: &wgpu::Buffer,
+    dbeta: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (what, b) in [("x", x), ("dy", dy), ("dx", dx)] {
+        assert_holds(what, b, s.len());
+    }
+    assert_holds("dgamma", dgamma, s.channels);
+    assert_holds("dbeta", dbeta, s.channels);
+    p.assert_hold(s.channels);
+    let part = scratch(gpu, s)?;
+    Ok(vec![
+        row_pass(
+            gpu,
+            &GRAD_PARTIAL,
+            &GRAD_PARTIAL_VEC4,
+            s,
+            s.chunks(),
+            0.0,
+            0.0,
+            &[x, dy, p.save_mean, &part],
+        )?,
+        launch(
+            gpu,
+            &GRAD_COMBINE,
+            s,
+            s.channels,
+            s.channels,
+            0.0,
+            0.0,
+            &[&part, p.save_inv_std, dgamma, dbeta],
+        )?,
+        row_pass(
+            gpu,
+            &GRAD_INPUT,
+            &GRAD_INPUT_VEC4,
+            s,
+            s.rows.div_ceil(ROWS_PER_INVOCATION),
+            0.0,
+            0.0,
+            &[
+                x,
+                dy,
+                p.gamma,
+                p.save_mean,
+                p.save_inv_std,
+                dgamma,
+                dbeta,
+                dx,
+            ],
+        )?,
+    ])
+}
+
+/// Plain-Rust references, computed in f64 (two-pass statistics) and
+/// rounded once to f32. The `*_f64` twins serve the gradient checks.
+pub mod cpu {
+    use super::BnShape;
+
+    /// What a training step computes per batch.
+    pub struct TrainOut<T> {
+        pub y: Vec<T>,
+        pub mean: Vec<T>,
+        /// Biased batch variance (what the moving variance is updated with).
+        pub var: Vec<T>,
+        pub inv_std: Vec<T>,
+    }
+
+    fn widen(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&a| a as f64).collect()
+    }
+
+    fn narrow(v: Vec<f64>) -> Vec<f32> {
+        v.into_iter().map(|a| a as f32).collect()
+    }
+
+    pub fn forward_train_f64(
+        s: BnShape,
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        eps: f64,
+    ) -> TrainOut<f64> {
+        let (r, c) = (s.rows, s.channels);
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
+        assert_eq!(gamma.len(), c, "batchnorm: gamma length");
+        assert_eq!(beta.len(), c, "batchnorm: beta length");
+        let mut mean = vec![0.0; c];
+        for row in x.chunks(c) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= r as f64);
+        let mut var = vec![0.0; c];
+        for row in x.chunks(c) {
+            for ((v, xv), m) in var.iter_mut().zip(row).zip(&mean) {
+                *v += (xv - m) * (xv - m);
+            }
+        }
+        var.iter_mut().for_each(|v| *v /= r as f64);
+        let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        let mut y = vec![0.0; r * c];
+        for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
+            for j in 0..c {
+                yr[j] = gamma[j] * (xr[j] - mean[j]) * inv_std[j] + beta[j];
+            }
+        }
+        TrainOut {
+            y,
+            mean,
+            var,
+            inv_std,
+        }
+    }
+
+    /// Training forward; updates `moving_mean` and `moving_var` in place.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        s: BnShape,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        moving_mean: &mut [f32],
+        moving_var: &mut [f32],
+        momentum: f32,
+        eps: f32,
+    ) -> TrainOut<f32> {
+        let out = forward_train_f64(s, &widen(x), &widen(gamma), &widen(beta), eps as f64);
+        let m = momentum as f64;
+        for (mm, mu) in moving_mean.iter_mut().zip(&out.mean) {
+            *mm = (*mm as f64 * m + mu * (1.0 - m)) as f32;
+        }
+        for (mv, v) in moving_var.iter_mut().zip(&out.var) {
+            *mv = (*mv as f64 * m + v * (1.0 - m)) as f32;
+        }
+        TrainOut {
+            y: narrow(out.y),
+            mean: narrow(out.mean),
+            var: narrow(out.var),
+            inv_std: narrow(out.inv_std),
+        }
+    }
+
+    pub fn forward_infer(
+        s: BnShape,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        moving_mean: &[f32],
+        moving_var: &[f32],
+        eps: f32,
+    ) -> Vec<f32> {
+        let c = s.channels;
+        assert_eq!(x.len(), s.len(), "batchnorm: x length");
+        let scale: Vec<f64> = (0..c)
+            .map(|j| gamma[j] as f64 / (moving_var[j] as f64 + eps as f64).sqrt())
+            .collect();
+        let mut y = vec![0.0; s.len()];
+        for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
+            for j in 0..c {
+                yr[j] = ((xr[j] as f64 - moving_mean[j] as f64) * scale[j] + beta[j] as f64) as f32;
+            }
+        }
+        y
+    }
+
+    /// (dx, dγ, dβ) in training mode from the saved mean and inv_std.
+    pub fn backward_f64(
+        s: BnShape,
+        x: &[f64],
+        dy: &[f64],
+        gamma: &[f64],
+        mean: &[f64],
+        inv_std: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (r, c) = (s.rows, s.channels);
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
+        assert_eq!(dy.len(), r * c, "batchnorm: dy length");
+        let xhat = |row: usize, j: usize| (x[row * c + j] - mean[j]) * inv_std[j];
+        let mut dgamma = vec![0.0; c];
+        let mut dbeta = vec![0.0; c];
+        for row in 0..r {
+            for j in 0..c {
+                dbeta[j] += dy[row * c + j];
+                dgamma[j] += dy[row * c + j] * xhat(row, j);
+            }
+        }
+        let rf = r as f64;
+        let mut dx = vec![0.0; r * c];
+        for row in 0..r {
+            for j in 0..c {
+                dx[row * c + j] = gamma[j] * inv_std[j] / rf
+                    * (rf * dy[row * c + j] - dbeta[j] - xhat(row, j) * dgamma[j]);
+            }
+        }
+        (dx, dgamma, dbeta)
+    }
+
+    pub fn backward(
+        s: BnShape,
+        x: &[f32],
+        dy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        inv_std: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (dx, dg, db) = backward_f64(
+            s,
+            &widen(x),
+            &widen(dy),
+            &widen(gamma),
+            &widen(mean),
+            &widen(inv_std),
+        );
+        (narrow(dx), narrow(dg), narrow(db))
+    }
+}

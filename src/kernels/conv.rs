@@ -1,0 +1,351 @@
+//! Conv2D (NHWC, Keras semantics) as im2col/col2im around a GEMM
+//! (`shaders/conv.wgsl`). Forward is `cols(x)·W + b`, the weight gradient
+//! `cols(x)ᵀ·dY`, the input gradient `col2im(dY·Wᵀ)`, with W the Keras kernel
+//! [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c]. The GEMM lives in its
+//! own module; `cpu` has a direct (no im2col) reference of the whole layer.
+
+use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::shaders::CONV;
+
+const WG: u32 = 64;
+const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
+
+pub static IM2COL: KernelSpec = KernelSpec {
+    shader: &CONV,
+    entry: "im2col",
+    bindings: BINDINGS,
+};
+pub static IM2COL_VEC4: KernelSpec = KernelSpec {
+    shader: &CONV,
+    entry: "im2col_vec4",
+    bindings: BINDINGS,
+};
+pub static COL2IM: KernelSpec = KernelSpec {
+    shader: &CONV,
+    entry: "col2im",
+    bindings: BINDINGS,
+};
+pub static COL2IM_VEC4: KernelSpec = KernelSpec {
+    shader: &CONV,
+    entry: "col2im_vec4",
+    bindings: BINDINGS,
+};
+
+/// TensorFlow's padding modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// out = ceil(in / stride); the padding total is split with the extra
+    /// pixel at the bottom/right.
+    Same,
+    /// out = floor((in − k) / stride) + 1 (0 when k > in); no padding.
+    Valid,
+}
+
+/// The shape of one Conv2D layer applied to a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: Padding,
+}
+
+impl Conv2dGeom {
+    fn out_dim(&self, input: usize, k: usize) -> usize {
+        match self.padding {
+            Padding::Same => input.div_ceil(self.stride),
+            Padding::Valid if input >= k => (input - k) / self.stride + 1,
+            Padding::Valid => 0,
+        }
+    }
+
+    fn pad_before(&self, input: usize, k: usize) -> usize {
+        let out = self.out_dim(input, k);
+        match self.padding {
+            Padding::Same if out > 0 => ((out - 1) * self.stride + k).saturating_sub(input) / 2,
+            _ => 0,
+        }
+    }
+
+    pub fn out_h(&self) -> usize {
+        self.out_dim(self.in_h, self.kh)
+    }
+
+    pub fn out_w(&self) -> usize {
+        self.out_dim(self.in_w, self.kw)
+    }
+
+    pub fn pad_top(&self) -> usize {
+        self.pad_before(self.in_h, self.kh)
+    }
+
+    pub fn pad_left(&self) -> usize {
+        self.pad_before(self.in_w, self.kw)
+    }
+
+    /// Rows of the im2col matrix: one per output pixel, batch·out_h·out_w.
+    pub fn col_rows(&self) -> usize {
+        self.batch * self.out_h() * self.out_w()
+    }
+
+    /// Columns of the im2col matrix: one per kernel tap and channel, kh·kw·in_c.
+    pub fn col_cols(&self) -> usize {
+        self.kh * self.kw * self.in_c
+    }
+
+    /// Elements of x (NHWC).
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.in_c
+    }
+
+    /// Elements of y (NHWC).
+    pub fn output_len(&self) -> usize {
+        self.col_rows() * self.out_c
+    }
+
+    /// Elements of the kernel [kh, kw, in_c, out_c].
+    pub fn weight_len(&self) -> usize {
+        self.col_cols() * self.out_c
+    }
+
+    /// Zero stride or kernel size is a programmer error, not bad data.
+    fn assert_valid(&self) {
+        assert!(
+            self.stride >= 1 && self.kh >= 1 && self.kw >= 1,
+            "conv2d: stride and kernel size must be ≥ 1: {self:?}"
+        );
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    in_c: u32,
+    out_h: u32,
+    out_w: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad_top: u32,
+    pad_left: u32,
+    n: u32,
+}
+
+fn params(g: &Conv2dGeom, n: usize) -> Params {
+    Params {
+        batch: g.batch as u32,
+        in_h: g.in_h as u32,
+        in_w: g.in_w as u32,
+        in_c: g.in_c as u32,
+        out_h: g.out_h() as u32,
+        out_w: g.out_w() as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride: g.stride as u32,
+        pad_top: g.pad_top() as u32,
+        pad_left: g.pad_left() as u32,
+        n: n as u32,
+    }
+}
+
+fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
+    assert!(
+        buf.size() >= (elems * 4) as u64,
+        "conv2d: {what} holds {} bytes, needs {}",
+        buf.size(),
+        elems * 4
+    );
+}
+
+/// One invocation per element of `dst` (per vec4 when in_c % 4 == 0).
+fn build(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    scalar: &KernelSpec,
+    vec4: &KernelSpec,
+    dst_len: usize,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (spec, n) = if g.in_c % 4 == 0 {
+        (vec4, dst_len / 4)
+    } else {
+        (scalar, dst_len)
+    };
+    let params = gpu.uniform(spec.entry, &params(g, n))?;
+    let workgroups = if n == 0 {
+        [0, 1, 1]
+    } else {
+        grid_1d(n as u64, WG)
+    };
+    gpu.dispatch(
+        spec,
+        &[("WG", WG as f64)],
+        &[
+            params.as_entire_binding(),
+            src.as_entire_binding(),
+            dst.as_entire_binding(),
+        ],
+        workgroups,
+    )
+}
+
+/// cols[row = (b, oy, ox), col = (ky, kx, c)] =
+/// x[b, oy·s − pad_top + ky, ox·s − pad_left + kx, c], or 0 in the padding.
+/// `x` is NHWC; `cols` is [col_rows, col_cols] row-major and fully overwritten.
+pub fn im2col(gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer, cols: &wgpu::Buffer) -> Result<Dispatch> {
+    g.assert_valid();
+    let n = g.col_rows() * g.col_cols();
+    assert_holds("x", x, g.input_len());
+    assert_holds("cols", cols, n);
+    build(gpu, g, &IM2COL, &IM2COL_VEC4, n, x, cols)
+}
+
+/// dx[b, y, x, c] = Σ of dcols[row, col] over the (row, col) that im2col
+/// maps to it; overwrites dx. A gather (each dx element sums its at most
+/// kh·kw contributors in a fixed order), so no atomics and deterministic.
+pub fn col2im(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dcols: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    g.assert_valid();
+    assert_holds("dcols", dcols, g.col_rows() * g.col_cols());
+    assert_holds("dx", dx, g.input_len());
+    build(gpu, g, &COL2IM, &COL2IM_VEC4, g.input_len(), dcols, dx)
+}
+
+/// Plain-Rust references. The whole-layer functions accumulate in f64 and
+/// have f64 twins (`*_f64`) for finite-difference gradient checks.
+pub mod cpu {
+    use super::Conv2dGeom;
+
+    /// Calls `f(x_index, col)` for every in-image tap of output pixel `row`;
+    /// taps in the zero padding are skipped.
+    fn for_taps(g: &Conv2dGeom, row: usize, mut f: impl FnMut(usize, usize)) {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let (ox, oy, b) = (row % ow, (row / ow) % oh, row / (ow * oh));
+        for ky in 0..g.kh {
+            let iy = (oy * g.stride + ky) as isize - g.pad_top() as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                continue;
+            }
+            for kx in 0..g.kw {
+                let ix = (ox * g.stride + kx) as isize - g.pad_left() as isize;
+                if ix < 0 || ix >= g.in_w as isize {
+                    continue;
+                }
+                let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                let col = (ky * g.kw + kx) * g.in_c;
+                for c in 0..g.in_c {
+                    f(base + c, col + c);
+                }
+            }
+        }
+    }
+
+    pub fn im2col(g: &Conv2dGeom, x: &[f32]) -> Vec<f32> {
+        assert_eq!(x.len(), g.input_len(), "im2col: x length");
+        let k = g.col_cols();
+        let mut cols = vec![0.0; g.col_rows() * k];
+        for row in 0..g.col_rows() {
+            for_taps(g, row, |xi, col| cols[row * k + col] = x[xi]);
+        }
+        cols
+    }
+
+    /// Scatter-add of every cols entry back to its pixel, summed in f64.
+    pub fn col2im(g: &Conv2dGeom, dcols: &[f32]) -> Vec<f32> {
+        let k = g.col_cols();
+        assert_eq!(dcols.len(), g.col_rows() * k, "col2im: dcols length");
+        let mut dx = vec![0.0f64; g.input_len()];
+        for row in 0..g.col_rows() {
+            for_taps(g, row, |xi, col| dx[xi] += dcols[row * k + col] as f64);
+        }
+        dx.into_iter().map(|v| v as f32).collect()
+    }
+
+    fn widen(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&a| a as f64).collect()
+    }
+
+    fn narrow(v: Vec<f64>) -> Vec<f32> {
+        v.into_iter().map(|a| a as f32).collect()
+    }
+
+    /// y[b, oy, ox, o] = bias[o] + Σ_{ky,kx,c} x[b, iy, ix, c]·w[ky, kx, c, o]
+    /// directly from the definition. Weights in Keras layout
+    /// [kh, kw, in_c, out_c]; y is NHWC [batch, out_h, out_w, out_c].
+    pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        narrow(conv2d_forward_f64(g, &widen(x), &widen(w), &widen(bias)))
+    }
+
+    /// (dx, dw, db) for upstream gradient dy (NHWC, like y).
+    pub fn conv2d_backward(
+        g: &Conv2dGeom,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (dx, dw, db) = conv2d_backward_f64(g, &widen(x), &widen(w), &widen(dy));
+        (narrow(dx), narrow(dw), narrow(db))
+    }
+
+    pub fn conv2d_forward_f64(g: &Conv2dGeom, x: &[f64], w: &[f64], bias: &[f64]) -> Vec<f64> {
+        assert_eq!(x.len(), g.input_len(), "conv2d_forward: x length");
+        assert_eq!(w.len(), g.weight_len(), "conv2d_forward: w length");
+        assert_eq!(bias.len(), g.out_c, "conv2d_forward: bias length");
+        let oc = g.out_c;
+        let mut y = vec![0.0; g.output_len()];
+        for row in 0..g.col_rows() {
+            let out = &mut y[row * oc..(row + 1) * oc];
+            out.copy_from_slice(bias);
+            for_taps(g, row, |xi, col| {
+                let xv = x[xi];
+                for (o, wv) in out.iter_mut().zip(&w[col * oc..(col + 1) * oc]) {
+                    *o += xv * wv;
+                }
+            });
+        }
+        y
+    }
+
+    pub fn conv2d_backward_f64(
+        g: &Conv2dGeom,
+        x: &[f64],
+        w: &[f64],
+        dy: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        assert_eq!(x.len(), g.input_len(), "conv2d_backward: x length");
+        assert_eq!(w.len(), g.weight_len(), "conv2d_backward: w length");
+        assert_eq!(dy.len(), g.output_len(), "conv2d_backward: dy length");
+        let oc = g.out_c;
+        let mut dx = vec![0.0; x.len()];
+        let mut dw = vec![0.0; w.len()];
+        let mut db = vec![0.0; oc];
+        for row in 0..g.col_rows() {
+            let d = &dy[row * oc..(row + 1) * oc];
+            for (acc, v) in db.iter_mut().zip(d) {
+                *acc += v;
+            }
+            for_taps(g, row, |xi, col| {
+                let wrow = &w[col * oc..(col + 1) * oc];
+                dx[xi] += d.iter().zip(wrow).map(|(a, b)| a * b).sum::<f64>();
+                let xv = x[xi];
+                for (acc, dv) in dw[col * oc..(col + 1) * oc].iter_mut().zip(d) {
+                    *acc += xv * dv;
+                }
+            });
+        }
+        (dx, dw, db)
+    }
+}

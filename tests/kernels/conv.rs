@@ -1,0 +1,262 @@
+use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, Padding};
+use gdl_gpu::util::{Rng, F32_EPS};
+
+use crate::common::*;
+
+#[allow(clippy::too_many_arguments)]
+fn geom(
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    out_c: usize,
+    k: usize,
+    stride: usize,
+    padding: Padding,
+) -> Conv2dGeom {
+    Conv2dGeom {
+        batch,
+        in_h: h,
+        in_w: w,
+        in_c: c,
+        out_c,
+        kh: k,
+        kw: k,
+        stride,
+        padding,
+    }
+}
+
+/// Awkward shapes and every conv of the chapter's models.
+fn cases() -> Vec<Conv2dGeom> {
+    use Padding::*;
+    let mut v = vec![
+        geom(1, 1, 1, 1, 1, 1, 1, Same),
+        geom(1, 1, 1, 1, 1, 1, 1, Valid),
+        geom(2, 1, 1, 4, 3, 1, 1, Same),
+        geom(3, 5, 7, 2, 2, 1, 1, Valid),
+        // Kernel larger than the image: "same" pads on both sides.
+        geom(2, 2, 3, 3, 2, 5, 1, Same),
+        geom(2, 3, 2, 4, 2, 4, 2, Same),
+        // Non-square kernel, stride larger than the kernel.
+        Conv2dGeom {
+            batch: 2,
+            in_h: 9,
+            in_w: 6,
+            in_c: 5,
+            out_c: 3,
+            kh: 2,
+            kw: 3,
+            stride: 3,
+            padding: Same,
+        },
+        // The CNN (batch 32): 32×32×3 k3 s1; 32×32×32 k3 s2; 16×16×32 k3 s1;
+        // 16×16×64 k3 s2 (all "same").
+        geom(32, 32, 32, 3, 32, 3, 1, Same),
+        geom(32, 32, 32, 32, 32, 3, 2, Same),
+        geom(32, 16, 16, 32, 64, 3, 1, Same),
+        geom(32, 16, 16, 64, 64, 3, 2, Same),
+        // The chapter's sketch: 10 filters 4×4 s2, then 20 filters 3×3 s2.
+        geom(32, 32, 32, 3, 10, 4, 2, Same),
+        geom(32, 16, 16, 10, 20, 3, 2, Same),
+    ];
+    // Prime image 7×5, 3 channels (and 4, for the vec4 path), k 3.
+    for c in [3, 4] {
+        for s in [1, 2] {
+            for p in [Same, Valid] {
+                v.push(Conv2dGeom {
+                    batch: 2,
+                    in_h: 7,
+                    in_w: 5,
+                    in_c: c,
+                    out_c: 2,
+                    kh: 3,
+                    kw: 3,
+                    stride: s,
+                    padding: p,
+                });
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn geometry_follows_tensorflow() {
+    // CIFAR CNN: 32×32, 3×3 stride 2 "same" → 16, pad_total 1, top 0 (bottom 1).
+    let g = geom(1, 32, 32, 32, 32, 3, 2, Padding::Same);
+    assert_eq!((g.out_h(), g.out_w(), g.pad_top(), g.pad_left()), (16, 16, 0, 0));
+    // Stride 1 "same" 3×3: pad 1 each side.
+    let g = geom(1, 32, 32, 3, 32, 3, 1, Padding::Same);
+    assert_eq!((g.out_h(), g.pad_top()), (32, 1));
+    // 4×4 stride 2 "same" on 32: out 16, pad_total 2, top 1.
+    let g = geom(1, 32, 32, 3, 10, 4, 2, Padding::Same);
+    assert_eq!((g.out_h(), g.pad_top()), (16, 1));
+    // 5×5 on 2×3 "same": out 2×3, pad_total 4 / 4 → top 2, left 2.
+    let g = geom(1, 2, 3, 1, 1, 5, 1, Padding::Same);
+    assert_eq!((g.out_h(), g.out_w(), g.pad_top(), g.pad_left()), (2, 3, 2, 2));
+    // "valid": floor((7 − 3)/2) + 1 = 3; kernel larger than the image → 0.
+    let g = geom(1, 7, 5, 1, 1, 3, 2, Padding::Valid);
+    assert_eq!((g.out_h(), g.out_w(), g.pad_top()), (3, 2, 0));
+    let g = geom(1, 2, 2, 1, 1, 3, 1, Padding::Valid);
+    assert_eq!((g.out_h(), g.col_rows()), (0, 0));
+    assert_eq!(g.col_cols(), 9);
+}
+
+// im2col only copies: exact.
+#[test]
+fn im2col_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    for g in cases() {
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let n = g.col_rows() * g.col_cols();
+        let xb = upload(&x);
+        let cb = upload(&vec![f32::NAN; n.max(1)]);
+        let d = conv::im2col(gpu, &g, &xb, &cb).unwrap();
+        gpu.run("im2col", &[&d]).unwrap();
+        assert_close(
+            &format!("im2col {g:?}"),
+            &read(&cb, n),
+            &cpu::im2col(&g, &x),
+            0.0,
+            0.0,
+        );
+    }
+}
+
+/// Per-element bound for a sum of at most `terms` values against a reference
+/// rounded once from an exact (f64) sum: recursive f32 summation errs by at
+/// most (terms − 1)·u·Σ|terms|, plus one rounding of the reference itself.
+#[track_caller]
+fn assert_sum_close(case: &str, got: &[f32], want: &[f32], abs_sum: &[f32], terms: usize) {
+    assert_eq!(got.len(), want.len(), "{case}: length");
+    for i in 0..got.len() {
+        let bound = terms as f64 * F32_EPS * abs_sum[i] as f64 * 1.0001;
+        let err = (got[i] as f64 - want[i] as f64).abs();
+        assert!(
+            err <= bound,
+            "{case}: element {i}: got {}, want {}, |diff| {err:.3e} > {bound:.3e}",
+            got[i],
+            want[i]
+        );
+    }
+}
+
+#[test]
+fn col2im_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    for g in cases() {
+        let n = g.col_rows() * g.col_cols();
+        let dcols = rng.vec(n, -1.0, 1.0);
+        let abs: Vec<f32> = dcols.iter().map(|v| v.abs()).collect();
+        let cb = upload(&dcols);
+        let xb = upload(&vec![f32::NAN; g.input_len()]);
+        let d = conv::col2im(gpu, &g, &cb, &xb).unwrap();
+        gpu.run("col2im", &[&d]).unwrap();
+        assert_sum_close(
+            &format!("col2im {g:?}"),
+            &read(&xb, g.input_len()),
+            &cpu::col2im(&g, &dcols),
+            &cpu::col2im(&g, &abs),
+            g.kh * g.kw,
+        );
+    }
+}
+
+/// Naive [m, k]·[k, n] in f64.
+fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for p in 0..k {
+            let av = a[i * k + p] as f64;
+            for j in 0..n {
+                c[i * n + j] += av * b[p * n + j] as f64;
+            }
+        }
+    }
+    c
+}
+
+/// Both sides of the CPU consistency checks sum the same K products in f64
+/// in different orders (each errs by ≤ K·2⁻⁵³·Σ|terms| ≤ K²·2⁻⁵³ with all
+/// |values| ≤ 1) and round once to f32: allow both f64 errors absolutely and
+/// one f32 rounding of each side relatively (2u).
+fn f64_sum_atol(k: usize) -> f64 {
+    2.0 * (k * k) as f64 * 2f64.powi(-53)
+}
+
+#[test]
+fn cpu_forward_equals_im2col_matmul() {
+    let mut rng = Rng::new(13);
+    for g in cases().into_iter().filter(|g| g.input_len() < 200_000) {
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let w = rng.vec(g.weight_len(), -1.0, 1.0);
+        let bias = rng.vec(g.out_c, -1.0, 1.0);
+        let cols = cpu::im2col(&g, &x);
+        let prod = matmul(&cols, &w, g.col_rows(), g.col_cols(), g.out_c);
+        let want: Vec<f32> = prod
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v + bias[i % g.out_c] as f64) as f32)
+            .collect();
+        assert_close(
+            &format!("forward {g:?}"),
+            &cpu::conv2d_forward(&g, &x, &w, &bias),
+            &want,
+            1e-12,
+            2.0 * F32_EPS,
+        );
+    }
+}
+
+#[test]
+fn cpu_backward_dx_equals_col2im_of_dy_wt() {
+    let mut rng = Rng::new(14);
+    for g in cases().into_iter().filter(|g| g.input_len() < 200_000) {
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let w = rng.vec(g.weight_len(), -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let (k, oc) = (g.col_cols(), g.out_c);
+        // W as [k, oc]; Wᵀ as [oc, k].
+        let mut wt = vec![0.0f32; k * oc];
+        for p in 0..k {
+            for o in 0..oc {
+                wt[o * k + p] = w[p * oc + o];
+            }
+        }
+        // dcols rounded to f32 (u relative each), then summed by col2im in
+        // f64 over ≤ kh·kw terms: error ≤ u·Σ|dcols| per element, plus the
+        // final roundings.
+        let dcols: Vec<f32> = matmul(&dy, &wt, g.col_rows(), oc, k)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let abs: Vec<f32> = dcols.iter().map(|v| v.abs()).collect();
+        let abs_sum = cpu::col2im(&g, &abs);
+        let want = cpu::col2im(&g, &dcols);
+        let (dx, dw, db) = cpu::conv2d_backward(&g, &x, &w, &dy);
+        assert_sum_close(&format!("dx {g:?}"), &dx, &want, &abs_sum, 3);
+        // dW = colsᵀ·dY and db = Σ rows of dY, the same way.
+        let cols = cpu::im2col(&g, &x);
+        let mut cols_t = vec![0.0f32; cols.len()];
+        for r in 0..g.col_rows() {
+            for p in 0..k {
+                cols_t[p * g.col_rows() + r] = cols[r * k + p];
+            }
+        }
+        let want_dw: Vec<f32> = matmul(&cols_t, &dy, k, g.col_rows(), oc)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let atol = f64_sum_atol(g.col_rows());
+        assert_close(&format!("dw {g:?}"), &dw, &want_dw, atol, 2.0 * F32_EPS);
+        let ones = vec![1.0f32; g.col_rows()];
+        let want_db: Vec<f32> = matmul(&ones, &dy, 1, g.col_rows(), oc)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        assert_close(&format!("db {g:?}"), &db, &want_db, atol, 2.0 * F32_EPS);
+    }
+}
