@@ -25,9 +25,12 @@ macro_rules! shader {
 }
 
 shader!(ELEMENTWISE, "elementwise");
+shader!(GEMM_TILED, "gemm_tiled");
+shader!(GEMM_REGBLOCK, "gemm_regblock");
+shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
 
 /// Every shader, for validation and listing.
-pub static ALL: &[&Shader] = &[&ELEMENTWISE];
+pub static ALL: &[&Shader] = &[&ELEMENTWISE, &GEMM_TILED, &GEMM_REGBLOCK, &GEMM_SUBGROUP];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.
 pub fn validate(shader: &Shader) -> Result<naga::Module, String> {

@@ -6,3 +6,5 @@
 mod common;
 #[path = "kernels/elementwise.rs"]
 mod elementwise;
+#[path = "kernels/gemm.rs"]
+mod gemm;

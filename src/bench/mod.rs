@@ -3,6 +3,7 @@
 //! `benches/kernels.rs` prints it; the CLI's `bench` reuses it.
 
 pub mod elementwise;
+pub mod gemm;
 
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};
@@ -69,6 +70,7 @@ pub fn measure(
 pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     out.extend(elementwise::run(gpu, quick)?);
+    out.extend(gemm::run(gpu, quick)?);
     Ok(out)
 }
 

@@ -2,3 +2,4 @@
 //! returning a `Dispatch`) and, in `cpu`, the plain-Rust reference.
 
 pub mod elementwise;
+pub mod gemm;
