@@ -34,6 +34,9 @@ shader!(REDUCE, "reduce");
 shader!(GATHER, "gather");
 shader!(CONV, "conv");
 shader!(BATCHNORM, "batchnorm");
+shader!(GEMM_TILED, "gemm_tiled");
+shader!(GEMM_REGBLOCK, "gemm_regblock");
+shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -47,6 +50,9 @@ pub static ALL: &[&Shader] = &[
     &GATHER,
     &CONV,
     &BATCHNORM,
+    &GEMM_TILED,
+    &GEMM_REGBLOCK,
+    &GEMM_SUBGROUP,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.

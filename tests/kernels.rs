@@ -20,3 +20,5 @@ mod softmax_xent;
 mod batchnorm;
 #[path = "kernels/conv.rs"]
 mod conv;
+#[path = "kernels/gemm.rs"]
+mod gemm;

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod misc;
+pub mod gemm;
 
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};
@@ -75,6 +76,7 @@ pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     out.extend(misc::run(gpu, quick)?);
     out.extend(conv::run(gpu, quick)?);
     out.extend(batchnorm::run(gpu, quick)?);
+    out.extend(gemm::run(gpu, quick)?);
     Ok(out)
 }
 

@@ -10,3 +10,4 @@ pub mod gather;
 pub mod reduce;
 pub mod softmax_xent;
 pub mod step;
+pub mod gemm;

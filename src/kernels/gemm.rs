@@ -1,0 +1,408 @@
+//! C = op(A)·op(B) (+ bias) then an activation, or C += op(A)·op(B): the
+//! engine's hot kernel (Dense and im2col Conv2D forward and both gradients).
+//! Three WGSL variants, chosen per adapter:
+//! - `shaders/gemm_tiled.wgsl`: workgroup-memory tiles (real GPUs);
+//! - `shaders/gemm_regblock.wgsl`: 8×8 register blocks, vec4 loads, no
+//!   workgroup memory (CPU adapters: lavapipe, llvmpipe);
+//! - `shaders/gemm_subgroup.wgsl`: register blocks sharing A across an
+//!   8-lane subgroup (lavapipe with subgroups).
+
+use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result};
+use crate::shaders::{GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
+
+/// Applied to each element after the bias add.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Epilogue {
+    None,
+    Relu,
+    LeakyRelu(f32),
+}
+
+impl Epilogue {
+    /// (code, slope) as the shaders read them.
+    fn encode(self) -> (u32, f32) {
+        match self {
+            Epilogue::None => (0, 0.0),
+            Epilogue::Relu => (1, 0.0),
+            Epilogue::LeakyRelu(s) => (2, s),
+        }
+    }
+}
+
+/// C[M×N] = op(A)·op(B). A is stored row-major M×K, or K×M when `trans_a`;
+/// B is stored K×N, or N×K when `trans_b`; C is M×N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GemmShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+impl GemmShape {
+    pub fn new(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
+        GemmShape {
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+        }
+    }
+
+    /// 2·M·N·K: an FMA counts as two.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+
+    /// A's stored contiguous dimension is a multiple of 4 (vec4 loads).
+    fn vec_a(&self) -> bool {
+        (if self.trans_a { self.m } else { self.k }) % 4 == 0
+    }
+
+    fn vec_b(&self) -> bool {
+        (if self.trans_b { self.k } else { self.n }) % 4 == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The best variant available on this adapter (see [`auto_variant`]).
+    Auto,
+    Tiled,
+    RegisterBlocked,
+    Subgroup,
+}
+
+/// The concrete variants, for tests and benchmarks.
+pub const VARIANTS: [Variant; 3] = [Variant::Tiled, Variant::RegisterBlocked, Variant::Subgroup];
+
+/// Whether `variant` can run on this device. The subgroup kernel assumes
+/// exactly 8 lanes per subgroup (its broadcasts name lanes 0..7).
+pub fn variant_available(gpu: &Gpu, variant: Variant) -> bool {
+    match variant {
+        Variant::Subgroup => {
+            gpu.caps.subgroups
+                && gpu.info.subgroup_min_size == SUBGROUP_LANES
+                && gpu.info.subgroup_max_size == SUBGROUP_LANES
+        }
+        _ => true,
+    }
+}
+
+/// Subgroup kernel on 8-lane software adapters, register blocking on other
+/// software adapters, workgroup tiles on real GPUs.
+pub fn auto_variant(gpu: &Gpu) -> Variant {
+    if gpu.is_software() {
+        if variant_available(gpu, Variant::Subgroup) {
+            Variant::Subgroup
+        } else {
+            Variant::RegisterBlocked
+        }
+    } else {
+        Variant::Tiled
+    }
+}
+
+const SUBGROUP_LANES: u32 = 8;
+/// Invocations per workgroup of the register-blocked and subgroup kernels:
+/// 64 leaves enough workgroups for two CPU threads even at M = 32.
+const WG: u32 = 64;
+/// Tiled kernel: 16×16 invocations, 4×4 outputs each, 64×64×16 tiles.
+const TILE_WG: u32 = 16;
+const TILE_BK: u32 = 16;
+const TILE_T: u32 = 4;
+
+const BINDINGS: &[Binding] = &[
+    Binding::Uniform,
+    Binding::Storage,
+    Binding::Storage,
+    Binding::Storage,
+    Binding::StorageRw,
+];
+
+pub static TILED: KernelSpec = KernelSpec {
+    shader: &GEMM_TILED,
+    entry: "gemm_tiled",
+    bindings: BINDINGS,
+};
+pub static REGISTER_BLOCKED: KernelSpec = KernelSpec {
+    shader: &GEMM_REGBLOCK,
+    entry: "gemm_regblock",
+    bindings: BINDINGS,
+};
+pub static SUBGROUP: KernelSpec = KernelSpec {
+    shader: &GEMM_SUBGROUP,
+    entry: "gemm_subgroup",
+    bindings: BINDINGS,
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    /// bit 0: bias; bit 1: accumulate.
+    flags: u32,
+    epilogue: u32,
+    slope: f32,
+    _pad: [u32; 2],
+}
+
+/// C = op(A)·op(B) (+ bias[N] per row) then `epilogue`; with `accumulate`,
+/// C += op(A)·op(B) (no bias, no epilogue). Buffers are bound whole from
+/// offset 0. Returns the dispatches to record, in order.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    gpu: &Gpu,
+    shape: GemmShape,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    c: &wgpu::Buffer,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    gemm_variant(
+        gpu,
+        Variant::Auto,
+        shape,
+        a,
+        b,
+        bias,
+        c,
+        epilogue,
+        accumulate,
+    )
+}
+
+/// [`gemm`] with an explicit kernel variant. A variant the device lacks
+/// (see [`variant_available`]) is `GpuError::MissingFeature`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_variant(
+    gpu: &Gpu,
+    variant: Variant,
+    shape: GemmShape,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    c: &wgpu::Buffer,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let GemmShape { m, n, k, .. } = shape;
+    assert!(m >= 1 && n >= 1 && k >= 1, "gemm: empty shape {shape:?}");
+    assert!(
+        !accumulate || (bias.is_none() && epilogue == Epilogue::None),
+        "gemm: accumulate takes no bias and no epilogue"
+    );
+    let need = |buf: &wgpu::Buffer, elems: usize, what: &str| {
+        assert!(
+            buf.size() >= (elems * 4) as u64,
+            "gemm {shape:?}: {what} holds {} bytes, needs {}",
+            buf.size(),
+            elems * 4
+        );
+    };
+    need(a, m * k, "A");
+    need(b, k * n, "B");
+    need(c, m * n, "C");
+    if let Some(bias) = bias {
+        need(bias, n, "bias");
+    }
+
+    let variant = match variant {
+        Variant::Auto => auto_variant(gpu),
+        v => v,
+    };
+    if !variant_available(gpu, variant) {
+        return Err(GpuError::MissingFeature {
+            kernel: format!("gemm {variant:?}"),
+            feature: "subgroups of 8 lanes",
+        });
+    }
+
+    let (code, slope) = epilogue.encode();
+    let params = gpu.uniform(
+        "gemm params",
+        &Params {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+            epilogue: code,
+            slope,
+            _pad: [0; 2],
+        },
+    )?;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let trans = [
+        ("TRANS_A", flag(shape.trans_a)),
+        ("TRANS_B", flag(shape.trans_b)),
+    ];
+    let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match variant {
+        Variant::Tiled => {
+            let bm = (TILE_WG * TILE_T) as usize;
+            let tiles = m.div_ceil(bm) * n.div_ceil(bm);
+            let mut c = trans.to_vec();
+            c.extend([
+                ("WG_X", TILE_WG as f64),
+                ("WG_Y", TILE_WG as f64),
+                ("BK", TILE_BK as f64),
+            ]);
+            (&TILED, c, grid_1d(tiles as u64, 1))
+        }
+        Variant::RegisterBlocked | Variant::Subgroup => {
+            let vec = [
+                ("VEC_A", flag(shape.vec_a())),
+                ("VEC_B", flag(shape.vec_b())),
+                ("WG", WG as f64),
+            ];
+            let mut c = trans.to_vec();
+            c.extend(vec);
+            if variant == Variant::Subgroup {
+                // One subgroup of 8 invocations per 8×32 block.
+                let blocks = m.div_ceil(8) * n.div_ceil(32);
+                (&SUBGROUP, c, grid_1d(blocks as u64 * 8, WG))
+            } else {
+                // One invocation per 8×8 block.
+                let blocks = m.div_ceil(8) * n.div_ceil(8);
+                (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
+            }
+        }
+        Variant::Auto => unreachable!("resolved above"),
+    };
+    // Without a bias, A stands in for binding 3 (read-only, never read).
+    let bias = bias.unwrap_or(a);
+    let d = gpu.dispatch(
+        spec,
+        &constants,
+        &[
+            params.as_entire_binding(),
+            a.as_entire_binding(),
+            b.as_entire_binding(),
+            bias.as_entire_binding(),
+            c.as_entire_binding(),
+        ],
+        workgroups,
+    )?;
+    Ok(vec![d])
+}
+
+pub mod cpu {
+    use super::{Epilogue, GemmShape};
+
+    fn check(shape: GemmShape, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &[f32], acc: bool) {
+        let GemmShape { m, n, k, .. } = shape;
+        assert_eq!(a.len(), m * k, "gemm: A length");
+        assert_eq!(b.len(), k * n, "gemm: B length");
+        assert_eq!(c.len(), m * n, "gemm: C length");
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), n, "gemm: bias length");
+        }
+        assert!(!acc || bias.is_none(), "gemm: accumulate takes no bias");
+    }
+
+    /// Row/column strides of op(A) (M×K) and op(B) (K×N) in their storage.
+    fn strides(shape: GemmShape) -> ([usize; 2], [usize; 2]) {
+        let GemmShape { m, n, k, .. } = shape;
+        let sa = if shape.trans_a { [1, m] } else { [k, 1] };
+        let sb = if shape.trans_b { [1, k] } else { [n, 1] };
+        (sa, sb)
+    }
+
+    fn finish(v: f32, epilogue: Epilogue) -> f32 {
+        match epilogue {
+            Epilogue::None => v,
+            Epilogue::Relu => v.max(0.0),
+            Epilogue::LeakyRelu(s) => {
+                if v > 0.0 {
+                    v
+                } else {
+                    v * s
+                }
+            }
+        }
+    }
+
+    fn epilogue_pass(n: usize, bias: Option<&[f32]>, c: &mut [f32], epilogue: Epilogue) {
+        for row in c.chunks_exact_mut(n) {
+            for (j, v) in row.iter_mut().enumerate() {
+                let x = *v + bias.map_or(0.0, |b| b[j]);
+                *v = finish(x, epilogue);
+            }
+        }
+    }
+
+    /// The reference: `matrixmultiply`'s SGEMM (which takes any strides, so
+    /// every transpose is free), then bias and epilogue.
+    pub fn gemm(
+        shape: GemmShape,
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        epilogue: Epilogue,
+        accumulate: bool,
+    ) {
+        check(shape, a, b, bias, c, accumulate);
+        assert!(!accumulate || epilogue == Epilogue::None);
+        let GemmShape { m, n, k, .. } = shape;
+        let (sa, sb) = strides(shape);
+        // SAFETY: the lengths were checked above, and the strides address
+        // exactly the row-major layouts those lengths describe.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                sa[0] as isize,
+                sa[1] as isize,
+                b.as_ptr(),
+                sb[0] as isize,
+                sb[1] as isize,
+                if accumulate { 1.0 } else { 0.0 },
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        if !accumulate {
+            epilogue_pass(n, bias, c, epilogue);
+        }
+    }
+
+    /// The obviously-correct triple loop, accumulating in f64 (one rounding
+    /// per output), to validate [`gemm`] on small shapes.
+    pub fn gemm_naive(
+        shape: GemmShape,
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        epilogue: Epilogue,
+        accumulate: bool,
+    ) {
+        check(shape, a, b, bias, c, accumulate);
+        assert!(!accumulate || epilogue == Epilogue::None);
+        let GemmShape { m, n, k, .. } = shape;
+        let (sa, sb) = strides(shape);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = if accumulate { c[i * n + j] as f64 } else { 0.0 };
+                for p in 0..k {
+                    s += a[i * sa[0] + p * sa[1]] as f64 * b[p * sb[0] + j * sb[1]] as f64;
+                }
+                if !accumulate {
+                    s += bias.map_or(0.0, |b| b[j] as f64);
+                }
+                let v = s as f32;
+                c[i * n + j] = if accumulate { v } else { finish(v, epilogue) };
+            }
+        }
+    }
+}

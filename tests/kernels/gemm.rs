@@ -1,0 +1,305 @@
+use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmShape, Variant};
+use gdl_gpu::util::{Rng, F32_EPS};
+
+use crate::common::*;
+
+/// One configuration of the optional parts.
+#[derive(Clone, Copy, Debug)]
+struct Opts {
+    bias: bool,
+    epilogue: Epilogue,
+    accumulate: bool,
+}
+
+const PLAIN: Opts = Opts {
+    bias: false,
+    epilogue: Epilogue::None,
+    accumulate: false,
+};
+const ALL_OPTS: [Opts; 5] = [
+    PLAIN,
+    Opts {
+        bias: true,
+        epilogue: Epilogue::None,
+        accumulate: false,
+    },
+    Opts {
+        bias: true,
+        epilogue: Epilogue::Relu,
+        accumulate: false,
+    },
+    Opts {
+        bias: false,
+        epilogue: Epilogue::LeakyRelu(0.2),
+        accumulate: false,
+    },
+    Opts {
+        bias: false,
+        epilogue: Epilogue::None,
+        accumulate: true,
+    },
+];
+
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
+
+fn variants() -> Vec<Variant> {
+    let gpu = gpu();
+    let mut v: Vec<Variant> = gemm::VARIANTS
+        .into_iter()
+        .filter(|&v| gemm::variant_available(gpu, v))
+        .collect();
+    v.push(Variant::Auto);
+    v
+}
+
+/// Checks `got` against `want` elementwise with the worst-case bound of
+/// recursive summation: computing Σ_p a_ip·b_pj (+ c_ij + bias_j) in f32
+/// errs by at most γ_(K+2)·S_ij ≈ (K+2)·u·S_ij, S = |A|·|B| + |C₀| + |bias|,
+/// u = 2⁻²⁴, whatever the summation order (blocked, FMA or not). GPU and
+/// reference each carry that error, hence 2·(K+2)·u·S. The epilogues are
+/// 1-Lipschitz (slope ≤ 1), so they do not enlarge it.
+#[track_caller]
+fn assert_within_gemm_bound(case: &str, k: usize, got: &[f32], want: &[f32], s: &[f32]) {
+    let rel = 2.0 * (k as f64 + 2.0) * F32_EPS;
+    for i in 0..got.len() {
+        let err = (got[i] as f64 - want[i] as f64).abs();
+        // 1e-30 absorbs subnormal noise when S is exactly 0.
+        let bound = rel * s[i] as f64 * (1.0 + 1e-6) + 1e-30;
+        assert!(
+            err <= bound,
+            "{case}: element {i}: got {}, want {}, |diff| {err:.3e} > bound {bound:.3e}",
+            got[i],
+            want[i]
+        );
+    }
+}
+
+/// Test data: uniform in [-1, 1], or on the grid {-1, -0.75, …, 1}.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Data {
+    Uniform,
+    /// Products are multiples of 1/16 and every partial sum of the shapes
+    /// tested stays below 2¹³ in magnitude, so all of them are exact in f32
+    /// (2¹³·16 < 2²⁴) in any order: GPU and reference must agree bit for bit
+    /// (the LeakyReLU multiply rounds identically on both). This catches a
+    /// single wrong term that the worst-case bound would hide at large K.
+    Grid,
+}
+
+fn data(rng: &mut Rng, kind: Data, n: usize) -> Vec<f32> {
+    match kind {
+        Data::Uniform => rng.vec(n, -1.0, 1.0),
+        Data::Grid => (0..n).map(|_| (rng.below(9) as f32 - 4.0) * 0.25).collect(),
+    }
+}
+
+fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind: Data) {
+    let gpu = gpu();
+    let GemmShape { m, n, k, .. } = shape;
+    let a = data(rng, kind, m * k);
+    let b = data(rng, kind, k * n);
+    let bias = opts.bias.then(|| data(rng, kind, n));
+    // Accumulate into nonzero C; otherwise start from garbage to prove it
+    // is overwritten.
+    let c0 = if opts.accumulate {
+        data(rng, kind, m * n)
+    } else {
+        vec![f32::NAN; m * n]
+    };
+
+    let ab = upload(&a);
+    let bb = upload(&b);
+    let biasb = bias.as_ref().map(|v| upload(v));
+    let cb = upload(&c0);
+    let ds = gemm::gemm_variant(
+        gpu,
+        variant,
+        shape,
+        &ab,
+        &bb,
+        biasb.as_ref(),
+        &cb,
+        opts.epilogue,
+        opts.accumulate,
+    )
+    .unwrap();
+    gpu.run("gemm test", &ds.iter().collect::<Vec<_>>())
+        .unwrap();
+    let got = read(&cb, m * n);
+
+    let mut want = c0.clone();
+    cpu::gemm(
+        shape,
+        &a,
+        &b,
+        bias.as_deref(),
+        &mut want,
+        opts.epilogue,
+        opts.accumulate,
+    );
+
+    let case = format!("{variant:?} {shape:?} {opts:?} {kind:?}");
+    if kind == Data::Grid {
+        assert_close(&case, &got, &want, 0.0, 0.0);
+        return;
+    }
+    // S = |A|·|B| + |C₀| + |bias|, computed by the reference on |values|.
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let mut s = if opts.accumulate {
+        abs(&c0)
+    } else {
+        vec![0.0; m * n]
+    };
+    let abias = bias.as_deref().map(abs);
+    cpu::gemm(
+        shape,
+        &abs(&a),
+        &abs(&b),
+        abias.as_deref(),
+        &mut s,
+        Epilogue::None,
+        false,
+    );
+    if opts.accumulate {
+        for (si, ci) in s.iter_mut().zip(&c0) {
+            *si += ci.abs();
+        }
+    }
+    assert_within_gemm_bound(&case, k, &got, &want, &s);
+}
+
+fn shape(m: usize, n: usize, k: usize, (ta, tb): (bool, bool)) -> GemmShape {
+    GemmShape::new(m, n, k, ta, tb)
+}
+
+/// Small and awkward shapes: 1, primes, not multiples of 4, 8 or the 64-wide
+/// tile, M and N ≡ 4 (mod 8) (half-blocks on the vec4 paths); every variant,
+/// transpose, epilogue, bias and accumulate.
+#[test]
+fn gemm_awkward_shapes_all_options() {
+    let mut rng = Rng::new(11);
+    let dims = [
+        (1, 1, 1),
+        (7, 13, 5),
+        (31, 17, 29),
+        (65, 67, 33),
+        (36, 44, 12),
+        (4, 36, 8),
+        (3, 2, 64),
+    ];
+    for variant in variants() {
+        for &(m, n, k) in &dims {
+            for t in TRANSPOSES {
+                for opts in ALL_OPTS {
+                    run_case(&mut rng, variant, shape(m, n, k, t), opts, Data::Uniform);
+                }
+            }
+        }
+    }
+}
+
+/// The models' real shapes, in the layouts training uses them (forward NN
+/// with bias and activation, input gradient NT, weight gradient TN
+/// accumulated), and every layout once with a plain product.
+#[test]
+fn gemm_model_shapes() {
+    let mut rng = Rng::new(12);
+    let fwd = Opts {
+        bias: true,
+        epilogue: Epilogue::LeakyRelu(0.2),
+        accumulate: false,
+    };
+    let acc = Opts {
+        bias: false,
+        epilogue: Epilogue::None,
+        accumulate: true,
+    };
+    let nn = (false, false);
+    let nt = (false, true);
+    let tn = (true, false);
+    let mut cases = Vec::new();
+    // Dense layers 3072→200→150→10 at batch 32: forward, dX, dW.
+    for &(i, o) in &[(3072, 200), (200, 150), (150, 10)] {
+        cases.push((shape(32, o, i, nn), fwd));
+        cases.push((shape(32, i, o, nt), PLAIN));
+        cases.push((shape(i, o, 32, tn), acc));
+    }
+    // im2col conv, 3×3×32 → 32 channels over batch 32 of 16×16 maps.
+    let (cm, cn, ck) = (32 * 16 * 16, 32, 3 * 3 * 32);
+    cases.push((shape(cm, cn, ck, nn), fwd));
+    cases.push((shape(cm, ck, cn, nt), PLAIN));
+    cases.push((shape(ck, cn, cm, tn), acc));
+    for t in TRANSPOSES {
+        cases.push((shape(32, 200, 3072, t), PLAIN));
+    }
+    for variant in variants() {
+        for &(s, opts) in &cases {
+            run_case(&mut rng, variant, s, opts, Data::Grid);
+            run_case(&mut rng, variant, s, opts, Data::Uniform);
+        }
+    }
+}
+
+/// The fast reference against the f64 triple loop, on small shapes in every
+/// layout and option (`matrixmultiply` is trusted for speed, not blindly).
+#[test]
+fn cpu_reference_matches_naive() {
+    let mut rng = Rng::new(13);
+    for &(m, n, k) in &[(1, 1, 1), (7, 13, 5), (31, 17, 29), (65, 67, 33)] {
+        for t in TRANSPOSES {
+            for opts in ALL_OPTS {
+                let s = shape(m, n, k, t);
+                let a = rng.vec(m * k, -1.0, 1.0);
+                let b = rng.vec(k * n, -1.0, 1.0);
+                let bias = opts.bias.then(|| rng.vec(n, -1.0, 1.0));
+                let c0 = rng.vec(m * n, -1.0, 1.0);
+                let mut fast = c0.clone();
+                let mut naive = c0.clone();
+                cpu::gemm(
+                    s,
+                    &a,
+                    &b,
+                    bias.as_deref(),
+                    &mut fast,
+                    opts.epilogue,
+                    opts.accumulate,
+                );
+                cpu::gemm_naive(
+                    s,
+                    &a,
+                    &b,
+                    bias.as_deref(),
+                    &mut naive,
+                    opts.epilogue,
+                    opts.accumulate,
+                );
+                // Naive is exact up to one rounding; fast errs by at most
+                // (K+2)·u·S with S ≤ K + 2 for entries in [-1, 1].
+                let tol = (k as f64 + 2.0) * (k as f64 + 2.0) * F32_EPS + F32_EPS;
+                assert_close(&format!("{s:?} {opts:?}"), &fast, &naive, tol, 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn unavailable_variant_is_an_error() {
+    let gpu = gpu();
+    if gemm::variant_available(gpu, Variant::Subgroup) {
+        return;
+    }
+    let a = zeros(4);
+    let c = zeros(1);
+    let r = gemm::gemm_variant(
+        gpu,
+        Variant::Subgroup,
+        shape(1, 1, 4, (false, false)),
+        &a,
+        &a,
+        None,
+        &c,
+        Epilogue::None,
+        false,
+    );
+    assert!(matches!(r, Err(gdl_gpu::GpuError::MissingFeature { .. })));
+}
