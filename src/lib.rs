@@ -5,8 +5,11 @@
 pub mod bench;
 pub mod data;
 pub mod gpu;
+pub mod graph;
 pub mod kernels;
+pub mod models;
 pub mod shaders;
+pub mod train;
 pub mod util;
 
 pub use gpu::{Gpu, GpuError};

@@ -4,21 +4,21 @@
 
 #[path = "kernels/adam.rs"]
 mod adam;
+#[path = "kernels/batchnorm.rs"]
+mod batchnorm;
 #[path = "kernels/common.rs"]
 mod common;
+#[path = "kernels/conv.rs"]
+mod conv;
 #[path = "kernels/dropout.rs"]
 mod dropout;
 #[path = "kernels/elementwise.rs"]
 mod elementwise;
 #[path = "kernels/gather.rs"]
 mod gather;
+#[path = "kernels/gemm.rs"]
+mod gemm;
 #[path = "kernels/reduce.rs"]
 mod reduce;
 #[path = "kernels/softmax_xent.rs"]
 mod softmax_xent;
-#[path = "kernels/batchnorm.rs"]
-mod batchnorm;
-#[path = "kernels/conv.rs"]
-mod conv;
-#[path = "kernels/gemm.rs"]
-mod gemm;

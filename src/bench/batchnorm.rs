@@ -31,12 +31,12 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
         let dg = gpu.storage("bench dgamma", c)?;
         let db = gpu.storage("bench dbeta", c)?;
         let p = BnBuffers {
-            gamma: &gamma,
-            beta: &beta,
-            moving_mean: &mm,
-            moving_var: &mv,
-            save_mean: &mean,
-            save_inv_std: &inv,
+            gamma: (&gamma).into(),
+            beta: (&beta).into(),
+            moving_mean: (&mm).into(),
+            moving_var: (&mv).into(),
+            save_mean: (&mean).into(),
+            save_inv_std: (&inv).into(),
         };
         let f = batchnorm::forward_train(gpu, s, &x, &y, &p, MOMENTUM, EPSILON)?;
         let refs: Vec<_> = f.iter().collect();

@@ -35,7 +35,7 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
             let bias = gpu.storage("bench bias", (n * 4) as u64)?;
             let c = gpu.storage("bench c", (m * n * 4) as u64)?;
             let (bias, epi) = if act {
-                (Some(&bias), Epilogue::LeakyRelu(0.2))
+                (Some((&bias).into()), Epilogue::LeakyRelu(0.2))
             } else {
                 (None, Epilogue::None)
             };

@@ -5,8 +5,8 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
-pub mod misc;
 pub mod gemm;
+pub mod misc;
 
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};

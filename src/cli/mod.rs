@@ -39,16 +39,7 @@ pub enum Command {
     Info(info::InfoArgs),
 }
 
-/// The models of chapter 2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModelKind {
-    /// Dense MLP 3072→200→150→10
-    Mlp,
-    /// Plain convolutional network (Conv2D layers, no BatchNorm)
-    Conv,
-    /// CNN of Conv2D/BatchNorm/LeakyReLU blocks with dropout
-    Cnn,
-}
+pub use gdl_gpu::models::ModelKind;
 
 /// Where the training ops run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -99,4 +90,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 /// The error of subcommands the CLI frame already parses but does not run yet.
 pub(crate) fn not_implemented(command: &str) -> anyhow::Error {
     anyhow::anyhow!("`gdl-gpu {command}` is not implemented yet")
+}
+
+/// Opens the adapter named on the command line (or chosen by the environment).
+pub(crate) fn open_gpu(adapter: Option<&str>) -> anyhow::Result<gdl_gpu::Gpu> {
+    let opts = gdl_gpu::gpu::GpuOptions {
+        adapter: gdl_gpu::gpu::AdapterChoice::from_name(adapter),
+        ..Default::default()
+    };
+    Ok(gdl_gpu::Gpu::with_options(&opts)?)
 }

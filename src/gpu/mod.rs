@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod error;
 pub mod pipelines;
 pub mod timing;
+pub mod view;
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ pub use adapter::AdapterChoice;
 pub use dispatch::{grid_1d, Dispatch};
 pub use error::{GpuError, Result};
 pub use pipelines::{Binding, KernelSpec};
+pub use view::{Bind, View};
 
 /// Optional features gdl-gpu uses when the adapter has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

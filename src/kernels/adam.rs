@@ -3,7 +3,7 @@
 //! one dispatch over `n` elements updates the whole model.
 
 use crate::gpu::buffers::padded;
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::ADAM;
 
 const WG: u32 = 64;
@@ -81,17 +81,22 @@ impl AdamConfig {
 /// holding an `AdamUniform`, rewritten every step; params, m and v are
 /// updated in place. Every buffer must hold `n` f32s rounded up to 16 bytes
 /// (the `Gpu` allocators pad so).
-pub fn update(
+pub fn update<'b>(
     gpu: &Gpu,
     n: usize,
-    hyper: &wgpu::Buffer,
-    params: &wgpu::Buffer,
-    grads: &wgpu::Buffer,
-    m: &wgpu::Buffer,
-    v: &wgpu::Buffer,
+    hyper: impl Bind<'b>,
+    params: impl Bind<'b>,
+    grads: impl Bind<'b>,
+    m: impl Bind<'b>,
+    v: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let need = padded(n as u64 * 4);
-    for (name, b) in [("params", params), ("grads", grads), ("m", m), ("v", v)] {
+    for (name, b) in [
+        ("params", params.view()),
+        ("grads", grads.view()),
+        ("m", m.view()),
+        ("v", v.view()),
+    ] {
         assert!(
             b.size() >= need,
             "adam: {name} holds {} bytes, needs {need}",

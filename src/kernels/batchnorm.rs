@@ -11,7 +11,7 @@
 //! `CHUNK_ROWS` rows, then one combine per channel) through a scratch buffer
 //! allocated when the dispatches are built.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::BATCHNORM;
 
 /// Keras's default momentum for the moving statistics.
@@ -51,7 +51,11 @@ spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W]);
 spec!(GRAD_PARTIAL_VEC4, "grad_partial_vec4", &[U, R, R, R, W]);
 spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W]);
 spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, R, R, R, R, W]);
-spec!(GRAD_INPUT_VEC4, "grad_input_vec4", &[U, R, R, R, R, R, R, R, W]);
+spec!(
+    GRAD_INPUT_VEC4,
+    "grad_input_vec4",
+    &[U, R, R, R, R, R, R, R, W]
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnShape {
@@ -89,14 +93,14 @@ impl BnShape {
 
 /// The layer's per-channel parameters and state, each `channels` floats.
 pub struct BnBuffers<'a> {
-    pub gamma: &'a wgpu::Buffer,
-    pub beta: &'a wgpu::Buffer,
-    pub moving_mean: &'a wgpu::Buffer,
-    pub moving_var: &'a wgpu::Buffer,
+    pub gamma: View<'a>,
+    pub beta: View<'a>,
+    pub moving_mean: View<'a>,
+    pub moving_var: View<'a>,
     /// Batch mean, written by `forward_train`, read by `backward`.
-    pub save_mean: &'a wgpu::Buffer,
+    pub save_mean: View<'a>,
     /// 1/√(σ² + ε) of the batch, written by `forward_train`, read by `backward`.
-    pub save_inv_std: &'a wgpu::Buffer,
+    pub save_inv_std: View<'a>,
 }
 
 impl BnBuffers<'_> {
@@ -114,7 +118,7 @@ impl BnBuffers<'_> {
     }
 }
 
-fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
+fn assert_holds<'b>(what: &str, buf: impl Bind<'b>, elems: usize) {
     assert!(
         buf.size() >= (elems * 4) as u64,
         "batchnorm: {what} holds {} bytes, needs {}",
@@ -136,6 +140,7 @@ struct Params {
     eps: f32,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     spec: &KernelSpec,
@@ -144,7 +149,7 @@ fn launch(
     n: usize,
     momentum: f32,
     eps: f32,
-    buffers: &[&wgpu::Buffer],
+    buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let params = gpu.uniform(
         spec.entry,
@@ -179,7 +184,7 @@ fn row_pass(
     row_groups: usize,
     momentum: f32,
     eps: f32,
-    buffers: &[&wgpu::Buffer],
+    buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let spec = if s.vec4() { vec4 } else { scalar };
     let n = row_groups * s.lanes();
@@ -187,17 +192,20 @@ fn row_pass(
 }
 
 fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
-    gpu.storage("batchnorm partials", (2 * s.chunks() * s.channels * 4) as u64)
+    gpu.storage(
+        "batchnorm partials",
+        (2 * s.chunks() * s.channels * 4) as u64,
+    )
 }
 
 /// Training forward: y = γ·(x − μ)·inv_std + β with batch statistics; writes
 /// save_mean and save_inv_std and updates moving_mean and moving_var (each
 /// run of the returned dispatches is one update). Empty for an empty shape.
-pub fn forward_train(
+pub fn forward_train<'b>(
     gpu: &Gpu,
     s: BnShape,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    y: impl Bind<'b>,
     p: &BnBuffers,
     momentum: f32,
     eps: f32,
@@ -219,7 +227,7 @@ pub fn forward_train(
             s.chunks(),
             momentum,
             eps,
-            &[x, &part],
+            &[x.view(), (&part).view()],
         )?,
         launch(
             gpu,
@@ -230,12 +238,12 @@ pub fn forward_train(
             momentum,
             eps,
             &[
-                x,
-                &part,
-                p.moving_mean,
-                p.moving_var,
-                p.save_mean,
-                p.save_inv_std,
+                x.view(),
+                (&part).view(),
+                p.moving_mean.view(),
+                p.moving_var.view(),
+                p.save_mean.view(),
+                p.save_inv_std.view(),
             ],
         )?,
         row_pass(
@@ -246,17 +254,24 @@ pub fn forward_train(
             row_groups,
             momentum,
             eps,
-            &[x, p.gamma, p.beta, p.save_mean, p.save_inv_std, y],
+            &[
+                x.view(),
+                p.gamma.view(),
+                p.beta.view(),
+                p.save_mean.view(),
+                p.save_inv_std.view(),
+                y.view(),
+            ],
         )?,
     ])
 }
 
 /// Inference: y = γ·(x − moving_mean)/√(moving_var + ε) + β.
-pub fn forward_infer(
+pub fn forward_infer<'b>(
     gpu: &Gpu,
     s: BnShape,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    y: impl Bind<'b>,
     p: &BnBuffers,
     eps: f32,
 ) -> Result<Vec<Dispatch>> {
@@ -274,7 +289,14 @@ pub fn forward_infer(
         s.rows.div_ceil(ROWS_PER_INVOCATION),
         0.0,
         eps,
-        &[x, p.gamma, p.beta, p.moving_mean, p.moving_var, y],
+        &[
+            x.view(),
+            p.gamma.view(),
+            p.beta.view(),
+            p.moving_mean.view(),
+            p.moving_var.view(),
+            y.view(),
+        ],
     )?])
 }
 
@@ -282,20 +304,20 @@ pub fn forward_infer(
 /// dβ = Σdy, dγ = Σdy·x̂, dx = γ·inv_std/R·(R·dy − dβ − x̂·dγ), with
 /// x̂ = (x − μ)·inv_std. Overwrites dx, dgamma and dbeta.
 #[allow(clippy::too_many_arguments)]
-pub fn backward(
+pub fn backward<'b>(
     gpu: &Gpu,
     s: BnShape,
-    x: &wgpu::Buffer,
-    dy: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    dy: impl Bind<'b>,
     p: &BnBuffers,
-    dx: &wgpu::Buffer,
-    dgamma: &wgpu::Buffer,
-    dbeta: &wgpu::Buffer,
+    dx: impl Bind<'b>,
+    dgamma: impl Bind<'b>,
+    dbeta: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    for (what, b) in [("x", x), ("dy", dy), ("dx", dx)] {
+    for (what, b) in [("x", x.view()), ("dy", dy.view()), ("dx", dx.view())] {
         assert_holds(what, b, s.len());
     }
     assert_holds("dgamma", dgamma, s.channels);
@@ -311,7 +333,7 @@ pub fn backward(
             s.chunks(),
             0.0,
             0.0,
-            &[x, dy, p.save_mean, &part],
+            &[x.view(), dy.view(), p.save_mean.view(), (&part).view()],
         )?,
         launch(
             gpu,
@@ -321,7 +343,12 @@ pub fn backward(
             s.channels,
             0.0,
             0.0,
-            &[&part, p.save_inv_std, dgamma, dbeta],
+            &[
+                (&part).view(),
+                p.save_inv_std.view(),
+                dgamma.view(),
+                dbeta.view(),
+            ],
         )?,
         row_pass(
             gpu,
@@ -332,14 +359,14 @@ pub fn backward(
             0.0,
             0.0,
             &[
-                x,
-                dy,
-                p.gamma,
-                p.save_mean,
-                p.save_inv_std,
-                dgamma,
-                dbeta,
-                dx,
+                x.view(),
+                dy.view(),
+                p.gamma.view(),
+                p.save_mean.view(),
+                p.save_inv_std.view(),
+                dgamma.view(),
+                dbeta.view(),
+                dx.view(),
             ],
         )?,
     ])

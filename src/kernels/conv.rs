@@ -4,7 +4,7 @@
 //! [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c]. The GEMM lives in its
 //! own module; `cpu` has a direct (no im2col) reference of the whole layer.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::CONV;
 
 const WG: u32 = 64;
@@ -156,7 +156,7 @@ fn params(g: &Conv2dGeom, n: usize) -> Params {
     }
 }
 
-fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
+fn assert_holds<'b>(what: &str, buf: impl Bind<'b>, elems: usize) {
     assert!(
         buf.size() >= (elems * 4) as u64,
         "conv2d: {what} holds {} bytes, needs {}",
@@ -166,14 +166,14 @@ fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
 }
 
 /// One invocation per element of `dst` (per vec4 when in_c % 4 == 0).
-fn build(
+fn build<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
     scalar: &KernelSpec,
     vec4: &KernelSpec,
     dst_len: usize,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    src: impl Bind<'b>,
+    dst: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let (spec, n) = if g.in_c % 4 == 0 {
         (vec4, dst_len / 4)
@@ -201,7 +201,12 @@ fn build(
 /// cols[row = (b, oy, ox), col = (ky, kx, c)] =
 /// x[b, oy·s − pad_top + ky, ox·s − pad_left + kx, c], or 0 in the padding.
 /// `x` is NHWC; `cols` is [col_rows, col_cols] row-major and fully overwritten.
-pub fn im2col(gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer, cols: &wgpu::Buffer) -> Result<Dispatch> {
+pub fn im2col<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: impl Bind<'b>,
+    cols: impl Bind<'b>,
+) -> Result<Dispatch> {
     g.assert_valid();
     let n = g.col_rows() * g.col_cols();
     assert_holds("x", x, g.input_len());
@@ -212,11 +217,11 @@ pub fn im2col(gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer, cols: &wgpu::Buffer) 
 /// dx[b, y, x, c] = Σ of dcols[row, col] over the (row, col) that im2col
 /// maps to it; overwrites dx. A gather (each dx element sums its at most
 /// kh·kw contributors in a fixed order), so no atomics and deterministic.
-pub fn col2im(
+pub fn col2im<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    dcols: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    dcols: impl Bind<'b>,
+    dx: impl Bind<'b>,
 ) -> Result<Dispatch> {
     g.assert_valid();
     assert_holds("dcols", dcols, g.col_rows() * g.col_cols());

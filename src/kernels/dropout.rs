@@ -4,7 +4,7 @@
 //! and step come from the `StepUniform` buffer, so one recorded dispatch
 //! draws a fresh mask every step. Inference skips dropout entirely.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::DROPOUT;
 
 const WG: u32 = 256;
@@ -29,13 +29,13 @@ struct Params {
     _pad: u32,
 }
 
-fn build(
+fn build<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
-    step: &wgpu::Buffer,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    step: impl Bind<'b>,
+    src: impl Bind<'b>,
+    dst: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let p = gpu.uniform(
         APPLY.entry,
@@ -60,26 +60,26 @@ fn build(
 }
 
 /// y = x·mask/(1−rate) over `n` elements; `step` holds a `StepUniform`.
-pub fn forward(
+pub fn forward<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
-    step: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    step: impl Bind<'b>,
+    x: impl Bind<'b>,
+    y: impl Bind<'b>,
 ) -> Result<Dispatch> {
     build(gpu, n, rate, step, x, y)
 }
 
 /// dx = dy·mask/(1−rate), the mask regenerated from the same step uniform
 /// (record it before the executor rewrites the uniform for the next step).
-pub fn backward(
+pub fn backward<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
-    step: &wgpu::Buffer,
-    dy: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    step: impl Bind<'b>,
+    dy: impl Bind<'b>,
+    dx: impl Bind<'b>,
 ) -> Result<Dispatch> {
     build(gpu, n, rate, step, dy, dx)
 }

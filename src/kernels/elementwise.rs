@@ -1,6 +1,6 @@
 //! LeakyReLU / ReLU forward and backward (`shaders/elementwise.wgsl`).
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::ELEMENTWISE;
 
 const WG: u32 = 256;
@@ -25,11 +25,11 @@ struct Params {
     _pad: [u32; 2],
 }
 
-fn build(
+fn build<'b>(
     gpu: &Gpu,
     spec: &KernelSpec,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    y: impl Bind<'b>,
     n: usize,
     slope: f32,
 ) -> Result<Dispatch> {
@@ -54,10 +54,10 @@ fn build(
 }
 
 /// y = x > 0 ? x : slope·x over `n` elements (slope 0 is ReLU).
-pub fn forward(
+pub fn forward<'b>(
     gpu: &Gpu,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    y: impl Bind<'b>,
     n: usize,
     slope: f32,
 ) -> Result<Dispatch> {
@@ -65,10 +65,10 @@ pub fn forward(
 }
 
 /// In place: `grad` holds dy on entry and dx on exit; `x` is the forward input.
-pub fn backward(
+pub fn backward<'b>(
     gpu: &Gpu,
-    x: &wgpu::Buffer,
-    grad: &wgpu::Buffer,
+    x: impl Bind<'b>,
+    grad: impl Bind<'b>,
     n: usize,
     slope: f32,
 ) -> Result<Dispatch> {

@@ -5,7 +5,7 @@
 //! `max_storage_buffer_binding_size` (128 MiB on lavapipe), so the images
 //! are split over up to `MAX_CHUNKS` buffers of whole images.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result};
 use crate::shaders::GATHER;
 
 const WG: u32 = 256;
@@ -181,14 +181,14 @@ impl GpuDataset {
 /// x[b, y, x, c] (NHWC f32) = pixel·(1/255) of image indices[step.batch_base + b];
 /// labels_out[b] = its label (u32). `indices` is the epoch's permutation
 /// (u32, every entry < ds.len(): the kernel trusts it); `step` holds a `StepUniform`.
-pub fn gather(
+pub fn gather<'b>(
     gpu: &Gpu,
     ds: &GpuDataset,
     batch: usize,
-    indices: &wgpu::Buffer,
-    step: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    labels_out: &wgpu::Buffer,
+    indices: impl Bind<'b>,
+    step: impl Bind<'b>,
+    x: impl Bind<'b>,
+    labels_out: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let image_bytes = ds.height * ds.width * ds.channels;
     let p = gpu.uniform(

@@ -7,7 +7,7 @@
 //! - `shaders/gemm_subgroup.wgsl`: register blocks sharing A across an
 //!   8-lane subgroup (lavapipe with subgroups).
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 
 /// Applied to each element after the bias add.
@@ -155,13 +155,13 @@ struct Params {
 /// C += op(A)·op(B) (no bias, no epilogue). Buffers are bound whole from
 /// offset 0. Returns the dispatches to record, in order.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(
+pub fn gemm<'b>(
     gpu: &Gpu,
     shape: GemmShape,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
+    a: impl Bind<'b>,
+    b: impl Bind<'b>,
+    bias: Option<View<'_>>,
+    c: impl Bind<'b>,
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
@@ -181,14 +181,14 @@ pub fn gemm(
 /// [`gemm`] with an explicit kernel variant. A variant the device lacks
 /// (see [`variant_available`]) is `GpuError::MissingFeature`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_variant(
+pub fn gemm_variant<'b>(
     gpu: &Gpu,
     variant: Variant,
     shape: GemmShape,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
+    a: impl Bind<'b>,
+    b: impl Bind<'b>,
+    bias: Option<View<'_>>,
+    c: impl Bind<'b>,
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
@@ -198,19 +198,18 @@ pub fn gemm_variant(
         !accumulate || (bias.is_none() && epilogue == Epilogue::None),
         "gemm: accumulate takes no bias and no epilogue"
     );
-    let need = |buf: &wgpu::Buffer, elems: usize, what: &str| {
+    let need = |size: u64, elems: usize, what: &str| {
         assert!(
-            buf.size() >= (elems * 4) as u64,
-            "gemm {shape:?}: {what} holds {} bytes, needs {}",
-            buf.size(),
+            size >= (elems * 4) as u64,
+            "gemm {shape:?}: {what} holds {size} bytes, needs {}",
             elems * 4
         );
     };
-    need(a, m * k, "A");
-    need(b, k * n, "B");
-    need(c, m * n, "C");
+    need(a.size(), m * k, "A");
+    need(b.size(), k * n, "B");
+    need(c.size(), m * n, "C");
     if let Some(bias) = bias {
-        need(bias, n, "bias");
+        need(bias.size(), n, "bias");
     }
 
     let variant = match variant {
@@ -275,7 +274,7 @@ pub fn gemm_variant(
         Variant::Auto => unreachable!("resolved above"),
     };
     // Without a bias, A stands in for binding 3 (read-only, never read).
-    let bias = bias.unwrap_or(a);
+    let bias = bias.unwrap_or(a.view());
     let d = gpu.dispatch(
         spec,
         &constants,

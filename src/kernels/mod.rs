@@ -2,12 +2,12 @@
 //! returning a `Dispatch`) and, in `cpu`, the plain-Rust reference.
 
 pub mod adam;
-pub mod dropout;
 pub mod batchnorm;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod gather;
+pub mod gemm;
 pub mod reduce;
 pub mod softmax_xent;
 pub mod step;
-pub mod gemm;

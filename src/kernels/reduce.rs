@@ -3,7 +3,7 @@
 //! sum over the chunks. A sum of R terms thus goes through at most
 //! CHUNK + ⌈R/CHUNK⌉ − 1 additions in sequence, not R.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::REDUCE;
 
 const WG: u32 = 64;
@@ -43,12 +43,12 @@ pub fn addition_chain(rows: usize) -> usize {
 /// db[c] = Σ_r dy[r, c] over rows (column sums); overwrites db. One dispatch
 /// when rows ≤ CHUNK, else two (partial sums into a scratch buffer owned by
 /// the returned dispatches, then the combine); record them in order.
-pub fn column_sums(
+pub fn column_sums<'b>(
     gpu: &Gpu,
     rows: usize,
     cols: usize,
-    dy: &wgpu::Buffer,
-    db: &wgpu::Buffer,
+    dy: impl Bind<'b>,
+    db: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     let chunks = rows.div_ceil(CHUNK).max(1);
     let params = gpu.uniform(

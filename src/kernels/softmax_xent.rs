@@ -7,7 +7,7 @@
 //! (softmax − onehot)/batch of TF's from-logits path; it ignores the clip,
 //! which only matters when p[label] is within 1e-7 of 0 or 1.
 
-use crate::gpu::{grid_1d, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::{METRICS, SOFTMAX, SOFTMAX_XENT};
 
 const WG: u32 = 64;
@@ -80,15 +80,15 @@ fn params(gpu: &Gpu, label: &str, batch: usize, classes: usize) -> Result<wgpu::
 /// loss[i] = −log clip(softmax[i, label]); dlogits = (softmax − onehot)/batch;
 /// correct[i] = 1 if argmax == label (first max wins, like numpy/TF argmax) else 0.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_backward(
+pub fn forward_backward<'b>(
     gpu: &Gpu,
     batch: usize,
     classes: usize,
-    logits: &wgpu::Buffer,
-    labels: &wgpu::Buffer,
-    loss: &wgpu::Buffer,
-    correct: &wgpu::Buffer,
-    dlogits: &wgpu::Buffer,
+    logits: impl Bind<'b>,
+    labels: impl Bind<'b>,
+    loss: impl Bind<'b>,
+    correct: impl Bind<'b>,
+    dlogits: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let p = params(gpu, FORWARD_BACKWARD.entry, batch, classes)?;
     gpu.dispatch(
@@ -107,14 +107,14 @@ pub fn forward_backward(
 }
 
 /// Evaluation: loss and correct as in `forward_backward`, no gradient.
-pub fn forward(
+pub fn forward<'b>(
     gpu: &Gpu,
     batch: usize,
     classes: usize,
-    logits: &wgpu::Buffer,
-    labels: &wgpu::Buffer,
-    loss: &wgpu::Buffer,
-    correct: &wgpu::Buffer,
+    logits: impl Bind<'b>,
+    labels: impl Bind<'b>,
+    loss: impl Bind<'b>,
+    correct: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let p = params(gpu, FORWARD.entry, batch, classes)?;
     gpu.dispatch(
@@ -132,12 +132,12 @@ pub fn forward(
 }
 
 /// Softmax probabilities only (for predict): probs[batch, classes].
-pub fn softmax(
+pub fn softmax<'b>(
     gpu: &Gpu,
     batch: usize,
     classes: usize,
-    logits: &wgpu::Buffer,
-    probs: &wgpu::Buffer,
+    logits: impl Bind<'b>,
+    probs: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let p = params(gpu, SOFTMAX_PROBS.entry, batch, classes)?;
     gpu.dispatch(
@@ -157,12 +157,12 @@ pub fn softmax(
 /// metrics = [loss_sum: f32, correct: u32, examples: u32, pad: u32] (16
 /// bytes; zero it to reset). Single workgroup, fixed summation order (strided
 /// serial sums then a tree), no float atomics: deterministic.
-pub fn accumulate_metrics(
+pub fn accumulate_metrics<'b>(
     gpu: &Gpu,
     batch: usize,
-    loss: &wgpu::Buffer,
-    correct: &wgpu::Buffer,
-    metrics: &wgpu::Buffer,
+    loss: impl Bind<'b>,
+    correct: impl Bind<'b>,
+    metrics: impl Bind<'b>,
 ) -> Result<Dispatch> {
     #[repr(C)]
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -117,7 +117,7 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
         shape,
         &ab,
         &bb,
-        biasb.as_ref(),
+        biasb.as_ref().map(Into::into),
         &cb,
         opts.epilogue,
         opts.accumulate,

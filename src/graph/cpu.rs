@@ -1,0 +1,290 @@
+//! The CPU backend: runs a lowered program instruction by instruction with
+//! the plain-Rust references of the kernels. It is the oracle the GPU is
+//! checked against, whole steps at a time; clarity beats speed here.
+
+use super::params::ParamLayout;
+use super::program::{DType, Home, Inst, Program, TensorId};
+use crate::kernels::adam::{self, AdamConfig};
+use crate::kernels::{batchnorm, conv, dropout, elementwise, gather, gemm, reduce, softmax_xent};
+
+/// Parameters and optimizer state on the host, packed as `ParamLayout` says.
+#[derive(Clone, Debug)]
+pub struct CpuState {
+    pub layout: ParamLayout,
+    pub params: Vec<f32>,
+    pub grads: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub state: Vec<f32>,
+}
+
+impl CpuState {
+    pub fn new(layout: &ParamLayout, trainable: Vec<f32>, state: Vec<f32>) -> Self {
+        let n = layout.trainable_len;
+        CpuState {
+            layout: layout.clone(),
+            params: trainable,
+            grads: vec![0.0; n],
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            state,
+        }
+    }
+}
+
+/// What one run of a program needs from outside.
+pub struct StepInputs<'a> {
+    /// CHW u8 images and labels of the split being read.
+    pub pixels: &'a [u8],
+    pub labels: &'a [u8],
+    pub hwc: (usize, usize, usize),
+    pub indices: &'a [u32],
+    pub batch_base: usize,
+    pub seed: u32,
+    /// Adam's t (from 1) and the dropout RNG step.
+    pub step: u64,
+    pub adam: AdamConfig,
+}
+
+/// Tensor contents after a run, for the host to read (logits, probabilities).
+pub struct CpuRun {
+    f32s: Vec<Vec<f32>>,
+}
+
+impl CpuRun {
+    pub fn tensor(&self, t: TensorId) -> &[f32] {
+        &self.f32s[t]
+    }
+}
+
+struct Env<'a> {
+    p: &'a Program,
+    st: &'a mut CpuState,
+    f32s: Vec<Vec<f32>>,
+    u32s: Vec<Vec<u32>>,
+    metrics: &'a mut [u32; 4],
+}
+
+impl Env<'_> {
+    fn get(&self, t: TensorId) -> Vec<f32> {
+        let info = &self.p.tensors[t];
+        let r = |o: usize| o..o + info.len;
+        match info.home {
+            Home::Param(o) => self.st.params[r(o)].to_vec(),
+            Home::Grad(o) => self.st.grads[r(o)].to_vec(),
+            Home::State(o) => self.st.state[r(o)].to_vec(),
+            Home::Temp => self.f32s[t].clone(),
+            Home::Metrics => unreachable!("metrics are u32 words"),
+        }
+    }
+
+    fn set(&mut self, t: TensorId, v: Vec<f32>) {
+        let info = &self.p.tensors[t];
+        assert_eq!(v.len(), info.len, "tensor {} length", info.name);
+        let r = |o: usize| o..o + info.len;
+        match info.home {
+            Home::Param(o) => self.st.params[r(o)].copy_from_slice(&v),
+            Home::Grad(o) => self.st.grads[r(o)].copy_from_slice(&v),
+            Home::State(o) => self.st.state[r(o)].copy_from_slice(&v),
+            Home::Temp => self.f32s[t] = v,
+            Home::Metrics => unreachable!("metrics are u32 words"),
+        }
+    }
+}
+
+/// Runs `p` once. `metrics` accumulates [loss_sum f32 bits, correct, examples, 0].
+pub fn run(p: &Program, st: &mut CpuState, inp: &StepInputs, metrics: &mut [u32; 4]) -> CpuRun {
+    let nt = p.tensors.len();
+    let mut env = Env {
+        p,
+        st,
+        f32s: vec![Vec::new(); nt],
+        u32s: vec![Vec::new(); nt],
+        metrics,
+    };
+    for inst in &p.insts {
+        match *inst {
+            Inst::Gather { x, labels } => {
+                let (xs, ls) = gather::cpu::gather(
+                    inp.pixels,
+                    inp.labels,
+                    inp.hwc,
+                    inp.indices,
+                    inp.batch_base,
+                    p.batch,
+                );
+                env.set(x, xs);
+                env.u32s[labels] = ls;
+            }
+            Inst::Gemm {
+                shape,
+                a,
+                b,
+                bias,
+                c,
+                epilogue,
+            } => {
+                let (av, bv) = (env.get(a), env.get(b));
+                let biasv = bias.map(|t| env.get(t));
+                let mut cv = vec![0.0; shape.m * shape.n];
+                gemm::cpu::gemm(shape, &av, &bv, biasv.as_deref(), &mut cv, epilogue, false);
+                env.set(c, cv);
+            }
+            Inst::Im2col { geom, x, cols } => {
+                let v = conv::cpu::im2col(&geom, &env.get(x));
+                env.set(cols, v);
+            }
+            Inst::Col2im { geom, dcols, dx } => {
+                let v = conv::cpu::col2im(&geom, &env.get(dcols));
+                env.set(dx, v);
+            }
+            Inst::BnTrain {
+                shape,
+                x,
+                y,
+                bn,
+                momentum,
+                eps,
+            } => {
+                let (mut mm, mut mv) = (env.get(bn.moving_mean), env.get(bn.moving_var));
+                let out = batchnorm::cpu::forward_train(
+                    shape,
+                    &env.get(x),
+                    &env.get(bn.gamma),
+                    &env.get(bn.beta),
+                    &mut mm,
+                    &mut mv,
+                    momentum,
+                    eps,
+                );
+                env.set(y, out.y);
+                env.set(bn.moving_mean, mm);
+                env.set(bn.moving_var, mv);
+                env.set(bn.save_mean, out.mean);
+                env.set(bn.save_inv_std, out.inv_std);
+            }
+            Inst::BnInfer {
+                shape,
+                x,
+                y,
+                bn,
+                eps,
+            } => {
+                let yv = batchnorm::cpu::forward_infer(
+                    shape,
+                    &env.get(x),
+                    &env.get(bn.gamma),
+                    &env.get(bn.beta),
+                    &env.get(bn.moving_mean),
+                    &env.get(bn.moving_var),
+                    eps,
+                );
+                env.set(y, yv);
+            }
+            Inst::BnBackward {
+                shape,
+                x,
+                dy,
+                bn,
+                dx,
+                dgamma,
+                dbeta,
+            } => {
+                let (dxv, dg, db) = batchnorm::cpu::backward(
+                    shape,
+                    &env.get(x),
+                    &env.get(dy),
+                    &env.get(bn.gamma),
+                    &env.get(bn.save_mean),
+                    &env.get(bn.save_inv_std),
+                );
+                env.set(dx, dxv);
+                env.set(dgamma, dg);
+                env.set(dbeta, db);
+            }
+            Inst::Act { n, slope, x, y } => {
+                let xv = env.get(x);
+                env.set(y, elementwise::cpu::forward(&xv[..n], slope));
+            }
+            Inst::ActBackward { n, slope, x, grad } => {
+                let (xv, g) = (env.get(x), env.get(grad));
+                env.set(grad, elementwise::cpu::backward(&xv[..n], &g[..n], slope));
+            }
+            Inst::Dropout { n, rate, x, y } => {
+                let xv = env.get(x);
+                env.set(
+                    y,
+                    dropout::cpu::forward(inp.seed, inp.step as u32, rate, &xv[..n]),
+                );
+            }
+            Inst::DropoutBackward { n, rate, dy, dx } => {
+                let g = env.get(dy);
+                env.set(
+                    dx,
+                    dropout::cpu::backward(inp.seed, inp.step as u32, rate, &g[..n]),
+                );
+            }
+            Inst::ColumnSums { rows, cols, dy, db } => {
+                let v = reduce::cpu::column_sums(rows, cols, &env.get(dy));
+                env.set(db, v);
+            }
+            Inst::SoftmaxXent {
+                batch,
+                classes,
+                logits,
+                labels,
+                loss,
+                correct,
+                dlogits,
+            } => {
+                let lv = env.get(logits);
+                let labs = env.u32s[labels].clone();
+                let (l, c, d) = softmax_xent::cpu::forward_backward(batch, classes, &lv, &labs);
+                env.set(loss, l);
+                env.u32s[correct] = c;
+                if let Some(t) = dlogits {
+                    env.set(t, d);
+                }
+            }
+            Inst::Softmax {
+                batch,
+                classes,
+                logits,
+                probs,
+            } => {
+                let v = softmax_xent::cpu::softmax(batch, classes, &env.get(logits));
+                env.set(probs, v);
+            }
+            Inst::Metrics { loss, correct, .. } => {
+                let before = softmax_xent::Metrics {
+                    loss_sum: f32::from_bits(env.metrics[0]),
+                    correct: env.metrics[1],
+                    examples: env.metrics[2],
+                    _pad: 0,
+                };
+                let after = softmax_xent::cpu::accumulate_metrics(
+                    before,
+                    &env.get(loss),
+                    &env.u32s[correct],
+                );
+                *env.metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
+            }
+            Inst::Adam => {
+                let st = &mut *env.st;
+                adam::cpu::update(
+                    &inp.adam,
+                    inp.step.max(1),
+                    &mut st.params,
+                    &st.grads,
+                    &mut st.m,
+                    &mut st.v,
+                );
+            }
+        }
+    }
+    debug_assert!(p
+        .tensors
+        .iter()
+        .all(|t| t.dtype == DType::F32 || t.dtype == DType::U32));
+    CpuRun { f32s: env.f32s }
+}

@@ -1,0 +1,348 @@
+//! The GPU backend: builds every dispatch of a program once (buffers planned,
+//! bind groups made, uniforms allocated), then records a whole step into one
+//! compute pass. Per step the host writes only two small uniforms (batch
+//! offset and RNG step; Adam's bias-corrected rate).
+
+use super::params::ParamLayout;
+use super::plan::Plan;
+use super::program::{Home, Inst, Program, TensorId};
+use crate::gpu::{Dispatch, Gpu, Result, View};
+use crate::kernels::adam::{self, AdamConfig};
+use crate::kernels::batchnorm::{self, BnBuffers};
+use crate::kernels::gather::{self, GpuDataset};
+use crate::kernels::step::StepUniform;
+use crate::kernels::{conv, dropout, elementwise, gemm, reduce, softmax_xent};
+
+/// The model's parameters, optimizer state and per-step uniforms on the GPU.
+pub struct GpuState {
+    pub layout: ParamLayout,
+    pub params: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub m: wgpu::Buffer,
+    pub v: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+    pub step_uniform: wgpu::Buffer,
+    pub adam_uniform: wgpu::Buffer,
+}
+
+impl GpuState {
+    pub fn new(gpu: &Gpu, layout: &ParamLayout, trainable: &[f32], state: &[f32]) -> Result<Self> {
+        let t = layout.trainable_len;
+        Ok(GpuState {
+            layout: layout.clone(),
+            params: gpu.upload_storage("parameters", trainable)?,
+            grads: gpu.storage("gradients", (t * 4) as u64)?,
+            m: gpu.storage("adam m", (t * 4) as u64)?,
+            v: gpu.storage("adam v", (t * 4) as u64)?,
+            state: gpu.upload_storage("moving statistics", state)?,
+            step_uniform: gpu.uniform("step", &StepUniform::default())?,
+            adam_uniform: gpu.uniform("adam", &AdamConfig::default().uniform(1, t))?,
+        })
+    }
+
+    /// Writes the uniforms of the next step (ordered before the next submit).
+    pub fn set_step(&self, gpu: &Gpu, batch_base: usize, seed: u32, step: u64, adam: &AdamConfig) {
+        gpu.write(
+            &self.step_uniform,
+            &[StepUniform {
+                batch_base: batch_base as u32,
+                seed,
+                step: step as u32,
+                _pad: 0,
+            }],
+        );
+        gpu.write(
+            &self.adam_uniform,
+            &[adam.uniform(step.max(1), self.layout.trainable_len)],
+        );
+    }
+
+    pub fn read(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            gpu.read_f32(&self.params, self.layout.trainable_len)?,
+            gpu.read_f32(&self.state, self.layout.state_len)?,
+        ))
+    }
+
+    pub fn read_adam(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            gpu.read_f32(&self.m, self.layout.trainable_len)?,
+            gpu.read_f32(&self.v, self.layout.trainable_len)?,
+        ))
+    }
+
+    pub fn write(&self, gpu: &Gpu, trainable: &[f32], state: &[f32]) {
+        gpu.write(&self.params, trainable);
+        gpu.write(&self.state, state);
+    }
+
+    pub fn write_adam(&self, gpu: &Gpu, m: &[f32], v: &[f32]) {
+        gpu.write(&self.m, m);
+        gpu.write(&self.v, v);
+    }
+}
+
+/// A program ready to record: its buffers and dispatches.
+pub struct GpuProgram {
+    pub program: Program,
+    pub plan: Plan,
+    slots: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+fn padded(len: usize) -> u64 {
+    ((len * 4).max(16) as u64).div_ceil(16) * 16
+}
+
+impl GpuProgram {
+    /// `metrics` is the running [loss_sum, correct, examples, 0] buffer this
+    /// program adds to; `indices` the order in which `dataset` is read.
+    pub fn new(
+        gpu: &Gpu,
+        st: &GpuState,
+        program: Program,
+        dataset: &GpuDataset,
+        indices: &wgpu::Buffer,
+        metrics: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let plan = Plan::new(&program);
+        let slots = plan
+            .slot_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| gpu.storage(&format!("slot {i}"), b))
+            .collect::<Result<Vec<_>>>()?;
+        let mut dispatches = Vec::new();
+        {
+            let v = |t: TensorId| -> View<'_> {
+                let info = &program.tensors[t];
+                let size = padded(info.len);
+                match info.home {
+                    Home::Param(o) => View::new(&st.params, (o * 4) as u64, size),
+                    Home::Grad(o) => View::new(&st.grads, (o * 4) as u64, size),
+                    Home::State(o) => View::new(&st.state, (o * 4) as u64, size),
+                    Home::Metrics => View::from(metrics),
+                    Home::Temp => View::new(&slots[plan.slot_of[t].expect("planned")], 0, size),
+                }
+            };
+            for inst in &program.insts {
+                match *inst {
+                    Inst::Gather { x, labels } => dispatches.push(gather::gather(
+                        gpu,
+                        dataset,
+                        program.batch,
+                        indices,
+                        &st.step_uniform,
+                        v(x),
+                        v(labels),
+                    )?),
+                    Inst::Gemm {
+                        shape,
+                        a,
+                        b,
+                        bias,
+                        c,
+                        epilogue,
+                    } => dispatches.extend(gemm::gemm(
+                        gpu,
+                        shape,
+                        v(a),
+                        v(b),
+                        bias.map(v),
+                        v(c),
+                        epilogue,
+                        false,
+                    )?),
+                    Inst::Im2col { geom, x, cols } => {
+                        dispatches.push(conv::im2col(gpu, &geom, v(x), v(cols))?)
+                    }
+                    Inst::Col2im { geom, dcols, dx } => {
+                        dispatches.push(conv::col2im(gpu, &geom, v(dcols), v(dx))?)
+                    }
+                    Inst::BnTrain {
+                        shape,
+                        x,
+                        y,
+                        bn,
+                        momentum,
+                        eps,
+                    } => {
+                        let p = BnBuffers {
+                            gamma: v(bn.gamma),
+                            beta: v(bn.beta),
+                            moving_mean: v(bn.moving_mean),
+                            moving_var: v(bn.moving_var),
+                            save_mean: v(bn.save_mean),
+                            save_inv_std: v(bn.save_inv_std),
+                        };
+                        dispatches.extend(batchnorm::forward_train(
+                            gpu,
+                            shape,
+                            v(x),
+                            v(y),
+                            &p,
+                            momentum,
+                            eps,
+                        )?)
+                    }
+                    Inst::BnInfer {
+                        shape,
+                        x,
+                        y,
+                        bn,
+                        eps,
+                    } => {
+                        let p = BnBuffers {
+                            gamma: v(bn.gamma),
+                            beta: v(bn.beta),
+                            moving_mean: v(bn.moving_mean),
+                            moving_var: v(bn.moving_var),
+                            save_mean: v(bn.save_mean),
+                            save_inv_std: v(bn.save_inv_std),
+                        };
+                        dispatches.extend(batchnorm::forward_infer(
+                            gpu,
+                            shape,
+                            v(x),
+                            v(y),
+                            &p,
+                            eps,
+                        )?)
+                    }
+                    Inst::BnBackward {
+                        shape,
+                        x,
+                        dy,
+                        bn,
+                        dx,
+                        dgamma,
+                        dbeta,
+                    } => {
+                        let p = BnBuffers {
+                            gamma: v(bn.gamma),
+                            beta: v(bn.beta),
+                            moving_mean: v(bn.moving_mean),
+                            moving_var: v(bn.moving_var),
+                            save_mean: v(bn.save_mean),
+                            save_inv_std: v(bn.save_inv_std),
+                        };
+                        dispatches.extend(batchnorm::backward(
+                            gpu,
+                            shape,
+                            v(x),
+                            v(dy),
+                            &p,
+                            v(dx),
+                            v(dgamma),
+                            v(dbeta),
+                        )?)
+                    }
+                    Inst::Act { n, slope, x, y } => {
+                        dispatches.push(elementwise::forward(gpu, v(x), v(y), n, slope)?)
+                    }
+                    Inst::ActBackward { n, slope, x, grad } => {
+                        dispatches.push(elementwise::backward(gpu, v(x), v(grad), n, slope)?)
+                    }
+                    Inst::Dropout { n, rate, x, y } => dispatches.push(dropout::forward(
+                        gpu,
+                        n,
+                        rate,
+                        &st.step_uniform,
+                        v(x),
+                        v(y),
+                    )?),
+                    Inst::DropoutBackward { n, rate, dy, dx } => dispatches.push(
+                        dropout::backward(gpu, n, rate, &st.step_uniform, v(dy), v(dx))?,
+                    ),
+                    Inst::ColumnSums { rows, cols, dy, db } => {
+                        dispatches.extend(reduce::column_sums(gpu, rows, cols, v(dy), v(db))?)
+                    }
+                    Inst::SoftmaxXent {
+                        batch,
+                        classes,
+                        logits,
+                        labels,
+                        loss,
+                        correct,
+                        dlogits,
+                    } => dispatches.push(match dlogits {
+                        Some(d) => softmax_xent::forward_backward(
+                            gpu,
+                            batch,
+                            classes,
+                            v(logits),
+                            v(labels),
+                            v(loss),
+                            v(correct),
+                            v(d),
+                        )?,
+                        None => softmax_xent::forward(
+                            gpu,
+                            batch,
+                            classes,
+                            v(logits),
+                            v(labels),
+                            v(loss),
+                            v(correct),
+                        )?,
+                    }),
+                    Inst::Softmax {
+                        batch,
+                        classes,
+                        logits,
+                        probs,
+                    } => dispatches.push(softmax_xent::softmax(
+                        gpu,
+                        batch,
+                        classes,
+                        v(logits),
+                        v(probs),
+                    )?),
+                    Inst::Metrics {
+                        batch,
+                        loss,
+                        correct,
+                        metrics,
+                    } => dispatches.push(softmax_xent::accumulate_metrics(
+                        gpu,
+                        batch,
+                        v(loss),
+                        v(correct),
+                        v(metrics),
+                    )?),
+                    Inst::Adam => dispatches.push(adam::update(
+                        gpu,
+                        st.layout.trainable_len,
+                        &st.adam_uniform,
+                        &st.params,
+                        &st.grads,
+                        &st.m,
+                        &st.v,
+                    )?),
+                }
+            }
+        }
+        Ok(GpuProgram {
+            program,
+            plan,
+            slots,
+            dispatches,
+        })
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            d.record(pass);
+        }
+    }
+
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    /// Reads a temporary after the last step (logits, probabilities).
+    pub fn read_tensor(&self, gpu: &Gpu, t: TensorId) -> Result<Vec<f32>> {
+        let slot = self.plan.slot_of[t].expect("a temporary");
+        gpu.read_f32(&self.slots[slot], self.program.tensors[t].len)
+    }
+}

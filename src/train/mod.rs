@@ -1,0 +1,9 @@
+//! Training: the backend abstraction, the two backends, and the loop.
+
+pub mod backend;
+pub mod cpu;
+pub mod fit;
+pub mod gpu;
+
+pub use backend::{Backend, Metrics, ModelValues};
+pub use fit::{fit, EpochReport, FitConfig};
