@@ -32,6 +32,7 @@ shader!(ADAM, "adam");
 shader!(DROPOUT, "dropout");
 shader!(REDUCE, "reduce");
 shader!(GATHER, "gather");
+shader!(GATHER_QUADS, "gather_quads");
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -43,6 +44,7 @@ pub static ALL: &[&Shader] = &[
     &DROPOUT,
     &REDUCE,
     &GATHER,
+    &GATHER_QUADS,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.
