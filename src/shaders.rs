@@ -37,6 +37,7 @@ shader!(BATCHNORM, "batchnorm");
 shader!(GEMM_TILED, "gemm_tiled");
 shader!(GEMM_REGBLOCK, "gemm_regblock");
 shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
+shader!(GATHER_QUADS, "gather_quads");
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -53,6 +54,7 @@ pub static ALL: &[&Shader] = &[
     &GEMM_TILED,
     &GEMM_REGBLOCK,
     &GEMM_SUBGROUP,
+    &GATHER_QUADS,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.

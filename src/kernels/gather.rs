@@ -6,9 +6,12 @@
 //! are split over up to `MAX_CHUNKS` buffers of whole images.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result};
-use crate::shaders::GATHER;
+use crate::shaders::{GATHER, GATHER_QUADS};
 
 const WG: u32 = 256;
+/// Fewer invocations per group in the quad path: a CIFAR batch of 32 is only
+/// 8,192 quads, and lavapipe wants many groups (see notes/lavapipe-gemm.md).
+const QUAD_WG: u32 = 64;
 
 /// Chunk buffers the kernel can bind: with its four other storage bindings
 /// that is 8, within the GL backend's 16 per stage.
@@ -19,21 +22,30 @@ pub const MAX_CHUNKS: usize = 4;
 /// It may differ from Keras' `x / 255.0` by one ulp.
 pub const PIXEL_SCALE: f32 = 1.0 / 255.0;
 
+const BINDINGS: &[Binding] = &[
+    Binding::Uniform,
+    Binding::Uniform,
+    Binding::Storage,
+    Binding::Storage,
+    Binding::StorageRw,
+    Binding::StorageRw,
+    Binding::Storage,
+    Binding::Storage,
+    Binding::Storage,
+    Binding::Storage,
+];
+
+/// One invocation per output element: any image shape.
 pub static GATHER_SPEC: KernelSpec = KernelSpec {
     shader: &GATHER,
     entry: "gather",
-    bindings: &[
-        Binding::Uniform,
-        Binding::Uniform,
-        Binding::Storage,
-        Binding::Storage,
-        Binding::StorageRw,
-        Binding::StorageRw,
-        Binding::Storage,
-        Binding::Storage,
-        Binding::Storage,
-        Binding::Storage,
-    ],
+    bindings: BINDINGS,
+};
+/// Four pixels per invocation, vec4 stores: planes of 4k pixels, ≤ 4 channels.
+pub static GATHER_QUADS_SPEC: KernelSpec = KernelSpec {
+    shader: &GATHER_QUADS,
+    entry: "gather_quads",
+    bindings: BINDINGS,
 };
 
 #[repr(C)]
@@ -210,9 +222,26 @@ pub fn gather<'b>(
             .unwrap_or(&ds.chunks[0])
             .as_entire_binding()
     };
+    let hw = ds.height * ds.width;
+    // The quad path's vec4 stores need x's size in whole vec4s (as the
+    // `Gpu` allocators pad it).
+    let quads = hw % 4 == 0 && ds.channels <= 4 && x.size() % 16 == 0;
+    let (spec, consts, grid) = if quads {
+        (
+            &GATHER_QUADS_SPEC,
+            vec![("WG", QUAD_WG as f64), ("C", ds.channels as f64)],
+            grid_1d((batch * hw / 4) as u64, QUAD_WG),
+        )
+    } else {
+        (
+            &GATHER_SPEC,
+            vec![("WG", WG as f64)],
+            grid_1d((batch * image_bytes) as u64, WG),
+        )
+    };
     gpu.dispatch(
-        &GATHER_SPEC,
-        &[("WG", WG as f64)],
+        spec,
+        &consts,
         &[
             p.as_entire_binding(),
             step.as_entire_binding(),
@@ -225,7 +254,7 @@ pub fn gather<'b>(
             chunk(2),
             chunk(3),
         ],
-        grid_1d((batch * image_bytes) as u64, WG),
+        grid,
     )
 }
 

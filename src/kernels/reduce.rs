@@ -13,14 +13,14 @@ pub const CHUNK: usize = 128;
 
 const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
-pub static PARTIAL: KernelSpec = KernelSpec {
+pub static SCALAR: KernelSpec = KernelSpec {
     shader: &REDUCE,
-    entry: "column_partial_sums",
+    entry: "column_sums_scalar",
     bindings: BINDINGS,
 };
-pub static COMBINE: KernelSpec = KernelSpec {
+pub static VEC4: KernelSpec = KernelSpec {
     shader: &REDUCE,
-    entry: "column_combine",
+    entry: "column_sums_vec4",
     bindings: BINDINGS,
 };
 
@@ -40,9 +40,52 @@ pub fn addition_chain(rows: usize) -> usize {
     rows.min(CHUNK) + if chunks > 1 { chunks } else { 0 }
 }
 
+/// One pass: dst[k, c] = Σ of src over row chunk k of `chunk` rows.
+fn pass<'s, 'd>(
+    gpu: &Gpu,
+    rows: usize,
+    cols: usize,
+    chunk: usize,
+    src: impl Bind<'s>,
+    dst: impl Bind<'d>,
+) -> Result<Dispatch> {
+    let chunks = rows.div_ceil(chunk).max(1);
+    // The vec4 view of src needs whole vec4s (the `Gpu` allocators pad so).
+    assert!(
+        src.size() % 16 == 0,
+        "column_sums: source size {} is not a multiple of 16 bytes",
+        src.size()
+    );
+    let (spec, per_row) = if cols % 4 == 0 {
+        (&VEC4, cols / 4)
+    } else {
+        (&SCALAR, cols)
+    };
+    let params = gpu.uniform(
+        spec.entry,
+        &Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            chunk: chunk as u32,
+            chunks: chunks as u32,
+        },
+    )?;
+    gpu.dispatch(
+        spec,
+        &[("WG", WG as f64)],
+        &[
+            params.as_entire_binding(),
+            src.as_entire_binding(),
+            dst.as_entire_binding(),
+        ],
+        grid_1d((chunks * per_row) as u64, WG),
+    )
+}
+
 /// db[c] = Σ_r dy[r, c] over rows (column sums); overwrites db. One dispatch
 /// when rows ≤ CHUNK, else two (partial sums into a scratch buffer owned by
-/// the returned dispatches, then the combine); record them in order.
+/// the returned dispatches, then the same kernel over the scratch as one
+/// chunk); record them in order.
 pub fn column_sums<'b>(
     gpu: &Gpu,
     rows: usize,
@@ -51,50 +94,14 @@ pub fn column_sums<'b>(
     db: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     let chunks = rows.div_ceil(CHUNK).max(1);
-    let params = gpu.uniform(
-        PARTIAL.entry,
-        &Params {
-            rows: rows as u32,
-            cols: cols as u32,
-            chunk: CHUNK as u32,
-            chunks: chunks as u32,
-        },
-    )?;
-    let consts = [("WG", WG as f64)];
     if chunks == 1 {
-        return Ok(vec![gpu.dispatch(
-            &PARTIAL,
-            &consts,
-            &[
-                params.as_entire_binding(),
-                dy.as_entire_binding(),
-                db.as_entire_binding(),
-            ],
-            grid_1d(cols as u64, WG),
-        )?]);
+        return Ok(vec![pass(gpu, rows, cols, CHUNK, dy, db)?]);
     }
     let partial = gpu.storage("column partial sums", (chunks * cols * 4) as u64)?;
-    let pass1 = gpu.dispatch(
-        &PARTIAL,
-        &consts,
-        &[
-            params.as_entire_binding(),
-            dy.as_entire_binding(),
-            partial.as_entire_binding(),
-        ],
-        grid_1d((chunks * cols) as u64, WG),
-    )?;
-    let pass2 = gpu.dispatch(
-        &COMBINE,
-        &consts,
-        &[
-            params.as_entire_binding(),
-            partial.as_entire_binding(),
-            db.as_entire_binding(),
-        ],
-        grid_1d(cols as u64, WG),
-    )?;
-    Ok(vec![pass1, pass2])
+    Ok(vec![
+        pass(gpu, rows, cols, CHUNK, dy, &partial)?,
+        pass(gpu, chunks, cols, chunks, &partial, db)?,
+    ])
 }
 
 pub mod cpu {

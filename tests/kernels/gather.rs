@@ -45,8 +45,20 @@ fn check(case: &str, ds: &GpuDataset, data: &Data, indices: &[u32], base: usize,
 fn gather_matches_reference() {
     let gpu = gpu();
     let mut rng = Rng::new(41);
-    // CIFAR's shape, and odd ones whose images are not whole words.
-    for &hwc in &[(32usize, 32usize, 3usize), (5, 3, 3), (1, 1, 1), (7, 5, 2)] {
+    // CIFAR's shape and others of the quad path (planes of 4k pixels, 1..4
+    // channels), then the general path: odd planes, images that are not
+    // whole words, 5 channels.
+    let shapes = [
+        (32usize, 32usize, 3usize),
+        (2, 2, 1),
+        (2, 6, 2),
+        (4, 3, 4),
+        (5, 3, 3),
+        (1, 1, 1),
+        (7, 5, 2),
+        (2, 2, 5),
+    ];
+    for &hwc in &shapes {
         let len = 61;
         let data = synthetic(&mut rng, len, hwc);
         let ds = GpuDataset::upload(gpu, &data.pixels, &data.labels, hwc.0, hwc.1, hwc.2).unwrap();
