@@ -1,8 +1,10 @@
-// GEMM without workgroup memory: each invocation computes an 8×8 block of
+// GEMM without workgroup memory: each invocation computes an 8×4 block of
 // C = op(A)·op(B) in registers, four k at a time. This is what CPU-backed
 // adapters (lavapipe, llvmpipe) want: there every storage load is a scalar
 // loop over the SIMD lanes, so the kernel is shaped to maximise FMAs per
-// load instruction (16 per vec4 load in every transpose layout).
+// load instruction (128 FMAs per 12 vec4 loads in every transpose layout).
+// 8×8 blocks load less per FMA but their 64 accumulators spill on llvmpipe
+// (one 256-bit register per scalar per 8 lanes): measured 40% slower.
 //
 // 4×4 sub-blocks are held as mat4x4 so that each layout's natural vec4 loads
 // become matrix columns and `transpose` (free: register renaming) turns them
@@ -31,17 +33,19 @@ override TRANS_B: bool = false;
 // that dimension is a multiple of 4 (the host decides).
 override VEC_A: bool = false;
 override VEC_B: bool = false;
+// vec4 stores of C: N % 4 == 0.
+override VEC_C: bool = false;
 override WG: u32 = 64u;
 
-// Sub-blocks of 4×4 per invocation along M and N: an 8×8 block.
+// Sub-blocks of 4×4 per invocation along M and N: an 8×4 block.
 const RM: u32 = 2u;
-const RN: u32 = 2u;
+const RN: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
 fn a_at(i: u32) -> f32 {
     return a[i >> 2u][i & 3u];
@@ -80,31 +84,32 @@ fn b_elem(kk: u32, col: u32) -> f32 {
 fn load_a(r: u32, kk: u32) -> mat4x4<f32> {
     if (VEC_A && !TRANS_A) {
         // K % 4 == 0, so kk..kk+3 are in range and 16-byte aligned.
-        var cols: array<vec4<f32>, 4>;
-        for (var i = 0u; i < 4u; i++) {
-            let row = min(r + i, p.m - 1u);
-            cols[i] = a[(row * p.k + kk) >> 2u];
-        }
-        return mat4x4<f32>(cols[0], cols[1], cols[2], cols[3]);
+        let last = p.m - 1u;
+        return mat4x4<f32>(a[(min(r, last) * p.k + kk) >> 2u],
+                           a[(min(r + 1u, last) * p.k + kk) >> 2u],
+                           a[(min(r + 2u, last) * p.k + kk) >> 2u],
+                           a[(min(r + 3u, last) * p.k + kk) >> 2u]);
     }
     if (VEC_A && TRANS_A) {
         // M % 4 == 0 and r % 4 == 0: a block past M lies wholly past it.
         let rr = min(r, p.m - 4u);
-        var cols: array<vec4<f32>, 4>;
-        for (var j = 0u; j < 4u; j++) {
-            let kj = kk + j;
-            let v = a[(min(kj, p.k - 1u) * p.m + rr) >> 2u];
-            cols[j] = select(vec4<f32>(0.0), v, kj < p.k);
-        }
-        return transpose(mat4x4<f32>(cols[0], cols[1], cols[2], cols[3]));
+        return transpose(mat4x4<f32>(a_krow(kk, rr), a_krow(kk + 1u, rr), a_krow(kk + 2u, rr),
+                                     a_krow(kk + 3u, rr)));
     }
-    var s: mat4x4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        let row = min(r + i, p.m - 1u);
-        s[i] = vec4<f32>(a_elem(row, kk), a_elem(row, kk + 1u), a_elem(row, kk + 2u),
-                         a_elem(row, kk + 3u));
-    }
-    return s;
+    let last = p.m - 1u;
+    return mat4x4<f32>(a_row4(min(r, last), kk), a_row4(min(r + 1u, last), kk),
+                       a_row4(min(r + 2u, last), kk), a_row4(min(r + 3u, last), kk));
+}
+
+// Stored row kk of A (K×M) at columns rr..rr+3; zero past K.
+fn a_krow(kk: u32, rr: u32) -> vec4<f32> {
+    let v = a[(min(kk, p.k - 1u) * p.m + rr) >> 2u];
+    return select(vec4<f32>(0.0), v, kk < p.k);
+}
+
+fn a_row4(row: u32, kk: u32) -> vec4<f32> {
+    return vec4<f32>(a_elem(row, kk), a_elem(row, kk + 1u), a_elem(row, kk + 2u),
+                     a_elem(row, kk + 3u));
 }
 
 // Bm for k kk..kk+3, columns c..c+3 (same clamping as load_a).
@@ -112,30 +117,32 @@ fn load_b(kk: u32, c0: u32) -> mat4x4<f32> {
     if (VEC_B && !TRANS_B) {
         // N % 4 == 0 and c0 % 4 == 0.
         let cc = min(c0, p.n - 4u);
-        var cols: array<vec4<f32>, 4>;
-        for (var j = 0u; j < 4u; j++) {
-            let kj = kk + j;
-            let v = b[(min(kj, p.k - 1u) * p.n + cc) >> 2u];
-            cols[j] = select(vec4<f32>(0.0), v, kj < p.k);
-        }
-        return mat4x4<f32>(cols[0], cols[1], cols[2], cols[3]);
+        return mat4x4<f32>(b_krow(kk, cc), b_krow(kk + 1u, cc), b_krow(kk + 2u, cc),
+                           b_krow(kk + 3u, cc));
     }
+    let last = p.n - 1u;
     if (VEC_B && TRANS_B) {
         // K % 4 == 0.
-        var cols: array<vec4<f32>, 4>;
-        for (var j = 0u; j < 4u; j++) {
-            let col = min(c0 + j, p.n - 1u);
-            cols[j] = b[(col * p.k + kk) >> 2u];
-        }
-        return transpose(mat4x4<f32>(cols[0], cols[1], cols[2], cols[3]));
+        return transpose(mat4x4<f32>(b[(min(c0, last) * p.k + kk) >> 2u],
+                                     b[(min(c0 + 1u, last) * p.k + kk) >> 2u],
+                                     b[(min(c0 + 2u, last) * p.k + kk) >> 2u],
+                                     b[(min(c0 + 3u, last) * p.k + kk) >> 2u]));
     }
-    var s: mat4x4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let kj = kk + j;
-        s[j] = vec4<f32>(b_elem(kj, min(c0, p.n - 1u)), b_elem(kj, min(c0 + 1u, p.n - 1u)),
-                         b_elem(kj, min(c0 + 2u, p.n - 1u)), b_elem(kj, min(c0 + 3u, p.n - 1u)));
-    }
-    return s;
+    return mat4x4<f32>(b_row4(kk, c0), b_row4(kk + 1u, c0), b_row4(kk + 2u, c0),
+                       b_row4(kk + 3u, c0));
+}
+
+// Stored row kk of B (K×N) at columns cc..cc+3; zero past K.
+fn b_krow(kk: u32, cc: u32) -> vec4<f32> {
+    let v = b[(min(kk, p.k - 1u) * p.n + cc) >> 2u];
+    return select(vec4<f32>(0.0), v, kk < p.k);
+}
+
+// op(B)[kk][c0..c0+3], columns clamped into [0, N).
+fn b_row4(kk: u32, c0: u32) -> vec4<f32> {
+    let last = p.n - 1u;
+    return vec4<f32>(b_elem(kk, min(c0, last)), b_elem(kk, min(c0 + 1u, last)),
+                     b_elem(kk, min(c0 + 2u, last)), b_elem(kk, min(c0 + 3u, last)));
 }
 
 fn finish(v: f32, col: u32) -> f32 {
@@ -147,6 +154,19 @@ fn finish(v: f32, col: u32) -> f32 {
         x = max(x, 0.0);
     } else if (p.epilogue == 2u) {
         x = select(x * p.slope, x, x > 0.0);
+    }
+    return x;
+}
+
+fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
+    var x = v;
+    if ((p.flags & 1u) != 0u) {
+        x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+    }
+    if (p.epilogue == 1u) {
+        x = max(x, vec4<f32>(0.0));
+    } else if (p.epilogue == 2u) {
+        x = select(x * p.slope, x, x > vec4<f32>(0.0));
     }
     return x;
 }
@@ -164,41 +184,64 @@ fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
     let r0 = (idx / nb) * (4u * RM);
     let c0 = (idx % nb) * (4u * RN);
 
-    var acc: array<mat4x4<f32>, RM * RN>;
+    // RM = 2, RN = 1, unrolled by hand: named values stay in registers;
+    // dynamically indexed local arrays went to memory (2× slower).
+    var acc00 = mat4x4<f32>();
+    var acc10 = mat4x4<f32>();
     for (var kk = 0u; kk < p.k; kk += 4u) {
-        var am: array<mat4x4<f32>, RM>;
-        var bm: array<mat4x4<f32>, RN>;
-        for (var i = 0u; i < RM; i++) {
-            am[i] = load_a(r0 + 4u * i, kk);
-        }
-        for (var j = 0u; j < RN; j++) {
-            bm[j] = load_b(kk, c0 + 4u * j);
-        }
-        for (var i = 0u; i < RM; i++) {
-            for (var j = 0u; j < RN; j++) {
-                acc[i * RN + j] += bm[j] * am[i];
-            }
-        }
+        let a0 = load_a(r0, kk);
+        let a1 = load_a(r0 + 4u, kk);
+        let b0 = load_b(kk, c0);
+        acc00 = mac(acc00, b0, a0);
+        acc10 = mac(acc10, b0, a1);
     }
+    store(acc00, r0, c0);
+    store(acc10, r0 + 4u, c0);
+}
 
+// acc + bm·am with explicit FMAs (the driver does not contract a*b+c).
+fn mac(acc: mat4x4<f32>, bm: mat4x4<f32>, am: mat4x4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(col_mac(acc[0], bm, am[0]), col_mac(acc[1], bm, am[1]),
+                       col_mac(acc[2], bm, am[2]), col_mac(acc[3], bm, am[3]));
+}
+
+fn col_mac(acc: vec4<f32>, bm: mat4x4<f32>, v: vec4<f32>) -> vec4<f32> {
+    return fma(bm[3], vec4<f32>(v.w), fma(bm[2], vec4<f32>(v.z),
+               fma(bm[1], vec4<f32>(v.y), fma(bm[0], vec4<f32>(v.x), acc))));
+}
+
+// Writes Ct (column i = row r+i of C over columns c0..c0+3) inside M×N.
+fn store(ct: mat4x4<f32>, r: u32, c0: u32) {
+    store_row(ct[0], r, c0);
+    store_row(ct[1], r + 1u, c0);
+    store_row(ct[2], r + 2u, c0);
+    store_row(ct[3], r + 3u, c0);
+}
+
+fn store_row(v: vec4<f32>, row: u32, c0: u32) {
+    if (row >= p.m || c0 >= p.n) {
+        return;
+    }
     let accumulate = (p.flags & 2u) != 0u;
-    for (var i = 0u; i < 4u * RM; i++) {
-        let row = r0 + i;
-        if (row >= p.m) {
+    let o = row * p.n + c0;
+    if (VEC_C) {
+        // N % 4 == 0: the four columns are in range and 16-byte aligned.
+        if (accumulate) {
+            c[o >> 2u] += v;
+        } else {
+            c[o >> 2u] = finish4(v, c0);
+        }
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (c0 + j >= p.n) {
             break;
         }
-        for (var j = 0u; j < 4u * RN; j++) {
-            let col = c0 + j;
-            if (col >= p.n) {
-                break;
-            }
-            let v = acc[(i / 4u) * RN + j / 4u][i % 4u][j % 4u];
-            let o = row * p.n + col;
-            if (accumulate) {
-                c[o] += v;
-            } else {
-                c[o] = finish(v, col);
-            }
+        let e = o + j;
+        if (accumulate) {
+            c[e >> 2u][e & 3u] += v[j];
+        } else {
+            c[e >> 2u][e & 3u] = finish(v[j], c0 + j);
         }
     }
 }

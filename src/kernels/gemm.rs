@@ -2,7 +2,7 @@
 //! engine's hot kernel (Dense and im2col Conv2D forward and both gradients).
 //! Three WGSL variants, chosen per adapter:
 //! - `shaders/gemm_tiled.wgsl`: workgroup-memory tiles (real GPUs);
-//! - `shaders/gemm_regblock.wgsl`: 8×8 register blocks, vec4 loads, no
+//! - `shaders/gemm_regblock.wgsl`: 8×4 register blocks, vec4 loads, no
 //!   workgroup memory (CPU adapters: lavapipe, llvmpipe);
 //! - `shaders/gemm_subgroup.wgsl`: register blocks sharing A across an
 //!   8-lane subgroup (lavapipe with subgroups).
@@ -257,6 +257,7 @@ pub fn gemm_variant<'b>(
             let vec = [
                 ("VEC_A", flag(shape.vec_a())),
                 ("VEC_B", flag(shape.vec_b())),
+                ("VEC_C", flag(n % 4 == 0)),
                 ("WG", WG as f64),
             ];
             let mut c = trans.to_vec();
@@ -266,8 +267,9 @@ pub fn gemm_variant<'b>(
                 let blocks = m.div_ceil(8) * n.div_ceil(32);
                 (&SUBGROUP, c, grid_1d(blocks as u64 * 8, WG))
             } else {
-                // One invocation per 8×8 block.
-                let blocks = m.div_ceil(8) * n.div_ceil(8);
+                // One invocation per 8×4 block (RM×RN 4×4 sub-blocks in
+                // the shader).
+                let blocks = m.div_ceil(8) * n.div_ceil(4);
                 (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
             }
         }
