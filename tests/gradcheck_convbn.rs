@@ -123,11 +123,21 @@ fn batchnorm_backward_matches_finite_differences() {
             dot(&bn::forward_train_f64(s, x, &g0, &b0, eps).y, &r)
         });
         let x0 = x.clone();
-        check(&format!("dgamma {case}"), &mut gamma, &dgamma, 1e-5, 1e-6, |g| {
-            dot(&bn::forward_train_f64(s, &x0, g, &b0, eps).y, &r)
-        });
-        check(&format!("dbeta {case}"), &mut beta, &dbeta, 1e-5, 1e-6, |b| {
-            dot(&bn::forward_train_f64(s, &x0, &g0, b, eps).y, &r)
-        });
+        check(
+            &format!("dgamma {case}"),
+            &mut gamma,
+            &dgamma,
+            1e-5,
+            1e-6,
+            |g| dot(&bn::forward_train_f64(s, &x0, g, &b0, eps).y, &r),
+        );
+        check(
+            &format!("dbeta {case}"),
+            &mut beta,
+            &dbeta,
+            1e-5,
+            1e-6,
+            |b| dot(&bn::forward_train_f64(s, &x0, &g0, b, eps).y, &r),
+        );
     }
 }

@@ -2,11 +2,11 @@
 //! (lavapipe in CI; `WGPU_BACKEND=gl` runs the same suite on llvmpipe's GL).
 //! One test binary, one module per kernel family, so wgpu links once.
 
-#[path = "kernels/common.rs"]
-mod common;
-#[path = "kernels/elementwise.rs"]
-mod elementwise;
 #[path = "kernels/batchnorm.rs"]
 mod batchnorm;
+#[path = "kernels/common.rs"]
+mod common;
 #[path = "kernels/conv.rs"]
 mod conv;
+#[path = "kernels/elementwise.rs"]
+mod elementwise;

@@ -51,7 +51,11 @@ spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W]);
 spec!(GRAD_PARTIAL_VEC4, "grad_partial_vec4", &[U, R, R, R, W]);
 spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W]);
 spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, R, R, R, R, W]);
-spec!(GRAD_INPUT_VEC4, "grad_input_vec4", &[U, R, R, R, R, R, R, R, W]);
+spec!(
+    GRAD_INPUT_VEC4,
+    "grad_input_vec4",
+    &[U, R, R, R, R, R, R, R, W]
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnShape {
@@ -142,8 +146,7 @@ fn launch(
     s: BnShape,
     lanes: usize,
     n: usize,
-    momentum: f32,
-    eps: f32,
+    (momentum, eps): (f32, f32),
     buffers: &[&wgpu::Buffer],
 ) -> Result<Dispatch> {
     let params = gpu.uniform(
@@ -170,24 +173,25 @@ fn launch(
 }
 
 /// A row pass (partials or elementwise): scalar or vec4 entry point.
-#[allow(clippy::too_many_arguments)]
 fn row_pass(
     gpu: &Gpu,
     scalar: &KernelSpec,
     vec4: &KernelSpec,
     s: BnShape,
     row_groups: usize,
-    momentum: f32,
-    eps: f32,
+    momentum_eps: (f32, f32),
     buffers: &[&wgpu::Buffer],
 ) -> Result<Dispatch> {
     let spec = if s.vec4() { vec4 } else { scalar };
     let n = row_groups * s.lanes();
-    launch(gpu, spec, s, s.lanes(), n, momentum, eps, buffers)
+    launch(gpu, spec, s, s.lanes(), n, momentum_eps, buffers)
 }
 
 fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
-    gpu.storage("batchnorm partials", (2 * s.chunks() * s.channels * 4) as u64)
+    gpu.storage(
+        "batchnorm partials",
+        (2 * s.chunks() * s.channels * 4) as u64,
+    )
 }
 
 /// Training forward: y = γ·(x − μ)·inv_std + β with batch statistics; writes
@@ -217,8 +221,7 @@ pub fn forward_train(
             &STATS_PARTIAL_VEC4,
             s,
             s.chunks(),
-            momentum,
-            eps,
+            (momentum, eps),
             &[x, &part],
         )?,
         launch(
@@ -227,8 +230,7 @@ pub fn forward_train(
             s,
             s.channels,
             s.channels,
-            momentum,
-            eps,
+            (momentum, eps),
             &[
                 x,
                 &part,
@@ -244,8 +246,7 @@ pub fn forward_train(
             &NORMALIZE_VEC4,
             s,
             row_groups,
-            momentum,
-            eps,
+            (momentum, eps),
             &[x, p.gamma, p.beta, p.save_mean, p.save_inv_std, y],
         )?,
     ])
@@ -272,8 +273,7 @@ pub fn forward_infer(
         &INFER_VEC4,
         s,
         s.rows.div_ceil(ROWS_PER_INVOCATION),
-        0.0,
-        eps,
+        (0.0, eps),
         &[x, p.gamma, p.beta, p.moving_mean, p.moving_var, y],
     )?])
 }
@@ -309,8 +309,7 @@ pub fn backward(
             &GRAD_PARTIAL_VEC4,
             s,
             s.chunks(),
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[x, dy, p.save_mean, &part],
         )?,
         launch(
@@ -319,8 +318,7 @@ pub fn backward(
             s,
             s.channels,
             s.channels,
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[&part, p.save_inv_std, dgamma, dbeta],
         )?,
         row_pass(
@@ -329,8 +327,7 @@ pub fn backward(
             &GRAD_INPUT_VEC4,
             s,
             s.rows.div_ceil(ROWS_PER_INVOCATION),
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[
                 x,
                 dy,

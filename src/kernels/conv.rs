@@ -125,35 +125,25 @@ impl Conv2dGeom {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    in_c: u32,
-    out_h: u32,
-    out_w: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
     n: u32,
+    _pad: [u32; 3],
 }
 
-fn params(g: &Conv2dGeom, n: usize) -> Params {
-    Params {
-        batch: g.batch as u32,
-        in_h: g.in_h as u32,
-        in_w: g.in_w as u32,
-        in_c: g.in_c as u32,
-        out_h: g.out_h() as u32,
-        out_w: g.out_w() as u32,
-        kh: g.kh as u32,
-        kw: g.kw as u32,
-        stride: g.stride as u32,
-        pad_top: g.pad_top() as u32,
-        pad_left: g.pad_left() as u32,
-        n: n as u32,
-    }
+/// The shader's override constants: the geometry, baked into the pipeline.
+fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 11] {
+    [
+        ("WG", WG as f64),
+        ("IN_H", g.in_h as f64),
+        ("IN_W", g.in_w as f64),
+        ("IN_C", g.in_c as f64),
+        ("OUT_H", g.out_h() as f64),
+        ("OUT_W", g.out_w() as f64),
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("STRIDE", g.stride as f64),
+        ("PAD_TOP", g.pad_top() as f64),
+        ("PAD_LEFT", g.pad_left() as f64),
+    ]
 }
 
 fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
@@ -165,22 +155,22 @@ fn assert_holds(what: &str, buf: &wgpu::Buffer, elems: usize) {
     );
 }
 
-/// One invocation per element of `dst` (per vec4 when in_c % 4 == 0).
+/// `n` invocations of `spec`.
 fn build(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    scalar: &KernelSpec,
-    vec4: &KernelSpec,
-    dst_len: usize,
+    spec: &KernelSpec,
+    n: usize,
     src: &wgpu::Buffer,
     dst: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let (spec, n) = if g.in_c % 4 == 0 {
-        (vec4, dst_len / 4)
-    } else {
-        (scalar, dst_len)
-    };
-    let params = gpu.uniform(spec.entry, &params(g, n))?;
+    let params = gpu.uniform(
+        spec.entry,
+        &Params {
+            n: n as u32,
+            _pad: [0; 3],
+        },
+    )?;
     let workgroups = if n == 0 {
         [0, 1, 1]
     } else {
@@ -188,7 +178,7 @@ fn build(
     };
     gpu.dispatch(
         spec,
-        &[("WG", WG as f64)],
+        &constants(g),
         &[
             params.as_entire_binding(),
             src.as_entire_binding(),
@@ -201,12 +191,23 @@ fn build(
 /// cols[row = (b, oy, ox), col = (ky, kx, c)] =
 /// x[b, oy·s − pad_top + ky, ox·s − pad_left + kx, c], or 0 in the padding.
 /// `x` is NHWC; `cols` is [col_rows, col_cols] row-major and fully overwritten.
-pub fn im2col(gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer, cols: &wgpu::Buffer) -> Result<Dispatch> {
+pub fn im2col(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: &wgpu::Buffer,
+    cols: &wgpu::Buffer,
+) -> Result<Dispatch> {
     g.assert_valid();
     let n = g.col_rows() * g.col_cols();
     assert_holds("x", x, g.input_len());
     assert_holds("cols", cols, n);
-    build(gpu, g, &IM2COL, &IM2COL_VEC4, n, x, cols)
+    if g.in_c % 4 == 0 {
+        // One invocation per vec4 of cols.
+        build(gpu, g, &IM2COL_VEC4, n / 4, x, cols)
+    } else {
+        // One invocation per (output pixel, kernel row).
+        build(gpu, g, &IM2COL, g.col_rows() * g.kh, x, cols)
+    }
 }
 
 /// dx[b, y, x, c] = Σ of dcols[row, col] over the (row, col) that im2col
@@ -221,7 +222,12 @@ pub fn col2im(
     g.assert_valid();
     assert_holds("dcols", dcols, g.col_rows() * g.col_cols());
     assert_holds("dx", dx, g.input_len());
-    build(gpu, g, &COL2IM, &COL2IM_VEC4, g.input_len(), dcols, dx)
+    // One invocation per element of dx, or per vec4.
+    if g.in_c % 4 == 0 {
+        build(gpu, g, &COL2IM_VEC4, g.input_len() / 4, dcols, dx)
+    } else {
+        build(gpu, g, &COL2IM, g.input_len(), dcols, dx)
+    }
 }
 
 /// Plain-Rust references. The whole-layer functions accumulate in f64 and

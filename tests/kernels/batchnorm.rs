@@ -149,7 +149,9 @@ fn forward_train_matches_reference() {
         run(&batchnorm::forward_train(gpu, s, &xb, &yb, &bufs.view(), MOMENTUM, EPSILON).unwrap());
 
         let (mut mm, mut mv) = (p.mm.clone(), p.mv.clone());
-        let want = cpu::forward_train(s, &x, &p.gamma, &p.beta, &mut mm, &mut mv, MOMENTUM, EPSILON);
+        let want = cpu::forward_train(
+            s, &x, &p.gamma, &p.beta, &mut mm, &mut mv, MOMENTUM, EPSILON,
+        );
 
         let dd = depth(s);
         let maxdev: Vec<f64> = (0..c)
@@ -165,7 +167,11 @@ fn forward_train_matches_reference() {
         let rel_var: Vec<f64> = (0..c)
             .map(|j| {
                 let sd = (want.var[j] as f64).sqrt();
-                let spread = if maxdev[j] == 0.0 { 0.0 } else { maxdev[j] / sd };
+                let spread = if maxdev[j] == 0.0 {
+                    0.0
+                } else {
+                    maxdev[j] / sd
+                };
                 4.0 * dd * U + 2.0 * U * spread
             })
             .collect();
@@ -176,10 +182,16 @@ fn forward_train_matches_reference() {
             })
             .collect();
 
-        check(&case, "save_mean", &read(&bufs.mean, c), &want.mean, |j| tol_mu[j]);
-        check(&case, "save_inv_std", &read(&bufs.inv, c), &want.inv_std, |j| {
-            rel_inv[j] * want.inv_std[j] as f64
+        check(&case, "save_mean", &read(&bufs.mean, c), &want.mean, |j| {
+            tol_mu[j]
         });
+        check(
+            &case,
+            "save_inv_std",
+            &read(&bufs.inv, c),
+            &want.inv_std,
+            |j| rel_inv[j] * want.inv_std[j] as f64,
+        );
         let one_minus = 1.0 - MOMENTUM as f64;
         check(&case, "moving_mean", &read(&bufs.mm, c), &mm, |j| {
             one_minus * tol_mu[j] + 4.0 * U * ((p.mm[j] as f64).abs() + (want.mean[j] as f64).abs())
@@ -244,7 +256,9 @@ fn backward_matches_reference() {
         let dy = rng.vec(s.len(), -1.0, 1.0);
         let p = params(&mut rng, c);
         let (mut mm, mut mv) = (p.mm.clone(), p.mv.clone());
-        let fwd = cpu::forward_train(s, &x, &p.gamma, &p.beta, &mut mm, &mut mv, MOMENTUM, EPSILON);
+        let fwd = cpu::forward_train(
+            s, &x, &p.gamma, &p.beta, &mut mm, &mut mv, MOMENTUM, EPSILON,
+        );
         let bufs = Bufs::new(&p, &fwd.mean, &fwd.inv_std);
         let xb = upload(&x);
         let dyb = upload(&dy);
@@ -280,7 +294,8 @@ fn backward_matches_reference() {
             (p.gamma[j] as f64).abs() * inv / rf
                 * (tol_db[j]
                     + xhat * tol_dg[j]
-                    + 8.0 * U
+                    + 8.0
+                        * U
                         * (rf * (dy[i] as f64).abs()
                             + (db[j] as f64).abs()
                             + xhat * (dg[j] as f64).abs()))
@@ -304,7 +319,9 @@ fn empty_shape_builds_nothing() {
     };
     let bufs = Bufs::new(&p, &[0.0; 4], &[1.0; 4]);
     let b = zeros(4);
-    assert!(batchnorm::forward_train(gpu, s, &b, &b, &bufs.view(), MOMENTUM, EPSILON)
-        .unwrap()
-        .is_empty());
+    assert!(
+        batchnorm::forward_train(gpu, s, &b, &b, &bufs.view(), MOMENTUM, EPSILON)
+            .unwrap()
+            .is_empty()
+    );
 }

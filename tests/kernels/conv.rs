@@ -85,7 +85,10 @@ fn cases() -> Vec<Conv2dGeom> {
 fn geometry_follows_tensorflow() {
     // CIFAR CNN: 32×32, 3×3 stride 2 "same" → 16, pad_total 1, top 0 (bottom 1).
     let g = geom(1, 32, 32, 32, 32, 3, 2, Padding::Same);
-    assert_eq!((g.out_h(), g.out_w(), g.pad_top(), g.pad_left()), (16, 16, 0, 0));
+    assert_eq!(
+        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (16, 16, 0, 0)
+    );
     // Stride 1 "same" 3×3: pad 1 each side.
     let g = geom(1, 32, 32, 3, 32, 3, 1, Padding::Same);
     assert_eq!((g.out_h(), g.pad_top()), (32, 1));
@@ -94,7 +97,10 @@ fn geometry_follows_tensorflow() {
     assert_eq!((g.out_h(), g.pad_top()), (16, 1));
     // 5×5 on 2×3 "same": out 2×3, pad_total 4 / 4 → top 2, left 2.
     let g = geom(1, 2, 3, 1, 1, 5, 1, Padding::Same);
-    assert_eq!((g.out_h(), g.out_w(), g.pad_top(), g.pad_left()), (2, 3, 2, 2));
+    assert_eq!(
+        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (2, 3, 2, 2)
+    );
     // "valid": floor((7 − 3)/2) + 1 = 3; kernel larger than the image → 0.
     let g = geom(1, 7, 5, 1, 1, 3, 2, Padding::Valid);
     assert_eq!((g.out_h(), g.out_w(), g.pad_top()), (3, 2, 0));
