@@ -44,10 +44,15 @@ override WG: u32 = 64u;
 // Index into x for output pixel `row`, kernel tap (ky, kx) and channel c,
 // or -1 where the tap falls into the zero padding.
 fn x_index(row: u32, ky: u32, kx: u32, c: u32, channels: u32) -> i32 {
-    let ox = row % OUT_W;
-    let t = row / OUT_W;
-    let oy = t % OUT_H;
-    let b = t / OUT_H;
+    // A "valid" conv with the kernel larger than the image has no output
+    // (and im2col no invocations), but the pipeline must still compile:
+    // keep the constant divisors non-zero.
+    let ow = max(OUT_W, 1u);
+    let oh = max(OUT_H, 1u);
+    let ox = row % ow;
+    let t = row / ow;
+    let oy = t % oh;
+    let b = t / oh;
     let iy = i32(oy * STRIDE + ky) - i32(PAD_TOP);
     let ix = i32(ox * STRIDE + kx) - i32(PAD_LEFT);
     if (iy < 0 || ix < 0 || iy >= i32(IN_H) || ix >= i32(IN_W)) {

@@ -113,11 +113,12 @@ impl Conv2dGeom {
         self.col_cols() * self.out_c
     }
 
-    /// Zero stride or kernel size is a programmer error, not bad data.
+    /// Zero stride, kernel size or channels is a programmer error, not bad data
+    /// (and would be a division by zero in the shader's constants).
     fn assert_valid(&self) {
         assert!(
-            self.stride >= 1 && self.kh >= 1 && self.kw >= 1,
-            "conv2d: stride and kernel size must be ≥ 1: {self:?}"
+            self.stride >= 1 && self.kh >= 1 && self.kw >= 1 && self.in_c >= 1,
+            "conv2d: stride, kernel size and channels must be ≥ 1: {self:?}"
         );
     }
 }
@@ -164,6 +165,10 @@ fn build(
     src: &wgpu::Buffer,
     dst: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    assert!(
+        n <= u32::MAX as usize,
+        "conv2d: {n} work items overflow u32"
+    );
     let params = gpu.uniform(
         spec.entry,
         &Params {
