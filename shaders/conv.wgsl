@@ -5,22 +5,30 @@
 //
 // Each entry point has a vec4 twin used when in_c % 4 == 0 (every layer of
 // the CNN but the first): four channels are contiguous in x and in cols, so
-// one load moves four values (loads dominate on lavapipe).
+// one load moves four values (loads dominate on lavapipe). The work item
+// count `p.n` is set by the wrapper: see each entry point.
+
+// The geometry is baked in as override constants (one pipeline per conv
+// shape; a model has a handful): the index arithmetic is all divisions and
+// remainders, which compilers turn into multiplies by constants. On lavapipe
+// that makes im2col several times faster.
+override IN_H: u32;
+override IN_W: u32;
+override IN_C: u32;
+override OUT_H: u32;
+override OUT_W: u32;
+override KH: u32;
+override KW: u32;
+override STRIDE: u32;
+override PAD_TOP: u32;
+override PAD_LEFT: u32;
 
 struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    in_c: u32,
-    out_h: u32,
-    out_w: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
     // Work items of this dispatch (elements, or vec4s for the vec4 twins).
     n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 override WG: u32 = 64u;
@@ -36,18 +44,26 @@ override WG: u32 = 64u;
 // Index into x for output pixel `row`, kernel tap (ky, kx) and channel c,
 // or -1 where the tap falls into the zero padding.
 fn x_index(row: u32, ky: u32, kx: u32, c: u32, channels: u32) -> i32 {
-    let ox = row % p.out_w;
-    let t = row / p.out_w;
-    let oy = t % p.out_h;
-    let b = t / p.out_h;
-    let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
-    let ix = i32(ox * p.stride + kx) - i32(p.pad_left);
-    if (iy < 0 || ix < 0 || iy >= i32(p.in_h) || ix >= i32(p.in_w)) {
+    // A "valid" conv with the kernel larger than the image has no output
+    // (and im2col no invocations), but the pipeline must still compile:
+    // keep the constant divisors non-zero.
+    let ow = max(OUT_W, 1u);
+    let oh = max(OUT_H, 1u);
+    let ox = row % ow;
+    let t = row / ow;
+    let oy = t % oh;
+    let b = t / oh;
+    let iy = i32(oy * STRIDE + ky) - i32(PAD_TOP);
+    let ix = i32(ox * STRIDE + kx) - i32(PAD_LEFT);
+    if (iy < 0 || ix < 0 || iy >= i32(IN_H) || ix >= i32(IN_W)) {
         return -1;
     }
-    return ((i32(b) * i32(p.in_h) + iy) * i32(p.in_w) + ix) * i32(channels) + i32(c);
+    return ((i32(b) * i32(IN_H) + iy) * i32(IN_W) + ix) * i32(channels) + i32(c);
 }
 
+// One invocation per (output pixel, kernel row): KW·IN_C consecutive cols
+// entries. Few channels (the first layer's 3) make per-element invocations
+// mostly index arithmetic; this spreads it over a whole kernel row.
 @compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -55,17 +71,19 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let k = p.kh * p.kw * p.in_c;
-    let col = i % k;
-    let row = i / k;
-    let c = col % p.in_c;
-    let tap = col / p.in_c;
-    let xi = x_index(row, tap / p.kw, tap % p.kw, c, p.in_c);
-    var v = 0.0;
-    if (xi >= 0) {
-        v = src[xi];
+    let ky = i % KH;
+    let row = i / KH;
+    let out = row * (KH * KW * IN_C) + ky * (KW * IN_C);
+    for (var kx = 0u; kx < KW; kx++) {
+        let xi = x_index(row, ky, kx, 0u, IN_C);
+        for (var c = 0u; c < IN_C; c++) {
+            var v = 0.0;
+            if (xi >= 0) {
+                v = src[xi + i32(c)];
+            }
+            dst[out + kx * IN_C + c] = v;
+        }
     }
-    dst[i] = v;
 }
 
 // Gather: each dx element sums the cols entries im2col copied it to. Output
@@ -78,28 +96,28 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let c = i % p.in_c;
-    var t = i / p.in_c;
-    let ix = t % p.in_w;
-    t = t / p.in_w;
-    let iy = t % p.in_h;
-    let b = t / p.in_h;
-    let k = p.kh * p.kw * p.in_c;
-    let ty = iy + p.pad_top;
-    let tx = ix + p.pad_left;
+    let c = i % IN_C;
+    var t = i / IN_C;
+    let ix = t % IN_W;
+    t = t / IN_W;
+    let iy = t % IN_H;
+    let b = t / IN_H;
+    let k = KH * KW * IN_C;
+    let ty = iy + PAD_TOP;
+    let tx = ix + PAD_LEFT;
     var acc = 0.0;
-    for (var ky = ty % p.stride; ky < p.kh && ky <= ty; ky += p.stride) {
-        let oy = (ty - ky) / p.stride;
-        if (oy >= p.out_h) {
+    for (var ky = ty % STRIDE; ky < KH && ky <= ty; ky += STRIDE) {
+        let oy = (ty - ky) / STRIDE;
+        if (oy >= OUT_H) {
             continue;
         }
-        for (var kx = tx % p.stride; kx < p.kw && kx <= tx; kx += p.stride) {
-            let ox = (tx - kx) / p.stride;
-            if (ox >= p.out_w) {
+        for (var kx = tx % STRIDE; kx < KW && kx <= tx; kx += STRIDE) {
+            let ox = (tx - kx) / STRIDE;
+            if (ox >= OUT_W) {
                 continue;
             }
-            let row = (b * p.out_h + oy) * p.out_w + ox;
-            acc += src[row * k + (ky * p.kw + kx) * p.in_c + c];
+            let row = (b * OUT_H + oy) * OUT_W + ox;
+            acc += src[row * k + (ky * KW + kx) * IN_C + c];
         }
     }
     dst[i] = acc;
@@ -113,13 +131,13 @@ fn im2col_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let c4 = p.in_c / 4u;
-    let k4 = p.kh * p.kw * c4;
+    let c4 = IN_C / 4u;
+    let k4 = KH * KW * c4;
     let col = i % k4;
     let row = i / k4;
     let c = col % c4;
     let tap = col / c4;
-    let xi = x_index(row, tap / p.kw, tap % p.kw, c, c4);
+    let xi = x_index(row, tap / KW, tap % KW, c, c4);
     var v = vec4<f32>(0.0);
     if (xi >= 0) {
         v = src4[xi];
@@ -135,29 +153,29 @@ fn col2im_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let c4 = p.in_c / 4u;
+    let c4 = IN_C / 4u;
     let c = i % c4;
     var t = i / c4;
-    let ix = t % p.in_w;
-    t = t / p.in_w;
-    let iy = t % p.in_h;
-    let b = t / p.in_h;
-    let k4 = p.kh * p.kw * c4;
-    let ty = iy + p.pad_top;
-    let tx = ix + p.pad_left;
+    let ix = t % IN_W;
+    t = t / IN_W;
+    let iy = t % IN_H;
+    let b = t / IN_H;
+    let k4 = KH * KW * c4;
+    let ty = iy + PAD_TOP;
+    let tx = ix + PAD_LEFT;
     var acc = vec4<f32>(0.0);
-    for (var ky = ty % p.stride; ky < p.kh && ky <= ty; ky += p.stride) {
-        let oy = (ty - ky) / p.stride;
-        if (oy >= p.out_h) {
+    for (var ky = ty % STRIDE; ky < KH && ky <= ty; ky += STRIDE) {
+        let oy = (ty - ky) / STRIDE;
+        if (oy >= OUT_H) {
             continue;
         }
-        for (var kx = tx % p.stride; kx < p.kw && kx <= tx; kx += p.stride) {
-            let ox = (tx - kx) / p.stride;
-            if (ox >= p.out_w) {
+        for (var kx = tx % STRIDE; kx < KW && kx <= tx; kx += STRIDE) {
+            let ox = (tx - kx) / STRIDE;
+            if (ox >= OUT_W) {
                 continue;
             }
-            let row = (b * p.out_h + oy) * p.out_w + ox;
-            acc += src4[row * k4 + (ky * p.kw + kx) * c4 + c];
+            let row = (b * OUT_H + oy) * OUT_W + ox;
+            acc += src4[row * k4 + (ky * KW + kx) * c4 + c];
         }
     }
     dst4[i] = acc;

@@ -129,11 +129,8 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn unbuilt_subcommands_say_so() {
     for args in [
-        &["train", "--model", "cnn"][..],
-        &["eval", "--model", "mlp"],
-        &["summary", "--model", "conv"],
+        &["eval", "--model", "mlp"][..],
         &["predict", "--checkpoint", "x"],
-        &["bench", "--quick"],
     ] {
         let out = gdl(args);
         let stderr = text(&out.stderr);
@@ -141,4 +138,50 @@ fn unbuilt_subcommands_say_so() {
         assert!(stderr.contains("not implemented yet"), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn summary_matches_keras_parameter_counts() {
+    for (model, total, trainable, non_trainable) in [
+        ("mlp", "646260", "646260", "0"),
+        ("cnn", "592554", "591914", "640"),
+    ] {
+        let out = gdl(&["summary", "--model", model]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{model}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains(&format!("Total params: {total} ")),
+            "{model}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("Trainable params: {trainable} ")),
+            "{model}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("Non-trainable params: {non_trainable} ")),
+            "{model}: {stdout}"
+        );
+        assert!(stdout.contains("Planned GPU memory"), "{model}: {stdout}");
+    }
+}
+
+#[test]
+fn train_with_missing_data_names_the_path() {
+    let dir = std::env::temp_dir().join(format!("gdl-gpu-cli-{}", std::process::id()));
+    let missing = dir.join("no-such-cifar");
+    let run = dir.join("run");
+    let out = gdl(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        missing.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-cifar"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

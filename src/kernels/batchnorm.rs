@@ -140,15 +140,13 @@ struct Params {
     eps: f32,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     spec: &KernelSpec,
     s: BnShape,
     lanes: usize,
     n: usize,
-    momentum: f32,
-    eps: f32,
+    (momentum, eps): (f32, f32),
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let params = gpu.uniform(
@@ -175,20 +173,18 @@ fn launch(
 }
 
 /// A row pass (partials or elementwise): scalar or vec4 entry point.
-#[allow(clippy::too_many_arguments)]
 fn row_pass(
     gpu: &Gpu,
     scalar: &KernelSpec,
     vec4: &KernelSpec,
     s: BnShape,
     row_groups: usize,
-    momentum: f32,
-    eps: f32,
+    momentum_eps: (f32, f32),
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let spec = if s.vec4() { vec4 } else { scalar };
     let n = row_groups * s.lanes();
-    launch(gpu, spec, s, s.lanes(), n, momentum, eps, buffers)
+    launch(gpu, spec, s, s.lanes(), n, momentum_eps, buffers)
 }
 
 fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
@@ -225,8 +221,7 @@ pub fn forward_train<'b>(
             &STATS_PARTIAL_VEC4,
             s,
             s.chunks(),
-            momentum,
-            eps,
+            (momentum, eps),
             &[x.view(), (&part).view()],
         )?,
         launch(
@@ -235,8 +230,7 @@ pub fn forward_train<'b>(
             s,
             s.channels,
             s.channels,
-            momentum,
-            eps,
+            (momentum, eps),
             &[
                 x.view(),
                 (&part).view(),
@@ -252,8 +246,7 @@ pub fn forward_train<'b>(
             &NORMALIZE_VEC4,
             s,
             row_groups,
-            momentum,
-            eps,
+            (momentum, eps),
             &[
                 x.view(),
                 p.gamma.view(),
@@ -287,8 +280,7 @@ pub fn forward_infer<'b>(
         &INFER_VEC4,
         s,
         s.rows.div_ceil(ROWS_PER_INVOCATION),
-        0.0,
-        eps,
+        (0.0, eps),
         &[
             x.view(),
             p.gamma.view(),
@@ -331,8 +323,7 @@ pub fn backward<'b>(
             &GRAD_PARTIAL_VEC4,
             s,
             s.chunks(),
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[x.view(), dy.view(), p.save_mean.view(), (&part).view()],
         )?,
         launch(
@@ -341,8 +332,7 @@ pub fn backward<'b>(
             s,
             s.channels,
             s.channels,
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[
                 (&part).view(),
                 p.save_inv_std.view(),
@@ -356,8 +346,7 @@ pub fn backward<'b>(
             &GRAD_INPUT_VEC4,
             s,
             s.rows.div_ceil(ROWS_PER_INVOCATION),
-            0.0,
-            0.0,
+            (0.0, 0.0),
             &[
                 x.view(),
                 dy.view(),

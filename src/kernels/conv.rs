@@ -113,11 +113,12 @@ impl Conv2dGeom {
         self.col_cols() * self.out_c
     }
 
-    /// Zero stride or kernel size is a programmer error, not bad data.
+    /// Zero stride, kernel size or channels is a programmer error, not bad data
+    /// (and would be a division by zero in the shader's constants).
     fn assert_valid(&self) {
         assert!(
-            self.stride >= 1 && self.kh >= 1 && self.kw >= 1,
-            "conv2d: stride and kernel size must be ≥ 1: {self:?}"
+            self.stride >= 1 && self.kh >= 1 && self.kw >= 1 && self.in_c >= 1,
+            "conv2d: stride, kernel size and channels must be ≥ 1: {self:?}"
         );
     }
 }
@@ -125,35 +126,25 @@ impl Conv2dGeom {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    in_c: u32,
-    out_h: u32,
-    out_w: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
     n: u32,
+    _pad: [u32; 3],
 }
 
-fn params(g: &Conv2dGeom, n: usize) -> Params {
-    Params {
-        batch: g.batch as u32,
-        in_h: g.in_h as u32,
-        in_w: g.in_w as u32,
-        in_c: g.in_c as u32,
-        out_h: g.out_h() as u32,
-        out_w: g.out_w() as u32,
-        kh: g.kh as u32,
-        kw: g.kw as u32,
-        stride: g.stride as u32,
-        pad_top: g.pad_top() as u32,
-        pad_left: g.pad_left() as u32,
-        n: n as u32,
-    }
+/// The shader's override constants: the geometry, baked into the pipeline.
+fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 11] {
+    [
+        ("WG", WG as f64),
+        ("IN_H", g.in_h as f64),
+        ("IN_W", g.in_w as f64),
+        ("IN_C", g.in_c as f64),
+        ("OUT_H", g.out_h() as f64),
+        ("OUT_W", g.out_w() as f64),
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("STRIDE", g.stride as f64),
+        ("PAD_TOP", g.pad_top() as f64),
+        ("PAD_LEFT", g.pad_left() as f64),
+    ]
 }
 
 fn assert_holds<'b>(what: &str, buf: impl Bind<'b>, elems: usize) {
@@ -165,22 +156,26 @@ fn assert_holds<'b>(what: &str, buf: impl Bind<'b>, elems: usize) {
     );
 }
 
-/// One invocation per element of `dst` (per vec4 when in_c % 4 == 0).
+/// `n` invocations of `spec`.
 fn build<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    scalar: &KernelSpec,
-    vec4: &KernelSpec,
-    dst_len: usize,
+    spec: &KernelSpec,
+    n: usize,
     src: impl Bind<'b>,
     dst: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let (spec, n) = if g.in_c % 4 == 0 {
-        (vec4, dst_len / 4)
-    } else {
-        (scalar, dst_len)
-    };
-    let params = gpu.uniform(spec.entry, &params(g, n))?;
+    assert!(
+        n <= u32::MAX as usize,
+        "conv2d: {n} work items overflow u32"
+    );
+    let params = gpu.uniform(
+        spec.entry,
+        &Params {
+            n: n as u32,
+            _pad: [0; 3],
+        },
+    )?;
     let workgroups = if n == 0 {
         [0, 1, 1]
     } else {
@@ -188,7 +183,7 @@ fn build<'b>(
     };
     gpu.dispatch(
         spec,
-        &[("WG", WG as f64)],
+        &constants(g),
         &[
             params.as_entire_binding(),
             src.as_entire_binding(),
@@ -211,7 +206,13 @@ pub fn im2col<'b>(
     let n = g.col_rows() * g.col_cols();
     assert_holds("x", x, g.input_len());
     assert_holds("cols", cols, n);
-    build(gpu, g, &IM2COL, &IM2COL_VEC4, n, x, cols)
+    if g.in_c % 4 == 0 {
+        // One invocation per vec4 of cols.
+        build(gpu, g, &IM2COL_VEC4, n / 4, x, cols)
+    } else {
+        // One invocation per (output pixel, kernel row).
+        build(gpu, g, &IM2COL, g.col_rows() * g.kh, x, cols)
+    }
 }
 
 /// dx[b, y, x, c] = Σ of dcols[row, col] over the (row, col) that im2col
@@ -226,7 +227,12 @@ pub fn col2im<'b>(
     g.assert_valid();
     assert_holds("dcols", dcols, g.col_rows() * g.col_cols());
     assert_holds("dx", dx, g.input_len());
-    build(gpu, g, &COL2IM, &COL2IM_VEC4, g.input_len(), dcols, dx)
+    // One invocation per element of dx, or per vec4.
+    if g.in_c % 4 == 0 {
+        build(gpu, g, &COL2IM_VEC4, g.input_len() / 4, dcols, dx)
+    } else {
+        build(gpu, g, &COL2IM, g.input_len(), dcols, dx)
+    }
 }
 
 /// Plain-Rust references. The whole-layer functions accumulate in f64 and

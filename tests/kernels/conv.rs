@@ -38,6 +38,10 @@ fn cases() -> Vec<Conv2dGeom> {
         // Kernel larger than the image: "same" pads on both sides.
         geom(2, 2, 3, 3, 2, 5, 1, Same),
         geom(2, 3, 2, 4, 2, 4, 2, Same),
+        // "valid" with the kernel larger than the image: no output at all;
+        // col2im must still zero dx.
+        geom(2, 2, 2, 3, 1, 3, 1, Valid),
+        geom(2, 2, 2, 4, 1, 3, 1, Valid),
         // Non-square kernel, stride larger than the kernel.
         Conv2dGeom {
             batch: 2,
