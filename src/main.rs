@@ -10,6 +10,11 @@ mod cli;
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // Mesa's drivers warn on every start without XDG_RUNTIME_DIR; set it
+    // before any thread exists, only when the user has not.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     match cli::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
