@@ -55,10 +55,12 @@ pub fn mlp() -> Result<Graph, GraphError> {
         .softmax_cross_entropy()
 }
 
+/// As the chapter sketches it: Keras's default (linear) activation on both
+/// convolutions.
 pub fn conv() -> Result<Graph, GraphError> {
     Graph::new("conv", 32, 32, 3)
-        .conv2d(10, 4, 2, Padding::Same, Activation::Relu)?
-        .conv2d(20, 3, 2, Padding::Same, Activation::Relu)?
+        .conv2d(10, 4, 2, Padding::Same, Activation::Linear)?
+        .conv2d(20, 3, 2, Padding::Same, Activation::Linear)?
         .flatten()?
         .dense(10, Activation::Linear)?
         .softmax_cross_entropy()
