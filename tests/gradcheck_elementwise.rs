@@ -24,7 +24,7 @@ fn leaky_relu_gradient() {
             }
             let num = r[i] as f64 * (f(xi + h) - f(xi - h)) / (2.0 * h);
             assert!(
-                (num - dx[i] as f64).abs() <= 1e-9,
+                (num - dx[i] as f64).abs() <= 1e-11 + (dx[i] as f64).abs() * gdl_gpu::util::F32_EPS,
                 "slope {slope}, x = {xi}: numeric {num}, analytic {}",
                 dx[i]
             );
