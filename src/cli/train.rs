@@ -136,7 +136,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             "epoch": r.epoch,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
-            "lr": args.lr,
+            // Through its shortest decimal form, so 5e-4 is not printed as 0.0005000000237.
+            "lr": args.lr.to_string().parse::<f64>().unwrap_or(f64::NAN),
             "seed": args.seed,
             "train_loss": r.train.loss(),
             "train_accuracy": r.train.accuracy(),
