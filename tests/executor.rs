@@ -48,9 +48,19 @@ fn adam() -> AdamConfig {
 }
 
 /// One step of `kind` on both backends; every parameter, moving statistic
-/// and Adam moment must agree.
-fn one_step_matches(kind: ModelKind) {
-    let graph = models::build(kind, &ModelOptions::default()).unwrap();
+/// and Adam moment must agree. With `backward: false` only what the forward
+/// pass decides is compared (loss, accuracy, moving statistics).
+///
+/// Why the CNN's backward is compared with LeakyReLU's slope at 1: the
+/// derivative of LeakyReLU jumps at 0, and BatchNorm puts many of the CNN's
+/// half-million pre-activations within rounding distance of 0, so GPU and
+/// CPU (both right to f32 rounding) can take different branches for a few
+/// elements and their gradients then differ by (1 − slope)·dy there, which
+/// no rounding bound covers. Slope 1 keeps every other op of the model in
+/// the step; the kink itself is tested exactly in the kernel suite and in
+/// the MLP's whole step (ReLU, far fewer elements near 0).
+fn one_step_matches(kind: ModelKind, opts: ModelOptions, backward: bool) {
+    let graph = models::build(kind, &opts).unwrap();
     let (train, test) = (synthetic(64, 1), synthetic(8, 2));
     let init = initial(&graph, 7);
     let mut g = GpuBackend::new(gpu(), &graph, &train, &test, adam(), 3, &init).unwrap();
@@ -74,6 +84,13 @@ fn one_step_matches(kind: ModelKind) {
     assert_eq!(gl.correct, cl.correct, "{kind:?} correct count");
 
     let (gv, cv) = (g.values().unwrap(), c.values().unwrap());
+    // Moving statistics: 0.99·old + 0.01·batch statistic.
+    compare(&gv.state, &cv.state, 1e-6, 1e-5)
+        .unwrap_or_else(|e| panic!("{kind:?} moving statistics: {e}"));
+    assert_eq!(gv.step, 1);
+    if !backward {
+        return;
+    }
     // Gradients: after one step m = (1 − β1)·g. They are sums with heavy
     // cancellation (BatchNorm's backward subtracts the batch mean of dy, and
     // a conv bias feeding BatchNorm has an exact gradient of 0), so f32
@@ -94,25 +111,26 @@ fn one_step_matches(kind: ModelKind) {
         let diff = (gv.trainable[i] as f64 - cv.trainable[i] as f64).abs();
         assert!(diff <= bound, "{kind:?} parameter {i}: GPU {} vs CPU {} (diff {diff:.3e} > bound {bound:.3e}, gradient diff {dg:.3e})", gv.trainable[i], cv.trainable[i]);
     }
-    // Moving statistics: 0.99·old + 0.01·batch statistic.
-    compare(&gv.state, &cv.state, 1e-6, 1e-5)
-        .unwrap_or_else(|e| panic!("{kind:?} moving statistics: {e}"));
-    assert_eq!(gv.step, 1);
 }
 
 #[test]
 fn mlp_step_matches_cpu() {
-    one_step_matches(ModelKind::Mlp);
+    one_step_matches(ModelKind::Mlp, ModelOptions::default(), true);
 }
 
 #[test]
 fn conv_step_matches_cpu() {
-    one_step_matches(ModelKind::Conv);
+    one_step_matches(ModelKind::Conv, ModelOptions::default(), true);
 }
 
 #[test]
 fn cnn_step_matches_cpu() {
-    one_step_matches(ModelKind::Cnn);
+    let linear = ModelOptions {
+        leaky_slope: 1.0,
+        ..ModelOptions::default()
+    };
+    one_step_matches(ModelKind::Cnn, linear, true);
+    one_step_matches(ModelKind::Cnn, ModelOptions::default(), false);
 }
 
 /// 50 steps of the dense model: the per-step losses agree throughout.

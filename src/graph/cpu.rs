@@ -55,6 +55,19 @@ impl CpuRun {
     pub fn tensor(&self, t: TensorId) -> &[f32] {
         &self.f32s[t]
     }
+
+    /// Any f32 tensor: temporaries from this run, the rest from the state.
+    pub fn value(&self, p: &Program, st: &CpuState, t: TensorId) -> Vec<f32> {
+        let info = &p.tensors[t];
+        let r = |o: usize| o..o + info.len;
+        match info.home {
+            Home::Param(o) => st.params[r(o)].to_vec(),
+            Home::Grad(o) => st.grads[r(o)].to_vec(),
+            Home::State(o) => st.state[r(o)].to_vec(),
+            Home::Temp => self.f32s[t].clone(),
+            Home::Metrics => Vec::new(),
+        }
+    }
 }
 
 struct Env<'a> {
@@ -94,6 +107,17 @@ impl Env<'_> {
 
 /// Runs `p` once. `metrics` accumulates [loss_sum f32 bits, correct, examples, 0].
 pub fn run(p: &Program, st: &mut CpuState, inp: &StepInputs, metrics: &mut [u32; 4]) -> CpuRun {
+    run_prefix(p, st, inp, metrics, p.insts.len())
+}
+
+/// Runs instructions 0..n of `p` (see `GpuProgram::record_prefix`).
+pub fn run_prefix(
+    p: &Program,
+    st: &mut CpuState,
+    inp: &StepInputs,
+    metrics: &mut [u32; 4],
+    n: usize,
+) -> CpuRun {
     let nt = p.tensors.len();
     let mut env = Env {
         p,
@@ -102,7 +126,7 @@ pub fn run(p: &Program, st: &mut CpuState, inp: &StepInputs, metrics: &mut [u32;
         u32s: vec![Vec::new(); nt],
         metrics,
     };
-    for inst in &p.insts {
+    for inst in &p.insts[..n] {
         match *inst {
             Inst::Gather { x, labels } => {
                 let (xs, ls) = gather::cpu::gather(

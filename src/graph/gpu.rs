@@ -88,6 +88,8 @@ pub struct GpuProgram {
     pub plan: Plan,
     slots: Vec<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
+    /// dispatches[inst_end[i - 1]..inst_end[i]] belong to instruction i.
+    inst_end: Vec<usize>,
 }
 
 fn padded(len: usize) -> u64 {
@@ -113,6 +115,7 @@ impl GpuProgram {
             .map(|(i, &b)| gpu.storage(&format!("slot {i}"), b))
             .collect::<Result<Vec<_>>>()?;
         let mut dispatches = Vec::new();
+        let mut inst_end = Vec::with_capacity(program.insts.len());
         {
             let v = |t: TensorId| -> View<'_> {
                 let info = &program.tensors[t];
@@ -320,6 +323,7 @@ impl GpuProgram {
                         &st.v,
                     )?),
                 }
+                inst_end.push(dispatches.len());
             }
         }
         Ok(GpuProgram {
@@ -327,6 +331,7 @@ impl GpuProgram {
             plan,
             slots,
             dispatches,
+            inst_end,
         })
     }
 
@@ -334,6 +339,29 @@ impl GpuProgram {
         for d in &self.dispatches {
             d.record(pass);
         }
+    }
+
+    /// Records instructions 0..n only: with `read_any`, a tool to find the
+    /// first instruction where the GPU and the CPU reference part ways.
+    pub fn record_prefix(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
+        let end = if n == 0 { 0 } else { self.inst_end[n - 1] };
+        for d in &self.dispatches[..end] {
+            d.record(pass);
+        }
+    }
+
+    /// Reads any f32 tensor of the program as it is now.
+    pub fn read_any(&self, gpu: &Gpu, st: &GpuState, t: TensorId) -> Result<Vec<f32>> {
+        let info = &self.program.tensors[t];
+        let (buf, off) = match info.home {
+            Home::Param(o) => (&st.params, o),
+            Home::Grad(o) => (&st.grads, o),
+            Home::State(o) => (&st.state, o),
+            Home::Temp => (&self.slots[self.plan.slot_of[t].expect("planned")], 0),
+            Home::Metrics => return Ok(Vec::new()),
+        };
+        let all = gpu.read_f32(buf, off + info.len)?;
+        Ok(all[off..].to_vec())
     }
 
     pub fn dispatch_count(&self) -> usize {

@@ -232,6 +232,22 @@ fn gemm_model_shapes() {
     for t in TRANSPOSES {
         cases.push((shape(32, 200, 3072, t), PLAIN));
     }
+    // Every conv of the CNN and the chapter's sketch (rows = batch·out_h·out_w,
+    // k = kh·kw·in_c, n = filters), and the CNN's dense layers: forward, dX, dW.
+    for &(rows, k, n) in &[
+        (32 * 32 * 32, 27, 32),
+        (32 * 16 * 16, 288, 32),
+        (32 * 16 * 16, 288, 64),
+        (32 * 8 * 8, 576, 64),
+        (32 * 16 * 16, 48, 10),
+        (32 * 8 * 8, 90, 20),
+        (32, 4096, 128),
+        (32, 128, 10),
+    ] {
+        cases.push((shape(rows, n, k, nn), fwd));
+        cases.push((shape(rows, k, n, nt), PLAIN));
+        cases.push((shape(k, n, rows, tn), PLAIN));
+    }
     for variant in variants() {
         for &(s, opts) in &cases {
             run_case(&mut rng, variant, s, opts, Data::Grid);
