@@ -177,12 +177,14 @@ fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
     let idx = gid.x + gid.y * nwg.x * WG;
     let nb = (p.n + 4u * RN - 1u) / (4u * RN);
     let mb = (p.m + 4u * RM - 1u) / (4u * RM);
-    if (idx >= nb * mb) {
-        return;
-    }
+    // Invocations past the last block redo it and store nothing: no early
+    // return, since divergent control flow makes llvmpipe mask (and slow
+    // down) every later memory access.
+    let spare = idx >= nb * mb;
+    let blk = min(idx, nb * mb - 1u);
     // Neighbouring invocations share the rows of A.
-    let r0 = (idx / nb) * (4u * RM);
-    let c0 = (idx % nb) * (4u * RN);
+    let r0 = (blk / nb) * (4u * RM);
+    let c0 = (blk % nb) * (4u * RN);
 
     // RM = 2, RN = 1, unrolled by hand: named values stay in registers;
     // dynamically indexed local arrays went to memory (2× slower).
@@ -194,6 +196,9 @@ fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
         let b0 = load_b(kk, c0);
         acc00 = mac(acc00, b0, a0);
         acc10 = mac(acc10, b0, a1);
+    }
+    if (spare) {
+        return;
     }
     store(acc00, r0, c0);
     store(acc10, r0 + 4u, c0);

@@ -1,113 +1,228 @@
-// GEMM for adapters with 8-lane subgroups (lavapipe): the 8 lanes of a
-// subgroup compute an 8×32 block of C. Each lane loads one vec4 of A per
-// four k and the subgroup shares them with `subgroupBroadcast`, so A costs
-// 1/8 of a load per row instead of one; each lane owns 4 columns of C and
-// loads its own 4×4 block of B. That is 128 FMAs per 5 loads, against 128
-// per 12 in gemm_regblock. Needs subgroup size 8 (the host checks).
+// GEMM for adapters with 8-lane subgroups (lavapipe). In this driver every
+// storage load is a scalar loop over the SIMD lanes, so the kernel is shaped
+// to minimise load instructions per FMA (see shared/notes/lavapipe-gemm.md).
+//
+// The kernel computes D[R×C] = O·S, D[r][c] = Σ_k O[r][k]·S[k][c], where
+// - O ("own") is stored R×K with K contiguous (row stride `ldo`, a multiple
+//   of 4): each lane owns 2 rows of D and loads its rows of O as vec4s;
+// - S ("shared") is stored K×C (C contiguous) or, with S_KCONTIG, C×K:
+//   each 8×12 block of S is loaded once per subgroup, one eighth per lane,
+//   and handed round with `subgroupBroadcast`.
+// A subgroup computes a 16×12 block of D: per 8 k, each lane issues 4 loads
+// of O and 3 of S for 2·12·8 = 192 FMAs, into 24 accumulators (more spill).
+// D is C = op(A)·op(B) (O = op(A), S = op(B)), or with OUT_T its transpose
+// Cᵀ = op(B)ᵀ·op(A)ᵀ, stored back into C (see gemm.rs for which is used).
+// Needs subgroup size 8 (the host checks).
 //
 // The helpers repeat gemm_regblock.wgsl: a module that calls subgroup
 // builtins cannot be created on devices without them, so the two kernels
 // cannot share a file.
 
 struct Params {
-    m: u32,
-    n: u32,
+    // D is r × c; K terms per output.
+    r: u32,
+    c: u32,
     k: u32,
-    // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
+    // Row stride of O in elements (≥ K, a multiple of 4).
+    ldo: u32,
+    // bit 0: add bias (per column of C); bit 1: accumulate into C.
     flags: u32,
     // 0: none, 1: ReLU, 2: LeakyReLU(slope).
     epilogue: u32,
     slope: f32,
     _pad0: u32,
-    _pad1: u32,
 }
 
-// A stored K×M (else M×K); B stored N×K (else K×N).
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-// vec4 loads along the stored contiguous dimension of A / B; only legal when
-// that dimension is a multiple of 4 (the host decides).
-override VEC_A: bool = false;
-override VEC_B: bool = false;
-// vec4 stores of C: N % 4 == 0.
+// S stored C×K (else K×C).
+override S_KCONTIG: bool = false;
+// S's contiguous dimension is a multiple of 4: vec4 loads of S.
+override VEC_S: bool = false;
+// D is Cᵀ: D[r][c] lives at C[c·R + r] and the bias goes by r.
+override OUT_T: bool = false;
+// vec4 stores of C (not OUT_T, C % 4 == 0).
 override VEC_C: bool = false;
 override WG: u32 = 64u; // a multiple of 8
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> o: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> s: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
-fn a_at(i: u32) -> f32 {
-    return a[i >> 2u][i & 3u];
-}
-
-fn b_at(i: u32) -> f32 {
-    return b[i >> 2u][i & 3u];
-}
-
-// op(A)[row][kk], zero past K; `row` is already clamped into [0, M).
-fn a_elem(row: u32, kk: u32) -> f32 {
-    let kc = min(kk, p.k - 1u);
-    var v: f32;
-    if (TRANS_A) {
-        v = a_at(kc * p.m + row);
-    } else {
-        v = a_at(row * p.k + kc);
-    }
-    return select(0.0, v, kk < p.k);
-}
-
-// op(B)[kk][col], zero past K; `col` is already clamped into [0, N).
-fn b_elem(kk: u32, col: u32) -> f32 {
-    let kc = min(kk, p.k - 1u);
-    var v: f32;
-    if (TRANS_B) {
-        v = b_at(col * p.k + kc);
-    } else {
-        v = b_at(kc * p.n + col);
-    }
-    return select(0.0, v, kk < p.k);
-}
-
-// Bm for k kk..kk+3, columns c..c+3 (same clamping as load_a).
-fn load_b(kk: u32, c0: u32) -> mat4x4<f32> {
-    if (VEC_B && !TRANS_B) {
-        // N % 4 == 0 and c0 % 4 == 0.
-        let cc = min(c0, p.n - 4u);
-        return mat4x4<f32>(b_krow(kk, cc), b_krow(kk + 1u, cc), b_krow(kk + 2u, cc),
-                           b_krow(kk + 3u, cc));
-    }
-    let last = p.n - 1u;
-    if (VEC_B && TRANS_B) {
-        // K % 4 == 0.
-        return transpose(mat4x4<f32>(b[(min(c0, last) * p.k + kk) >> 2u],
-                                     b[(min(c0 + 1u, last) * p.k + kk) >> 2u],
-                                     b[(min(c0 + 2u, last) * p.k + kk) >> 2u],
-                                     b[(min(c0 + 3u, last) * p.k + kk) >> 2u]));
-    }
-    return mat4x4<f32>(b_row4(kk, c0), b_row4(kk + 1u, c0), b_row4(kk + 2u, c0),
-                       b_row4(kk + 3u, c0));
-}
-
-// Stored row kk of B (K×N) at columns cc..cc+3; zero past K.
-fn b_krow(kk: u32, cc: u32) -> vec4<f32> {
-    let v = b[(min(kk, p.k - 1u) * p.n + cc) >> 2u];
+// O[row][kk..kk+3]; `row` is clamped into [0, R) by the caller; zero past K
+// (kk is a multiple of 4 and ldo ≥ K, so the vec4 is within the row).
+fn load_o(row: u32, kk: u32) -> vec4<f32> {
+    let v = o[(row * p.ldo + min(kk, p.ldo - 4u)) >> 2u];
     return select(vec4<f32>(0.0), v, kk < p.k);
 }
 
-// op(B)[kk][c0..c0+3], columns clamped into [0, N).
-fn b_row4(kk: u32, c0: u32) -> vec4<f32> {
-    let last = p.n - 1u;
-    return vec4<f32>(b_elem(kk, min(c0, last)), b_elem(kk, min(c0 + 1u, last)),
-                     b_elem(kk, min(c0 + 2u, last)), b_elem(kk, min(c0 + 3u, last)));
+fn s_at(i: u32) -> f32 {
+    return s[i >> 2u][i & 3u];
 }
 
-fn finish(v: f32, col: u32) -> f32 {
+// S[kr][col] stored C×K; `col` already clamped; zero past K.
+fn s_kc(kr: u32, col: u32) -> f32 {
+    return select(0.0, s_at(col * p.k + min(kr, p.k - 1u)), kr < p.k);
+}
+
+// This lane's slot q of the S block at k kk..kk+7, columns c0..c0+11.
+// K×C: lane l holds S[kk+l][c0+4q .. +3]. C×K: lane l holds column
+// c0 + 4q + l/2 at k kk + 4(l%2) .. +3. Columns past C are clamped (never
+// stored), k past K reads as zero.
+fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
+    let last = p.c - 1u;
+    if (S_KCONTIG) {
+        let col = min(c0 + 4u * q + (lane >> 1u), last);
+        let k0 = kk + 4u * (lane & 1u);
+        if (VEC_S) {
+            // K % 4 == 0.
+            let v = s[(col * p.k + min(k0, p.k - 4u)) >> 2u];
+            return select(vec4<f32>(0.0), v, k0 < p.k);
+        }
+        return vec4<f32>(s_kc(k0, col), s_kc(k0 + 1u, col), s_kc(k0 + 2u, col),
+                         s_kc(k0 + 3u, col));
+    }
+    let kr = kk + lane;
+    let base = min(kr, p.k - 1u) * p.c;
+    let cc = c0 + 4u * q;
+    var v: vec4<f32>;
+    if (VEC_S) {
+        // C % 4 == 0.
+        v = s[(base + min(cc, p.c - 4u)) >> 2u];
+    } else {
+        v = vec4<f32>(s_at(base + min(cc, last)), s_at(base + min(cc + 1u, last)),
+                      s_at(base + min(cc + 2u, last)), s_at(base + min(cc + 3u, last)));
+    }
+    return select(vec4<f32>(0.0), v, kr < p.k);
+}
+
+// The 2×12 accumulators of a lane: named, not an array (dynamically indexed
+// local arrays go to memory in this driver).
+struct Acc {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+    b2: vec4<f32>,
+}
+
+// One k of the K×C layout: row values x (row 0) and y (row 1) times the
+// broadcast S row (t0 t1 t2), with explicit FMAs (the driver does not
+// contract a*b+c).
+fn k_step(acc: Acc, x: f32, y: f32, t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>) -> Acc {
+    let vx = vec4<f32>(x);
+    let vy = vec4<f32>(y);
+    return Acc(fma(vx, t0, acc.a0), fma(vx, t1, acc.a1), fma(vx, t2, acc.a2),
+               fma(vy, t0, acc.b0), fma(vy, t1, acc.b1), fma(vy, t2, acc.b2));
+}
+
+// Σ over 8 k of (x0, x1)·(lo, hi) onto acc.
+fn dot8(acc: f32, x0: vec4<f32>, x1: vec4<f32>, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
+    var t = fma(x0.x, lo.x, acc);
+    t = fma(x0.y, lo.y, t);
+    t = fma(x0.z, lo.z, t);
+    t = fma(x0.w, lo.w, t);
+    t = fma(x1.x, hi.x, t);
+    t = fma(x1.y, hi.y, t);
+    t = fma(x1.z, hi.z, t);
+    return fma(x1.w, hi.w, t);
+}
+
+// C×K layout, one 4-column quad (slot value v): column t of the quad is at
+// lanes 2t (k 0..3) and 2t+1 (k 4..7). Returns the quad's (row 0, row 1)
+// accumulators.
+fn quad_kc(q0: vec4<f32>, q1: vec4<f32>, v: vec4<f32>, x0: vec4<f32>, x1: vec4<f32>,
+           y0: vec4<f32>, y1: vec4<f32>) -> mat2x4<f32> {
+    var r0 = q0;
+    var r1 = q1;
+    // subgroupBroadcast needs a constant lane: unrolled by hand.
+    var lo = subgroupBroadcast(v, 0u);
+    var hi = subgroupBroadcast(v, 1u);
+    r0.x = dot8(r0.x, x0, x1, lo, hi);
+    r1.x = dot8(r1.x, y0, y1, lo, hi);
+    lo = subgroupBroadcast(v, 2u);
+    hi = subgroupBroadcast(v, 3u);
+    r0.y = dot8(r0.y, x0, x1, lo, hi);
+    r1.y = dot8(r1.y, y0, y1, lo, hi);
+    lo = subgroupBroadcast(v, 4u);
+    hi = subgroupBroadcast(v, 5u);
+    r0.z = dot8(r0.z, x0, x1, lo, hi);
+    r1.z = dot8(r1.z, y0, y1, lo, hi);
+    lo = subgroupBroadcast(v, 6u);
+    hi = subgroupBroadcast(v, 7u);
+    r0.w = dot8(r0.w, x0, x1, lo, hi);
+    r1.w = dot8(r1.w, y0, y1, lo, hi);
+    return mat2x4<f32>(r0, r1);
+}
+
+@compute @workgroup_size(WG)
+fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+    // The block index comes from lane 0 so that it is uniform across the
+    // subgroup whatever the hardware's lane order: every lane must reach
+    // every broadcast.
+    let nb = (p.c + 11u) / 12u;
+    let mb = (p.r + 15u) / 16u;
+    let flat = subgroupBroadcast((gid.x + gid.y * nwg.x * WG) / 8u, 0u);
+    // Subgroups past the last block redo it and store nothing: no early
+    // return, since any divergent control flow makes this driver mask every
+    // later memory access.
+    let spare = flat >= nb * mb;
+    let blk = min(flat, nb * mb - 1u);
+    let row0 = (blk / nb) * 16u + 2u * lane;
+    let c0 = (blk % nb) * 12u;
+    // Rows past R are clamped (never stored).
+    let ra = min(row0, p.r - 1u);
+    let rb = min(row0 + 1u, p.r - 1u);
+
+    var acc = Acc(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(),
+                  vec4<f32>());
+    for (var kk = 0u; kk < p.k; kk += 8u) {
+        let x0 = load_o(ra, kk);
+        let x1 = load_o(ra, kk + 4u);
+        let y0 = load_o(rb, kk);
+        let y1 = load_o(rb, kk + 4u);
+        let v0 = load_s(kk, c0, lane, 0u);
+        let v1 = load_s(kk, c0, lane, 1u);
+        let v2 = load_s(kk, c0, lane, 2u);
+        if (S_KCONTIG) {
+            let m0 = quad_kc(acc.a0, acc.b0, v0, x0, x1, y0, y1);
+            let m1 = quad_kc(acc.a1, acc.b1, v1, x0, x1, y0, y1);
+            let m2 = quad_kc(acc.a2, acc.b2, v2, x0, x1, y0, y1);
+            acc = Acc(m0[0], m1[0], m2[0], m0[1], m1[1], m2[1]);
+        } else {
+            // k = kk + j lives at lane j.
+            acc = k_step(acc, x0.x, y0.x, subgroupBroadcast(v0, 0u), subgroupBroadcast(v1, 0u),
+                         subgroupBroadcast(v2, 0u));
+            acc = k_step(acc, x0.y, y0.y, subgroupBroadcast(v0, 1u), subgroupBroadcast(v1, 1u),
+                         subgroupBroadcast(v2, 1u));
+            acc = k_step(acc, x0.z, y0.z, subgroupBroadcast(v0, 2u), subgroupBroadcast(v1, 2u),
+                         subgroupBroadcast(v2, 2u));
+            acc = k_step(acc, x0.w, y0.w, subgroupBroadcast(v0, 3u), subgroupBroadcast(v1, 3u),
+                         subgroupBroadcast(v2, 3u));
+            acc = k_step(acc, x1.x, y1.x, subgroupBroadcast(v0, 4u), subgroupBroadcast(v1, 4u),
+                         subgroupBroadcast(v2, 4u));
+            acc = k_step(acc, x1.y, y1.y, subgroupBroadcast(v0, 5u), subgroupBroadcast(v1, 5u),
+                         subgroupBroadcast(v2, 5u));
+            acc = k_step(acc, x1.z, y1.z, subgroupBroadcast(v0, 6u), subgroupBroadcast(v1, 6u),
+                         subgroupBroadcast(v2, 6u));
+            acc = k_step(acc, x1.w, y1.w, subgroupBroadcast(v0, 7u), subgroupBroadcast(v1, 7u),
+                         subgroupBroadcast(v2, 7u));
+        }
+    }
+    if (spare) {
+        return;
+    }
+    store_row(row0, c0, acc.a0, acc.a1, acc.a2);
+    store_row(row0 + 1u, c0, acc.b0, acc.b1, acc.b2);
+}
+
+fn finish(v: f32, i: u32) -> f32 {
     var x = v;
     if ((p.flags & 1u) != 0u) {
-        x += bias[col];
+        x += bias[i];
     }
     if (p.epilogue == 1u) {
         x = max(x, 0.0);
@@ -130,133 +245,49 @@ fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
     return x;
 }
 
-// This lane's share of A for rows r0..r0+7, k kk..kk+3. Without TRANS_A:
-// row r0+lane over the four k. With TRANS_A: rows r0+4(lane/4)..+3 at
-// k = kk + lane%4 (a vec4 along M, A's contiguous dimension).
-fn load_a_lane(r0: u32, kk: u32, lane: u32) -> vec4<f32> {
-    if (!TRANS_A) {
-        let row = min(r0 + lane, p.m - 1u);
-        if (VEC_A) {
-            return a[(row * p.k + kk) >> 2u];
-        }
-        return vec4<f32>(a_elem(row, kk), a_elem(row, kk + 1u), a_elem(row, kk + 2u),
-                         a_elem(row, kk + 3u));
-    }
-    let kj = kk + (lane & 3u);
-    let rr = r0 + 4u * (lane >> 2u);
-    if (VEC_A) {
-        let v = a[(min(kj, p.k - 1u) * p.m + min(rr, p.m - 4u)) >> 2u];
-        return select(vec4<f32>(0.0), v, kj < p.k);
-    }
-    return vec4<f32>(a_elem(min(rr, p.m - 1u), kj), a_elem(min(rr + 1u, p.m - 1u), kj),
-                     a_elem(min(rr + 2u, p.m - 1u), kj), a_elem(min(rr + 3u, p.m - 1u), kj));
-}
-
-@compute @workgroup_size(WG)
-fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
-                 @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(subgroup_invocation_id) lane: u32) {
-    // The block index comes from lane 0 so that it is uniform across the
-    // subgroup whatever the hardware's lane order: every lane must reach
-    // every broadcast.
-    let blk = subgroupBroadcast((gid.x + gid.y * nwg.x * WG) / 8u, 0u);
-    let nb = (p.n + 31u) / 32u;
-    let mb = (p.m + 7u) / 8u;
-    if (blk >= nb * mb) {
+// Row `row` of D at columns c0..c0+11, inside R×C.
+fn store_row(row: u32, c0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>) {
+    if (row >= p.r) {
         return;
     }
-    let r0 = (blk / nb) * 8u;
-    let c0 = (blk % nb) * 32u + 4u * lane;
-
-    // Rows r0..r0+7 of C at this lane's 4 columns.
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    var acc2 = vec4<f32>();
-    var acc3 = vec4<f32>();
-    var acc4 = vec4<f32>();
-    var acc5 = vec4<f32>();
-    var acc6 = vec4<f32>();
-    var acc7 = vec4<f32>();
-    for (var kk = 0u; kk < p.k; kk += 4u) {
-        let bm = load_b(kk, c0);
-        let mine = load_a_lane(r0, kk, lane);
-        // subgroupBroadcast needs a constant lane: unrolled by hand.
-        var v0 = subgroupBroadcast(mine, 0u);
-        var v1 = subgroupBroadcast(mine, 1u);
-        var v2 = subgroupBroadcast(mine, 2u);
-        var v3 = subgroupBroadcast(mine, 3u);
-        var v4 = subgroupBroadcast(mine, 4u);
-        var v5 = subgroupBroadcast(mine, 5u);
-        var v6 = subgroupBroadcast(mine, 6u);
-        var v7 = subgroupBroadcast(mine, 7u);
-        if (TRANS_A) {
-            // Lanes held columns of rows 0..3 / 4..7 at k = kk + lane%4.
-            let lo = transpose(mat4x4<f32>(v0, v1, v2, v3));
-            let hi = transpose(mat4x4<f32>(v4, v5, v6, v7));
-            v0 = lo[0];
-            v1 = lo[1];
-            v2 = lo[2];
-            v3 = lo[3];
-            v4 = hi[0];
-            v5 = hi[1];
-            v6 = hi[2];
-            v7 = hi[3];
-        }
-        acc0 = col_mac(acc0, bm, v0);
-        acc1 = col_mac(acc1, bm, v1);
-        acc2 = col_mac(acc2, bm, v2);
-        acc3 = col_mac(acc3, bm, v3);
-        acc4 = col_mac(acc4, bm, v4);
-        acc5 = col_mac(acc5, bm, v5);
-        acc6 = col_mac(acc6, bm, v6);
-        acc7 = col_mac(acc7, bm, v7);
-    }
-    store(mat4x4<f32>(acc0, acc1, acc2, acc3), r0, c0);
-    store(mat4x4<f32>(acc4, acc5, acc6, acc7), r0 + 4u, c0);
-}
-// acc + bm·am with explicit FMAs (the driver does not contract a*b+c).
-fn mac(acc: mat4x4<f32>, bm: mat4x4<f32>, am: mat4x4<f32>) -> mat4x4<f32> {
-    return mat4x4<f32>(col_mac(acc[0], bm, am[0]), col_mac(acc[1], bm, am[1]),
-                       col_mac(acc[2], bm, am[2]), col_mac(acc[3], bm, am[3]));
+    store4(row, c0, v0);
+    store4(row, c0 + 4u, v1);
+    store4(row, c0 + 8u, v2);
 }
 
-fn col_mac(acc: vec4<f32>, bm: mat4x4<f32>, v: vec4<f32>) -> vec4<f32> {
-    return fma(bm[3], vec4<f32>(v.w), fma(bm[2], vec4<f32>(v.z),
-               fma(bm[1], vec4<f32>(v.y), fma(bm[0], vec4<f32>(v.x), acc))));
-}
-
-// Writes Ct (column i = row r+i of C over columns c0..c0+3) inside M×N.
-fn store(ct: mat4x4<f32>, r: u32, c0: u32) {
-    store_row(ct[0], r, c0);
-    store_row(ct[1], r + 1u, c0);
-    store_row(ct[2], r + 2u, c0);
-    store_row(ct[3], r + 3u, c0);
-}
-
-fn store_row(v: vec4<f32>, row: u32, c0: u32) {
-    if (row >= p.m || c0 >= p.n) {
+fn store4(row: u32, c0: u32, v: vec4<f32>) {
+    if (c0 >= p.c) {
         return;
     }
     let accumulate = (p.flags & 2u) != 0u;
-    let o = row * p.n + c0;
     if (VEC_C) {
-        // N % 4 == 0: the four columns are in range and 16-byte aligned.
+        // C % 4 == 0: the four columns are in range and 16-byte aligned.
+        let o4 = (row * p.c + c0) >> 2u;
         if (accumulate) {
-            c[o >> 2u] += v;
+            c[o4] += v;
         } else {
-            c[o >> 2u] = finish4(v, c0);
+            c[o4] = finish4(v, c0);
         }
         return;
     }
     for (var j = 0u; j < 4u; j++) {
-        if (c0 + j >= p.n) {
+        let col = c0 + j;
+        if (col >= p.c) {
             break;
         }
-        let e = o + j;
+        var e: u32;
+        var bi: u32;
+        if (OUT_T) {
+            e = col * p.r + row;
+            bi = row;
+        } else {
+            e = row * p.c + col;
+            bi = col;
+        }
         if (accumulate) {
             c[e >> 2u][e & 3u] += v[j];
         } else {
-            c[e >> 2u][e & 3u] = finish(v[j], c0 + j);
+            c[e >> 2u][e & 3u] = finish(v[j], bi);
         }
     }
 }

@@ -37,6 +37,7 @@ shader!(BATCHNORM, "batchnorm");
 shader!(GEMM_TILED, "gemm_tiled");
 shader!(GEMM_REGBLOCK, "gemm_regblock");
 shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
+shader!(GEMM_PACK, "gemm_pack");
 shader!(GATHER_QUADS, "gather_quads");
 
 /// Every shader, for validation and listing.
@@ -54,6 +55,7 @@ pub static ALL: &[&Shader] = &[
     &GEMM_TILED,
     &GEMM_REGBLOCK,
     &GEMM_SUBGROUP,
+    &GEMM_PACK,
     &GATHER_QUADS,
 ];
 

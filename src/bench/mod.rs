@@ -71,12 +71,26 @@ pub fn measure(
 
 /// Every kernel family's benchmarks, in a fixed order.
 pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
+    suite_only(gpu, quick, &[])
+}
+
+/// The families named in `only` (elementwise, misc, conv, batchnorm, gemm),
+/// or all of them when it is empty: a kernel can be measured in seconds.
+pub fn suite_only(gpu: &Gpu, quick: bool, only: &[String]) -> Result<Vec<Measurement>> {
+    type Run = fn(&Gpu, bool) -> Result<Vec<Measurement>>;
+    let families: [(&str, Run); 5] = [
+        ("elementwise", elementwise::run),
+        ("misc", misc::run),
+        ("conv", conv::run),
+        ("batchnorm", batchnorm::run),
+        ("gemm", gemm::run),
+    ];
     let mut out = Vec::new();
-    out.extend(elementwise::run(gpu, quick)?);
-    out.extend(misc::run(gpu, quick)?);
-    out.extend(conv::run(gpu, quick)?);
-    out.extend(batchnorm::run(gpu, quick)?);
-    out.extend(gemm::run(gpu, quick)?);
+    for (name, run) in families {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            out.extend(run(gpu, quick)?);
+        }
+    }
     Ok(out)
 }
 

@@ -4,11 +4,15 @@
 //! - `shaders/gemm_tiled.wgsl`: workgroup-memory tiles (real GPUs);
 //! - `shaders/gemm_regblock.wgsl`: 8×4 register blocks, vec4 loads, no
 //!   workgroup memory (CPU adapters: lavapipe, llvmpipe);
-//! - `shaders/gemm_subgroup.wgsl`: register blocks sharing A across an
-//!   8-lane subgroup (lavapipe with subgroups).
+//! - `shaders/gemm_subgroup.wgsl`: each lane owns 2 rows of a 16×12 block
+//!   and the 8 lanes of a subgroup share the loads of op(B) through
+//!   `subgroupBroadcast` (lavapipe with subgroups). Its rows must be
+//!   K-contiguous: other layouts go through a pack pre-pass
+//!   (`shaders/gemm_pack.wgsl`) into a scratch buffer owned by the returned
+//!   dispatches, or compute Cᵀ instead (see [`SubgroupPlan`]).
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
-use crate::shaders::{GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
+use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 
 /// Applied to each element after the bias add.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -222,6 +226,18 @@ pub fn gemm_variant<'b>(
             feature: "subgroups of 8 lanes",
         });
     }
+    if variant == Variant::Subgroup {
+        return subgroup(
+            gpu,
+            shape,
+            a.view(),
+            b.view(),
+            bias,
+            c.view(),
+            epilogue,
+            accumulate,
+        );
+    }
 
     let (code, slope) = epilogue.encode();
     let params = gpu.uniform(
@@ -253,7 +269,7 @@ pub fn gemm_variant<'b>(
             ]);
             (&TILED, c, grid_1d(tiles as u64, 1))
         }
-        Variant::RegisterBlocked | Variant::Subgroup => {
+        Variant::RegisterBlocked => {
             let vec = [
                 ("VEC_A", flag(shape.vec_a())),
                 ("VEC_B", flag(shape.vec_b())),
@@ -262,18 +278,12 @@ pub fn gemm_variant<'b>(
             ];
             let mut c = trans.to_vec();
             c.extend(vec);
-            if variant == Variant::Subgroup {
-                // One subgroup of 8 invocations per 8×32 block.
-                let blocks = m.div_ceil(8) * n.div_ceil(32);
-                (&SUBGROUP, c, grid_1d(blocks as u64 * 8, WG))
-            } else {
-                // One invocation per 8×4 block (RM×RN 4×4 sub-blocks in
-                // the shader).
-                let blocks = m.div_ceil(8) * n.div_ceil(4);
-                (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
-            }
+            // One invocation per 8×4 block (RM×RN 4×4 sub-blocks in the
+            // shader).
+            let blocks = m.div_ceil(8) * n.div_ceil(4);
+            (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
         }
-        Variant::Auto => unreachable!("resolved above"),
+        Variant::Subgroup | Variant::Auto => unreachable!("handled above"),
     };
     // Without a bias, A stands in for binding 3 (read-only, never read).
     let bias = bias.unwrap_or(a.view());
@@ -290,6 +300,197 @@ pub fn gemm_variant<'b>(
         workgroups,
     )?;
     Ok(vec![d])
+}
+
+/// Which operand the subgroup kernel's lanes own (see
+/// `shaders/gemm_subgroup.wgsl`): its rows are loaded as vec4s along K, so it
+/// must be stored K-contiguous with K % 4 == 0, else it is first repacked
+/// into a scratch buffer (`shaders/gemm_pack.wgsl`). Owning A computes C
+/// directly; owning op(B)ᵀ computes Cᵀ, which costs scalar stores of C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubgroupPlan {
+    /// The kernel computes Cᵀ = op(B)ᵀ·op(A)ᵀ.
+    pub out_t: bool,
+    /// The owned operand goes through the pack pre-pass.
+    pub pack: bool,
+}
+
+impl SubgroupPlan {
+    pub fn new(shape: GemmShape) -> Self {
+        let GemmShape { m, n, k, .. } = shape;
+        let a_direct = !shape.trans_a && k % 4 == 0;
+        let b_direct = shape.trans_b && k % 4 == 0;
+        // Rough costs in values moved: a pack reads and writes its operand
+        // once; transposed output stores C with scalar stores (≈ 1.5× the
+        // vec4 path, counted per element). Measured on lavapipe: packing A
+        // for the MLP's weight gradient (K = 32) beats transposed stores;
+        // packing dY for the CNN's (K = 8192) beats packing im2col.
+        let cost_a = if a_direct { 0 } else { m * k };
+        let cost_b = if b_direct { 0 } else { n * k } + m * n * 3 / 2;
+        if cost_a <= cost_b {
+            SubgroupPlan {
+                out_t: false,
+                pack: !a_direct,
+            }
+        } else {
+            SubgroupPlan {
+                out_t: true,
+                pack: !b_direct,
+            }
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SubgroupParams {
+    r: u32,
+    c: u32,
+    k: u32,
+    ldo: u32,
+    flags: u32,
+    epilogue: u32,
+    slope: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PackParams {
+    r: u32,
+    k: u32,
+    ldp: u32,
+    _pad: u32,
+}
+
+/// Invocations per workgroup of the pack pre-pass.
+const PACK_WG: u32 = 64;
+
+pub static PACK: KernelSpec = KernelSpec {
+    shader: &GEMM_PACK,
+    entry: "gemm_pack",
+    bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
+};
+
+/// Repacks X (r×k; stored k×r when `trans`, else r×k) into a new buffer as
+/// r rows of `ldp` (k rounded up to 8), K contiguous, zero-padded.
+fn pack<'b>(
+    gpu: &Gpu,
+    x: View<'b>,
+    r: usize,
+    k: usize,
+    trans: bool,
+) -> Result<(wgpu::Buffer, usize, Dispatch)> {
+    let ldp = k.next_multiple_of(8);
+    let out = gpu.storage("gemm packed operand", (r * ldp * 4) as u64)?;
+    let params = gpu.uniform(
+        "gemm pack params",
+        &PackParams {
+            r: r as u32,
+            k: k as u32,
+            ldp: ldp as u32,
+            _pad: 0,
+        },
+    )?;
+    let vec = trans && r % 4 == 0;
+    let items = if vec {
+        (r / 4) * (ldp / 4)
+    } else {
+        r * (ldp / 4)
+    };
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let d = gpu.dispatch(
+        &PACK,
+        &[
+            ("TRANS", flag(trans)),
+            ("VEC", flag(vec)),
+            ("WG", PACK_WG as f64),
+        ],
+        &[
+            params.as_entire_binding(),
+            x.as_entire_binding(),
+            out.as_entire_binding(),
+        ],
+        grid_1d(items as u64, PACK_WG),
+    )?;
+    Ok((out, ldp, d))
+}
+
+/// The subgroup variant: an optional pack pre-pass, then the kernel.
+#[allow(clippy::too_many_arguments)]
+fn subgroup(
+    gpu: &Gpu,
+    shape: GemmShape,
+    a: View<'_>,
+    b: View<'_>,
+    bias: Option<View<'_>>,
+    c: View<'_>,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let GemmShape { m, n, k, .. } = shape;
+    let plan = SubgroupPlan::new(shape);
+    // (own operand, its stored transpose flag, shared operand, S_KCONTIG,
+    // VEC_S, rows, columns)
+    let (own, own_trans, shared, s_kcontig, vec_s, r, cols) = if plan.out_t {
+        // O = op(B)ᵀ (N×K): B stored N×K is already K-contiguous. S = op(A)ᵀ
+        // (K×M): A stored K×M, else M×K (C×K).
+        let s_kc = !shape.trans_a;
+        let vs = if s_kc { k % 4 == 0 } else { m % 4 == 0 };
+        (b, !shape.trans_b, a, s_kc, vs, n, m)
+    } else {
+        (a, shape.trans_a, b, shape.trans_b, shape.vec_b(), m, n)
+    };
+    let mut out = Vec::new();
+    let packed;
+    let (own, ldo) = if plan.pack {
+        let (buf, ldp, d) = pack(gpu, own, r, k, own_trans)?;
+        out.push(d);
+        packed = buf;
+        (View::from(&packed), ldp)
+    } else {
+        (own, k)
+    };
+    let (code, slope) = epilogue.encode();
+    let params = gpu.uniform(
+        "gemm params",
+        &SubgroupParams {
+            r: r as u32,
+            c: cols as u32,
+            k: k as u32,
+            ldo: ldo as u32,
+            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+            epilogue: code,
+            slope,
+            _pad: 0,
+        },
+    )?;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let constants = [
+        ("S_KCONTIG", flag(s_kcontig)),
+        ("VEC_S", flag(vec_s)),
+        ("OUT_T", flag(plan.out_t)),
+        ("VEC_C", flag(!plan.out_t && cols % 4 == 0)),
+        ("WG", WG as f64),
+    ];
+    // One subgroup of 8 invocations per 16×12 block of D.
+    let blocks = r.div_ceil(16) * cols.div_ceil(12);
+    // Without a bias, the owned operand stands in for binding 3 (read-only,
+    // never read).
+    let bias = bias.unwrap_or(own);
+    out.push(gpu.dispatch(
+        &SUBGROUP,
+        &constants,
+        &[
+            params.as_entire_binding(),
+            own.as_entire_binding(),
+            shared.as_entire_binding(),
+            bias.as_entire_binding(),
+            c.as_entire_binding(),
+        ],
+        grid_1d(blocks as u64 * 8, WG),
+    )?);
+    Ok(out)
 }
 
 pub mod cpu {

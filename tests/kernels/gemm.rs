@@ -256,6 +256,43 @@ fn gemm_model_shapes() {
     }
 }
 
+/// Every plan of the subgroup kernel (own A or op(B)ᵀ, with or without the
+/// pack pre-pass, whose vec4 tile path needs the packed dimension % 4 == 0)
+/// on shapes that reach it, checked exactly (grid data) and within the bound.
+#[test]
+fn gemm_subgroup_plans() {
+    use gemm::SubgroupPlan;
+    let plans = [
+        // NN, K % 4 == 0: A as is.
+        (shape(33, 29, 40, (false, false)), false, false),
+        // NN, K % 4 != 0 (im2col of 3 channels, K = 27): A repacked.
+        (shape(70, 32, 27, (false, false)), false, true),
+        // TN, A much larger than B (CNN weight gradient): op(B)ᵀ repacked,
+        // Cᵀ computed; N % 4 == 0 takes the vec4 tile path, N odd does not.
+        (shape(36, 8, 300, (true, false)), true, true),
+        (shape(36, 7, 300, (true, false)), true, true),
+        // TN with small K (MLP weight gradient): A repacked, M odd and M % 4.
+        (shape(45, 30, 8, (true, false)), false, true),
+        (shape(44, 30, 8, (true, false)), false, true),
+        // TT, K % 4 == 0: B (N×K) as is, Cᵀ computed.
+        (shape(30, 6, 64, (true, true)), true, false),
+    ];
+    for (s, out_t, pack) in plans {
+        let plan = SubgroupPlan::new(s);
+        assert_eq!((plan.out_t, plan.pack), (out_t, pack), "{s:?}");
+    }
+    if !gemm::variant_available(gpu(), Variant::Subgroup) {
+        return;
+    }
+    let mut rng = Rng::new(14);
+    for (s, _, _) in plans {
+        for opts in ALL_OPTS {
+            run_case(&mut rng, Variant::Subgroup, s, opts, Data::Grid);
+            run_case(&mut rng, Variant::Subgroup, s, opts, Data::Uniform);
+        }
+    }
+}
+
 /// The fast reference against the f64 triple loop, on small shapes in every
 /// layout and option (`matrixmultiply` is trusted for speed, not blindly).
 #[test]
