@@ -38,6 +38,9 @@ pub struct FitConfig {
 pub enum FitError {
     #[error(transparent)]
     Graph(#[from] GraphError),
+    /// A checkpoint could not be written.
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
     /// The running training loss is NaN or infinite. `step` is the step
     /// (1-based, within the epoch) after which it was seen; the checks run
     /// every `PROGRESS_EVERY` steps and at the end of each epoch.
@@ -70,11 +73,13 @@ pub fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<u32> {
     perm
 }
 
+/// Runs epochs `cfg.first_epoch..cfg.epochs`; `on_epoch` sees the backend
+/// (to save a checkpoint) and each epoch's report.
 pub fn fit(
     backend: &mut dyn Backend,
     n_train: usize,
     cfg: &FitConfig,
-    mut on_epoch: impl FnMut(&EpochReport) -> Result<(), FitError>,
+    mut on_epoch: impl FnMut(&mut dyn Backend, &EpochReport) -> Result<(), FitError>,
 ) -> Result<Vec<EpochReport>, FitError> {
     let mut reports = Vec::new();
     let full_steps = n_train.div_ceil(cfg.batch);
@@ -149,7 +154,7 @@ pub fn fit(
             eval_seconds: t1.elapsed().as_secs_f64(),
             images_per_sec: examples as f64 / train_seconds,
         };
-        on_epoch(&report)?;
+        on_epoch(&mut *backend, &report)?;
         reports.push(report);
         // A stop asked for during the last step or the evaluation lands on
         // the epoch boundary, after the epoch's checkpoint.
