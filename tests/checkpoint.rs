@@ -100,11 +100,20 @@ fn round_trip_is_exact_for_every_model() {
         assert_eq!(checkpoint::load(&path, &g).unwrap(), ck);
         let info = checkpoint::peek(&path).unwrap();
         assert_eq!(
-            (info.model, info.epoch, info.epoch_step, info.seed, info.adam_step),
+            (
+                info.model,
+                info.epoch,
+                info.epoch_step,
+                info.seed,
+                info.adam_step
+            ),
             (kind, 3, 7, 99, 1234)
         );
         // Nothing but the checkpoint is left in the folder.
-        assert!(!dir.path().join(format!("{}.safetensors.tmp", kind.name())).exists());
+        assert!(!dir
+            .path()
+            .join(format!("{}.safetensors.tmp", kind.name()))
+            .exists());
     }
 }
 
@@ -130,7 +139,11 @@ fn file_holds_keras_names_and_shapes() {
     assert_eq!(meta["batch_size"], "16");
     // A value read back through the raw file equals the packed one.
     let layout = ParamLayout::new(&g);
-    let e = layout.entries.iter().find(|e| e.name == "dense/bias").unwrap();
+    let e = layout
+        .entries
+        .iter()
+        .find(|e| e.name == "dense/bias")
+        .unwrap();
     let raw = st.tensor("dense/bias").unwrap();
     let first = f32::from_le_bytes(raw.data()[..4].try_into().unwrap());
     assert_eq!(first, ck.values.trainable[e.offset]);
@@ -171,16 +184,27 @@ fn wrong_or_missing_tensors_are_named() {
     let reshaped: Vec<_> = tensors
         .iter()
         .map(|(n, t)| {
-            let shape = if n == "dense/bias" { vec![2, 100] } else { t.shape().to_vec() };
+            let shape = if n == "dense/bias" {
+                vec![2, 100]
+            } else {
+                t.shape().to_vec()
+            };
             let v = safetensors::tensor::TensorView::new(t.dtype(), shape, t.data()).unwrap();
             (n.clone(), v)
         })
         .collect();
     let bad = dir.path().join("reshaped.safetensors");
-    std::fs::write(&bad, safetensors::serialize(reshaped, Some(meta.clone())).unwrap()).unwrap();
+    std::fs::write(
+        &bad,
+        safetensors::serialize(reshaped, Some(meta.clone())).unwrap(),
+    )
+    .unwrap();
     let e = load_err(&bad, &g);
     let msg = e.to_string();
-    assert!(msg.contains("dense/bias") && msg.contains("[2, 100]") && msg.contains("[200]"), "{msg}");
+    assert!(
+        msg.contains("dense/bias") && msg.contains("[2, 100]") && msg.contains("[200]"),
+        "{msg}"
+    );
 
     // optimizer/v/dense_2/kernel left out.
     let fewer: Vec<_> = tensors
@@ -191,7 +215,10 @@ fn wrong_or_missing_tensors_are_named() {
     let bad = dir.path().join("fewer.safetensors");
     std::fs::write(&bad, safetensors::serialize(fewer, Some(meta)).unwrap()).unwrap();
     let msg = load_err(&bad, &g).to_string();
-    assert!(msg.contains("optimizer/v/dense_2/kernel") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("optimizer/v/dense_2/kernel") && msg.contains("missing"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -202,7 +229,11 @@ fn truncated_and_foreign_files_are_clear_errors() {
     checkpoint::save(&path, &g, &ckpt(ModelKind::Mlp, random_values(&g, 4))).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("half.safetensors", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        (
+            "half.safetensors",
+            bytes[..bytes.len() / 2].to_vec(),
+            "truncated",
+        ),
         ("header-cut.safetensors", bytes[..100].to_vec(), "truncated"),
         ("tiny.safetensors", b"abc".to_vec(), "shorter than"),
         (
@@ -226,7 +257,10 @@ fn truncated_and_foreign_files_are_clear_errors() {
     let t = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
     std::fs::write(&p, safetensors::serialize([("w", t)], None).unwrap()).unwrap();
     let e = load_err(&p, &g);
-    assert!(matches!(e, CheckpointError::Metadata { key: "format", .. }), "{e}");
+    assert!(
+        matches!(e, CheckpointError::Metadata { key: "format", .. }),
+        "{e}"
+    );
     let e = load_err(&dir.path().join("absent.safetensors"), &g);
     assert!(matches!(e, CheckpointError::Io { .. }), "{e}");
 }
@@ -284,25 +318,33 @@ fn resume_is_bit_exact_on_gpu() {
     // Epoch boundary, through a file.
     let path = dir.path().join("e1.safetensors");
     let mut b = GpuBackend::new(gpu(), &g, &train, &test, adam(), 11, &init).unwrap();
-    fit(&mut b, train.len, &cfg(1, 0, 0), |be: &mut dyn Backend, r| {
-        let ck = Checkpoint {
-            model: kind,
-            epoch: r.epoch,
-            epoch_step: 0,
-            seed: 11,
-            lr: 1e-3,
-            batch: 8,
-            values: be.values()?,
-        };
-        Ok(checkpoint::save(&path, &g, &ck)?)
-    })
+    fit(
+        &mut b,
+        train.len,
+        &cfg(1, 0, 0),
+        |be: &mut dyn Backend, r| {
+            let ck = Checkpoint {
+                model: kind,
+                epoch: r.epoch,
+                epoch_step: 0,
+                seed: 11,
+                lr: 1e-3,
+                batch: 8,
+                values: be.values()?,
+            };
+            Ok(checkpoint::save(&path, &g, &ck)?)
+        },
+    )
     .unwrap();
     drop(b);
     let ck = checkpoint::load(&path, &g).unwrap();
     assert_eq!(ck.epoch, 1);
     let mut c = GpuBackend::new(gpu(), &g, &train, &test, adam(), 11, &ck.values).unwrap();
     fit(&mut c, train.len, &cfg(2, ck.epoch, 0), noop).unwrap();
-    assert!(c.values().unwrap() == straight, "resumed at the epoch boundary differs");
+    assert!(
+        c.values().unwrap() == straight,
+        "resumed at the epoch boundary differs"
+    );
 
     // Mid-epoch: a stop flag already set stops after the first step of
     // epoch 2 (0-based 1) when resuming from the epoch-1 checkpoint.
@@ -310,12 +352,24 @@ fn resume_is_bit_exact_on_gpu() {
     let mut stopping = cfg(2, 1, 0);
     stopping.stop = Some(Arc::new(AtomicBool::new(true)));
     let e = fit(&mut d, train.len, &stopping, noop).unwrap_err();
-    assert!(matches!(e, FitError::Interrupted { epoch: 1, steps_done: 1 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            FitError::Interrupted {
+                epoch: 1,
+                steps_done: 1
+            }
+        ),
+        "{e}"
+    );
     let mid = d.values().unwrap();
     assert_eq!(mid.step, 5);
     let mut e2 = GpuBackend::new(gpu(), &g, &train, &test, adam(), 11, &mid).unwrap();
     fit(&mut e2, train.len, &cfg(2, 1, 1), noop).unwrap();
-    assert!(e2.values().unwrap() == straight, "resumed mid-epoch differs");
+    assert!(
+        e2.values().unwrap() == straight,
+        "resumed mid-epoch differs"
+    );
 }
 
 /// A NaN weight makes the loss NaN: `fit` names the epoch and step.
@@ -325,7 +379,11 @@ fn non_finite_loss_stops_with_epoch_and_step() {
     let (train, test) = (synthetic(24, 3), synthetic(4, 4));
     let mut init = initial(&g, 1);
     let layout = ParamLayout::new(&g);
-    let e = layout.entries.iter().find(|e| e.name == "dense_2/bias").unwrap();
+    let e = layout
+        .entries
+        .iter()
+        .find(|e| e.name == "dense_2/bias")
+        .unwrap();
     init.trainable[e.offset] = f32::NAN;
     let mut b = CpuBackend::new(&g, &train, &test, adam(), 0, &init).unwrap();
     let mut saved = 0;
@@ -334,7 +392,17 @@ fn non_finite_loss_stops_with_epoch_and_step() {
         Ok(())
     })
     .unwrap_err();
-    assert!(matches!(err, FitError::NonFinite { epoch: 1, step: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FitError::NonFinite {
+                epoch: 1,
+                step: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("epoch 1"), "{err}");
     assert_eq!(saved, 0, "no checkpoint after a NaN");
 }

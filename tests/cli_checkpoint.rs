@@ -71,10 +71,27 @@ fn s(p: &Path) -> &str {
 fn save_resume_eval_predict() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_cifar(dir.path(), 20);
-    let common = ["--model", "cnn", "--data", &data, "--batch-size", "16", "--seed", "5"];
+    let common = [
+        "--model",
+        "cnn",
+        "--data",
+        &data,
+        "--batch-size",
+        "16",
+        "--seed",
+        "5",
+    ];
     let straight = dir.path().join("straight.safetensors");
     let run_a = dir.path().join("a");
-    let mut args = vec!["train", "--epochs", "2", "--out", s(&run_a), "--save", s(&straight)];
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run_a),
+        "--save",
+        s(&straight),
+    ];
     args.extend(common);
     ok(&args);
     assert!(run_a.join("checkpoint.safetensors").is_file());
@@ -86,10 +103,24 @@ fn save_resume_eval_predict() {
     let resumed = dir.path().join("resumed.safetensors");
     let first = run_b.join("checkpoint.safetensors");
     let out = ok(&[
-        "train", "--resume", s(&first), "--epochs", "2", "--data", &data, "--save", s(&resumed),
+        "train",
+        "--resume",
+        s(&first),
+        "--epochs",
+        "2",
+        "--data",
+        &data,
+        "--save",
+        s(&resumed),
     ]);
     assert!(out.contains("Epoch 2/2"), "{out}");
-    assert_eq!(std::fs::read_to_string(run_b.join("metrics.jsonl")).unwrap().lines().count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(run_b.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
     let (x, y) = (tensors(&straight), tensors(&resumed));
     assert_eq!(x.len(), y.len());
     for ((na, a), (nb, b)) in x.iter().zip(&y) {
@@ -98,29 +129,81 @@ fn save_resume_eval_predict() {
     }
 
     // Resuming with a seed of its own contradicts the checkpoint: usage error.
-    let out = gdl(&["train", "--resume", s(&first), "--seed", "3", "--data", &data]);
+    let out = gdl(&[
+        "train",
+        "--resume",
+        s(&first),
+        "--seed",
+        "3",
+        "--data",
+        &data,
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // The resumed run wrote its epoch-2 checkpoint over the one it started from.
-    let out = gdl(&["train", "--resume", s(&first), "--epochs", "2", "--data", &data]);
-    assert!(text(&out.stderr).contains("already holds 2 epoch"), "{}", text(&out.stderr));
+    let out = gdl(&[
+        "train",
+        "--resume",
+        s(&first),
+        "--epochs",
+        "2",
+        "--data",
+        &data,
+    ]);
+    assert!(
+        text(&out.stderr).contains("already holds 2 epoch"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = ok(&["eval", "--checkpoint", s(&straight), "--data", &data, "--json"]);
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["model"], "cnn");
     assert_eq!(v["examples"], 20);
     assert!(v["test_loss"].as_f64().unwrap().is_finite());
     // The CPU reference agrees on accuracy.
-    let out = ok(&["eval", "--checkpoint", s(&straight), "--data", &data, "--json", "--backend", "cpu"]);
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--json",
+        "--backend",
+        "cpu",
+    ]);
     let c: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["test_accuracy"], c["test_accuracy"]);
-    let out = gdl(&["eval", "--checkpoint", s(&straight), "--data", &data, "--model", "mlp"]);
+    let out = gdl(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+    ]);
     let e = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("contradicts") && e.contains("cnn"), "{e}");
 
     let fig = dir.path().join("figs/preds.png");
     let out = ok(&[
-        "predict", "--checkpoint", s(&straight), "--data", &data, "-n", "6", "--out", s(&fig),
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "-n",
+        "6",
+        "--out",
+        s(&fig),
     ]);
     assert_eq!(out.lines().count(), 1 + 6 + 1, "{out}");
     let img = image::open(&fig).unwrap().to_rgb8();
@@ -131,25 +214,58 @@ fn save_resume_eval_predict() {
     assert!(count(&|p| p.0 == [0, 0, 0]) > 500);
     assert!(count(&|p| p.0 != [0, 0, 0] && p.0 != [255, 255, 255]) > 6 * 100 * 100);
     let out = ok(&[
-        "predict", "--checkpoint", s(&straight), "--data", &data, "-n", "3", "--out", s(&fig), "--json",
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "-n",
+        "3",
+        "--out",
+        s(&fig),
+        "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let rows = v["predictions"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    let total: f64 = rows[0]["probabilities"].as_object().unwrap().values().map(|x| x.as_f64().unwrap()).sum();
+    let total: f64 = rows[0]["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
     assert!((total - 1.0).abs() < 1e-5, "{total}");
 
     // The user's own image: a red square PNG.
     let png = dir.path().join("mine.png");
-    image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([200, (x * 5) as u8, 10])).save(&png).unwrap();
-    let out = ok(&["predict", "--checkpoint", s(&straight), "--image", s(&png), "--json"]);
+    image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([200, (x * 5) as u8, 10]))
+        .save(&png)
+        .unwrap();
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&png),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["classes"].as_array().unwrap().len(), 10);
     assert!(CLASS_NAMES.contains(&v["predicted"].as_str().unwrap()));
     let out = ok(&["predict", "--checkpoint", s(&straight), "--image", s(&png)]);
     assert!(out.contains('%'), "{out}");
-    let out = gdl(&["predict", "--checkpoint", s(&straight), "--image", s(&first)]);
-    assert!(text(&out.stderr).contains("not a readable PNG or JPEG"), "{}", text(&out.stderr));
+    let out = gdl(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&first),
+    ]);
+    assert!(
+        text(&out.stderr).contains("not a readable PNG or JPEG"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -159,14 +275,33 @@ fn unwritable_save_fails_before_training() {
     std::fs::write(&file, b"x").unwrap();
     // No data at that path: were the check late, the error would be about data.
     let out = gdl(&[
-        "train", "--model", "mlp", "--data", s(&dir.path().join("no-data")), "--out",
-        s(&dir.path().join("run")), "--save", s(&file.join("c.safetensors")),
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        s(&dir.path().join("no-data")),
+        "--out",
+        s(&dir.path().join("run")),
+        "--save",
+        s(&file.join("c.safetensors")),
     ]);
     let e = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("not writable") && e.contains("a-file"), "{e}");
-    let out = gdl(&["train", "--model", "mlp", "--data", "x", "--out", s(&file.join("run"))]);
-    assert!(text(&out.stderr).contains("cannot create run folder"), "{}", text(&out.stderr));
+    let out = gdl(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "x",
+        "--out",
+        s(&file.join("run")),
+    ]);
+    assert!(
+        text(&out.stderr).contains("cannot create run folder"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -178,7 +313,10 @@ fn bad_checkpoint_files_are_named() {
         let out = gdl(&[cmd, "--checkpoint", s(&junk)]);
         let e = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{e}");
-        assert!(e.contains("junk.safetensors") && e.contains("safetensors"), "{e}");
+        assert!(
+            e.contains("junk.safetensors") && e.contains("safetensors"),
+            "{e}"
+        );
         assert!(!e.contains("panicked"), "{e}");
     }
 }
@@ -193,8 +331,17 @@ fn ctrl_c_saves_and_exits_130() {
     let run = dir.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
         .args([
-            "train", "--model", "mlp", "--data", &data, "--out", s(&run), "--batch-size", "1",
-            "--epochs", "50",
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            &data,
+            "--out",
+            s(&run),
+            "--batch-size",
+            "1",
+            "--epochs",
+            "50",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,12 +351,18 @@ fn ctrl_c_saves_and_exits_130() {
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("training mlp"), "{first}");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     let e = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{e}");
-    assert!(e.contains("interrupted in epoch") && e.contains("--resume"), "{e}");
+    assert!(
+        e.contains("interrupted in epoch") && e.contains("--resume"),
+        "{e}"
+    );
     let ck = run.join("checkpoint.safetensors");
     let info = gdl_gpu::train::checkpoint::peek(&ck).unwrap();
     assert!(info.epoch < 50);

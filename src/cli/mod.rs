@@ -98,7 +98,10 @@ pub(crate) fn open_gpu(adapter: Option<&str>) -> anyhow::Result<gdl_gpu::Gpu> {
 
 /// The GPU when `kind` asks for it (kept by the caller: the GPU backend
 /// borrows it).
-pub(crate) fn open_for(kind: BackendKind, adapter: Option<&str>) -> anyhow::Result<Option<gdl_gpu::Gpu>> {
+pub(crate) fn open_for(
+    kind: BackendKind,
+    adapter: Option<&str>,
+) -> anyhow::Result<Option<gdl_gpu::Gpu>> {
     match kind {
         BackendKind::Gpu => Ok(Some(open_gpu(adapter)?)),
         BackendKind::Cpu => Ok(None),

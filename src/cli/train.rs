@@ -137,7 +137,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             }
             (info.model, Some(ck))
         }
-        None => (args.model.expect("clap requires --model without --resume"), None),
+        None => (
+            args.model.expect("clap requires --model without --resume"),
+            None,
+        ),
     };
     let graph = models::build(model, &ModelOptions::default())?;
     let layout = ParamLayout::new(&graph);

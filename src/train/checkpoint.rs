@@ -25,11 +25,12 @@ pub const FORMAT: &str = "gdl-gpu checkpoint 1";
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    /// The I/O error is shown in the message rather than chained as a
+    /// source, so `{:#}` does not print it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not safetensors at all, or truncated, or a corrupt header.
     #[error("{path}: not a readable safetensors checkpoint: {message}")]
@@ -92,9 +93,9 @@ fn bytes_of(v: &[f32]) -> &[u8] {
 
 /// Writes `ck` (for `graph`) to `path`, atomically.
 pub fn save(path: &Path, graph: &Graph, ck: &Checkpoint) -> Result<()> {
-    let io = |p: &Path, source| CheckpointError::Io {
+    let io = |p: &Path, error| CheckpointError::Io {
         path: p.to_owned(),
-        source,
+        error,
     };
     let layout = ParamLayout::new(graph);
     let v = &ck.values;
@@ -107,7 +108,11 @@ pub fn save(path: &Path, graph: &Graph, ck: &Checkpoint) -> Result<()> {
         let shape = e.spec.shape.as_slice();
         if e.spec.trainable {
             parts.push((e.name.clone(), shape, &v.trainable[r.clone()]));
-            parts.push((format!("optimizer/m/{}", e.name), shape, &v.adam_m[r.clone()]));
+            parts.push((
+                format!("optimizer/m/{}", e.name),
+                shape,
+                &v.adam_m[r.clone()],
+            ));
             parts.push((format!("optimizer/v/{}", e.name), shape, &v.adam_v[r]));
         } else {
             parts.push((e.name.clone(), shape, &v.state[r]));
@@ -136,10 +141,11 @@ pub fn save(path: &Path, graph: &Graph, ck: &Checkpoint) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let bytes = safetensors::serialize(tensors, Some(meta)).map_err(|e| CheckpointError::Format {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        safetensors::serialize(tensors, Some(meta)).map_err(|e| CheckpointError::Format {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
     let tmp = temp_path(path);
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         std::io::Write::write_all(&mut f, &bytes)?;
@@ -165,9 +171,9 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Checks now that `path` can be written (creating its folder), so a bad
 /// --save path fails before training rather than after the first epoch.
 pub fn check_writable(path: &Path) -> Result<()> {
-    let io = |p: &Path, source| CheckpointError::Io {
+    let io = |p: &Path, error| CheckpointError::Io {
         path: p.to_owned(),
-        source,
+        error,
     };
     if path.is_dir() {
         return Err(io(
@@ -195,9 +201,9 @@ fn describe(graph: &Graph) -> String {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| CheckpointError::Io {
+    std::fs::read(path).map_err(|error| CheckpointError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

@@ -45,7 +45,11 @@ pub enum FitError {
     /// (1-based, within the epoch) after which it was seen; the checks run
     /// every `PROGRESS_EVERY` steps and at the end of each epoch.
     #[error("training loss became {loss} in epoch {epoch}, by step {step}; stopped")]
-    NonFinite { epoch: usize, step: usize, loss: f64 },
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
     /// Stopped by `FitConfig::stop` after `steps_done` steps of the 0-based
     /// epoch `epoch` (the state is consistent: the step finished).
     #[error("interrupted in epoch {} after step {steps_done}", epoch + 1)]
@@ -158,8 +162,7 @@ pub fn fit(
         reports.push(report);
         // A stop asked for during the last step or the evaluation lands on
         // the epoch boundary, after the epoch's checkpoint.
-        if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && epoch + 1 < cfg.epochs
-        {
+        if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && epoch + 1 < cfg.epochs {
             return Err(FitError::Interrupted {
                 epoch: epoch + 1,
                 steps_done: 0,

@@ -165,7 +165,10 @@ impl Backend for GpuBackend<'_> {
                 .set_step(self.gpu, start, self.seed, self.step, &self.adam);
             self.submit(Mode::Predict, len)?;
             let prog = &self.programs[&(Mode::Predict, len)];
-            let probs = prog.program.probs.expect("predict programs have probabilities");
+            let probs = prog
+                .program
+                .probs
+                .expect("predict programs have probabilities");
             let v = prog.read_tensor(self.gpu, probs)?;
             let classes = v.len() / len;
             out.extend(v.chunks_exact(classes).map(<[f32]>::to_vec));
