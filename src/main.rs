@@ -20,7 +20,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // 128 + SIGINT, the shell's code for a run stopped by Ctrl-C.
+            match e.downcast_ref::<gdl_gpu::train::FitError>() {
+                Some(gdl_gpu::train::FitError::Interrupted { .. }) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,16 +1,20 @@
-//! `gdl-gpu eval`: accuracy and loss of a model on the CIFAR-10 test set.
+//! `gdl-gpu eval`: loss and accuracy of a checkpoint on the CIFAR-10 test set.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use gdl_gpu::data::Cifar10;
+use gdl_gpu::kernels::adam::AdamConfig;
+use gdl_gpu::models::{self, ModelOptions};
+use gdl_gpu::train::checkpoint;
 
-use super::{BackendKind, ModelKind};
+use super::{first_image, make_backend, open_for, BackendKind, ModelKind};
 
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
-    /// Model to evaluate
+    /// Model to evaluate (default: the checkpoint's; an error if it differs)
     #[arg(long, value_enum)]
-    pub model: ModelKind,
+    pub model: Option<ModelKind>,
     /// CIFAR-10: the archive cifar-10-binary.tar.gz or the folder cifar-10-batches-bin
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
@@ -20,11 +24,57 @@ pub struct EvalArgs {
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
-    /// Weights to evaluate
-    #[arg(long, value_name = "PATH")]
-    pub checkpoint: Option<PathBuf>,
+    /// Weights to evaluate (written by `train`)
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: &EvalArgs) -> anyhow::Result<()> {
-    Err(super::not_implemented("eval"))
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let info = super::checkpoint_model(&args.checkpoint, args.model)?;
+    let graph = models::build(info.model, &ModelOptions::default())?;
+    let ck = checkpoint::load(&args.checkpoint, &graph)?;
+    let data = Cifar10::load_or_download(args.data.as_deref())?;
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
+    let train = first_image(&data.test);
+    let adam = AdamConfig {
+        lr: ck.lr,
+        ..AdamConfig::default()
+    };
+    let mut backend = make_backend(
+        gpu.as_ref(),
+        &graph,
+        &train,
+        &data.test,
+        adam,
+        ck.seed,
+        &ck.values,
+    )?;
+    let m = backend.evaluate()?;
+    if args.json {
+        let v = serde_json::json!({
+            "checkpoint": args.checkpoint.display().to_string(),
+            "model": info.model.name(),
+            "epoch": ck.epoch,
+            "device": backend.describe(),
+            "test_loss": m.loss(),
+            "test_accuracy": m.accuracy(),
+            "examples": m.examples,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{} ({}, epoch {}) on {}: test loss {:.4} - accuracy {:.4} ({} images)",
+            args.checkpoint.display(),
+            info.model.name(),
+            ck.epoch,
+            backend.describe(),
+            m.loss(),
+            m.accuracy(),
+            m.examples
+        );
+    }
+    Ok(())
 }

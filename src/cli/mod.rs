@@ -87,11 +87,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The error of subcommands the CLI frame already parses but does not run yet.
-pub(crate) fn not_implemented(command: &str) -> anyhow::Error {
-    anyhow::anyhow!("`gdl-gpu {command}` is not implemented yet")
-}
-
 /// Opens the adapter named on the command line (or chosen by the environment).
 pub(crate) fn open_gpu(adapter: Option<&str>) -> anyhow::Result<gdl_gpu::Gpu> {
     let opts = gdl_gpu::gpu::GpuOptions {
@@ -99,4 +94,61 @@ pub(crate) fn open_gpu(adapter: Option<&str>) -> anyhow::Result<gdl_gpu::Gpu> {
         ..Default::default()
     };
     Ok(gdl_gpu::Gpu::with_options(&opts)?)
+}
+
+/// The GPU when `kind` asks for it (kept by the caller: the GPU backend
+/// borrows it).
+pub(crate) fn open_for(
+    kind: BackendKind,
+    adapter: Option<&str>,
+) -> anyhow::Result<Option<gdl_gpu::Gpu>> {
+    match kind {
+        BackendKind::Gpu => Ok(Some(open_gpu(adapter)?)),
+        BackendKind::Cpu => Ok(None),
+    }
+}
+
+/// The backend on `gpu` (GPU) or the CPU reference when `gpu` is None.
+pub(crate) fn make_backend<'a>(
+    gpu: Option<&'a gdl_gpu::Gpu>,
+    graph: &gdl_gpu::graph::Graph,
+    train: &'a gdl_gpu::data::Split,
+    test: &'a gdl_gpu::data::Split,
+    adam: gdl_gpu::kernels::adam::AdamConfig,
+    seed: u64,
+    init: &gdl_gpu::train::ModelValues,
+) -> anyhow::Result<Box<dyn gdl_gpu::train::Backend + 'a>> {
+    use gdl_gpu::train::{cpu::CpuBackend, gpu::GpuBackend};
+    Ok(match gpu {
+        Some(gpu) => Box::new(GpuBackend::new(gpu, graph, train, test, adam, seed, init)?),
+        None => Box::new(CpuBackend::new(graph, train, test, adam, seed, init)?),
+    })
+}
+
+/// The model of a checkpoint, checked against an explicit --model.
+pub(crate) fn checkpoint_model(
+    path: &std::path::Path,
+    flag: Option<ModelKind>,
+) -> anyhow::Result<gdl_gpu::train::CheckpointInfo> {
+    let info = gdl_gpu::train::checkpoint::peek(path)?;
+    if let Some(m) = flag {
+        if m != info.model {
+            anyhow::bail!(
+                "--model {} contradicts the checkpoint {}, which holds model {}",
+                m.name(),
+                path.display(),
+                info.model.name()
+            );
+        }
+    }
+    Ok(info)
+}
+
+/// A one-image split (training data the evaluation-only backends never read).
+pub(crate) fn first_image(split: &gdl_gpu::data::Split) -> gdl_gpu::data::Split {
+    gdl_gpu::data::Split {
+        pixels: split.image(0).to_vec(),
+        labels: vec![split.labels[0]],
+        len: 1,
+    }
 }

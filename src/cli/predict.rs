@@ -1,16 +1,27 @@
-//! `gdl-gpu predict`: classes predicted by a checkpoint for test images.
+//! `gdl-gpu predict`: classes predicted by a checkpoint, for random test
+//! images (with the chapter's figure) or for one image of the user's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
+use gdl_gpu::data::cifar10::{IMAGE_BYTES, IMAGE_SIDE};
+use gdl_gpu::data::{Cifar10, Split, CLASS_NAMES};
+use gdl_gpu::kernels::adam::AdamConfig;
+use gdl_gpu::models::{self, ModelOptions};
+use gdl_gpu::train::checkpoint;
+use gdl_gpu::util::Rng;
 
-use super::parse_positive;
+use super::{make_backend, open_for, parse_positive, BackendKind, ModelKind};
 
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
-    /// Trained weights
-    #[arg(long, value_name = "PATH")]
+    /// Trained weights (written by `train`)
+    #[arg(long, value_name = "FILE.safetensors")]
     pub checkpoint: PathBuf,
+    /// Model (default: the checkpoint's; an error if it differs)
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
     /// Number of test images to show
     #[arg(short = 'n', default_value = "10", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
@@ -19,13 +30,193 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
     /// Where to write the figure
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Classify this image instead of test images
+    #[arg(long, value_name = "FILE.png", default_value = "predictions.png")]
+    pub out: PathBuf,
+    /// Classify this image (PNG or JPEG) instead of test images
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
+    /// CIFAR-10: the archive cifar-10-binary.tar.gz or the folder cifar-10-batches-bin
+    /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendKind::Gpu)]
+    pub backend: BackendKind,
+    /// Substring of the adapter's name (see `gdl-gpu info`)
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: &PredictArgs) -> anyhow::Result<()> {
-    Err(super::not_implemented("predict"))
+/// The user's image as a one-image split: resized to 32×32 RGB and laid
+/// out CHW u8 like CIFAR-10's records, so it takes the dataset's path.
+pub fn image_split(path: &Path) -> anyhow::Result<Split> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .decode()
+        .with_context(|| format!("{}: not a readable PNG or JPEG image", path.display()))?;
+    let side = IMAGE_SIDE as u32;
+    let rgb = image::imageops::resize(
+        &img.to_rgb8(),
+        side,
+        side,
+        image::imageops::FilterType::Triangle,
+    );
+    let plane = IMAGE_SIDE * IMAGE_SIDE;
+    let mut pixels = vec![0u8; IMAGE_BYTES];
+    for (i, p) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            pixels[c * plane + i] = p.0[c];
+        }
+    }
+    Ok(Split {
+        pixels,
+        // Unused by prediction; any valid class.
+        labels: vec![0],
+        len: 1,
+    })
+}
+
+/// Classes by falling probability.
+fn ranked(probs: &[f32]) -> Vec<(usize, f32)> {
+    let mut r: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
+    r.sort_by(|a, b| b.1.total_cmp(&a.1));
+    r
+}
+
+fn argmax(probs: &[f32]) -> usize {
+    ranked(probs)[0].0
+}
+
+pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
+    let info = super::checkpoint_model(&args.checkpoint, args.model)?;
+    let graph = models::build(info.model, &ModelOptions::default())?;
+    let ck = checkpoint::load(&args.checkpoint, &graph)?;
+    let (split, indices) = match &args.image {
+        Some(path) => (image_split(path)?, Vec::new()),
+        None => {
+            let data = Cifar10::load_or_download(args.data.as_deref())?;
+            let n = args.n.min(data.test.len);
+            let mut order: Vec<usize> = (0..data.test.len).collect();
+            Rng::new(args.seed).shuffle(&mut order);
+            order.truncate(n);
+            let mut s = Split::default();
+            for &i in &order {
+                s.pixels.extend_from_slice(data.test.image(i));
+                s.labels.push(data.test.labels[i]);
+            }
+            s.len = n;
+            (s, order)
+        }
+    };
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
+    let adam = AdamConfig {
+        lr: ck.lr,
+        ..AdamConfig::default()
+    };
+    let mut backend = make_backend(
+        gpu.as_ref(),
+        &graph,
+        &split,
+        &split,
+        adam,
+        ck.seed,
+        &ck.values,
+    )?;
+    let probs = backend.predict()?;
+
+    if let Some(path) = &args.image {
+        let top = ranked(&probs[0]);
+        if args.json {
+            let v = serde_json::json!({
+                "image": path.display().to_string(),
+                "model": info.model.name(),
+                "predicted": CLASS_NAMES[top[0].0],
+                "classes": top.iter().map(|&(c, p)| serde_json::json!({
+                    "class": CLASS_NAMES[c], "probability": p,
+                })).collect::<Vec<_>>(),
+            });
+            println!("{v}");
+        } else {
+            println!("{}: {}", path.display(), CLASS_NAMES[top[0].0]);
+            for &(c, p) in top.iter().take(5) {
+                println!("  {:<11}{:>7.2}%", CLASS_NAMES[c], 100.0 * p);
+            }
+        }
+        return Ok(());
+    }
+
+    let images: Vec<&[u8]> = (0..split.len).map(|i| split.image(i)).collect();
+    let captions: Vec<[String; 2]> = probs
+        .iter()
+        .zip(&split.labels)
+        .map(|(p, &l)| {
+            [
+                format!("pred = {}", CLASS_NAMES[argmax(p)]),
+                format!("act = {}", CLASS_NAMES[l as usize]),
+            ]
+        })
+        .collect();
+    let fig = gdl_gpu::render::predictions_figure(&images, IMAGE_SIDE, &captions);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    fig.save(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+
+    if args.json {
+        let rows: Vec<_> = probs
+            .iter()
+            .zip(&split.labels)
+            .zip(&indices)
+            .map(|((p, &l), &i)| {
+                serde_json::json!({
+                    "test_index": i,
+                    "actual": CLASS_NAMES[l as usize],
+                    "predicted": CLASS_NAMES[argmax(p)],
+                    "probabilities": CLASS_NAMES.iter().zip(p)
+                        .map(|(c, &x)| ((*c).to_owned(), serde_json::json!(x)))
+                        .collect::<serde_json::Map<_, _>>(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "model": info.model.name(),
+            "figure": args.out.display().to_string(),
+            "predictions": rows,
+        });
+        println!("{v}");
+    } else {
+        print!("{:>6}  {:<11}{:<11}", "image", "actual", "predicted");
+        for c in CLASS_NAMES {
+            print!("{:>7}", &c[..c.len().min(5)]);
+        }
+        println!();
+        for ((p, &l), &i) in probs.iter().zip(&split.labels).zip(&indices) {
+            print!(
+                "{i:>6}  {:<11}{:<11}",
+                CLASS_NAMES[l as usize],
+                CLASS_NAMES[argmax(p)]
+            );
+            for x in p {
+                print!("{:>7.3}", x);
+            }
+            println!();
+        }
+        let right = probs
+            .iter()
+            .zip(&split.labels)
+            .filter(|(p, &l)| argmax(p) == l as usize)
+            .count();
+        println!(
+            "{right}/{} right; figure written to {}",
+            split.len,
+            args.out.display()
+        );
+    }
+    Ok(())
 }

@@ -1,39 +1,52 @@
-//! `gdl-gpu train`: train a model on CIFAR-10.
+//! `gdl-gpu train`: train a model on CIFAR-10, checkpointing each epoch.
+//!
+//! Ctrl-C finishes the step in progress, saves a checkpoint of exactly that
+//! state (the partial epoch recorded as `epoch_step`, so `--resume` carries
+//! on from that step) and exits with 130. A NaN or infinite loss stops the
+//! run and leaves the last good (epoch-end) checkpoint untouched.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use gdl_gpu::data::Cifar10;
 use gdl_gpu::graph::params::ParamLayout;
+use gdl_gpu::graph::Graph;
 use gdl_gpu::kernels::adam::AdamConfig;
 use gdl_gpu::models::{self, ModelOptions};
-use gdl_gpu::train::cpu::CpuBackend;
-use gdl_gpu::train::gpu::GpuBackend;
-use gdl_gpu::train::{fit, Backend, EpochReport, FitConfig, ModelValues};
+use gdl_gpu::train::checkpoint::{self, Checkpoint};
+use gdl_gpu::train::{fit, Backend, EpochReport, FitConfig, FitError, ModelValues};
 
-use super::{open_gpu, parse_learning_rate, parse_positive, BackendKind, ModelKind};
+use super::{make_backend, open_for, parse_learning_rate, parse_positive, BackendKind, ModelKind};
+
+pub const DEFAULT_BATCH: usize = 32;
+pub const DEFAULT_LR: f32 = 5e-4;
+/// The checkpoint written into the run folder every epoch.
+pub const CHECKPOINT_NAME: &str = "checkpoint.safetensors";
 
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Model to train
-    #[arg(long, value_enum)]
-    pub model: ModelKind,
-    /// Passes over the training set
+    /// Model to train (with --resume: taken from the checkpoint)
+    #[arg(long, value_enum, required_unless_present = "resume")]
+    pub model: Option<ModelKind>,
+    /// Passes over the training set (in all, counting those of a resumed checkpoint)
     #[arg(long, default_value = "10", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
     pub epochs: usize,
-    #[arg(long, default_value = "32", value_name = "N", value_parser = parse_positive,
-          allow_negative_numbers = true)]
-    pub batch_size: usize,
-    /// Adam learning rate
-    #[arg(long, default_value = "5e-4", value_name = "F", value_parser = parse_learning_rate,
-          allow_negative_numbers = true)]
-    pub lr: f32,
-    /// Seed of weight initialisation, shuffling and dropout
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub seed: u64,
+    /// Examples per step [default: 32]
+    #[arg(long, value_name = "N", value_parser = parse_positive,
+          allow_negative_numbers = true, conflicts_with = "resume")]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate [default: 5e-4]
+    #[arg(long, value_name = "F", value_parser = parse_learning_rate,
+          allow_negative_numbers = true, conflicts_with = "resume")]
+    pub lr: Option<f32>,
+    /// Seed of weight initialisation, shuffling and dropout [default: 0]
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub seed: Option<u64>,
     /// CIFAR-10: the archive cifar-10-binary.tar.gz or the folder cifar-10-batches-bin
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
@@ -46,135 +59,278 @@ pub struct TrainArgs {
     /// Print one JSON object per epoch instead of text
     #[arg(long)]
     pub json: bool,
-    /// Run folder for metrics (default: runs/<model>-<unix time>)
+    /// Run folder for metrics and checkpoint.safetensors (default: runs/<model>-<unix
+    /// time>; with --resume, the checkpoint's folder)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Stop each epoch after N steps (for short runs)
     #[arg(long, value_name = "N", value_parser = parse_positive, allow_negative_numbers = true)]
     pub steps_per_epoch: Option<usize>,
+    /// Also write the checkpoint here (each epoch and on Ctrl-C)
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub save: Option<PathBuf>,
+    /// Continue from this checkpoint, with its seed, learning rate and batch size
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Where and what a run saves.
+struct Saver<'a> {
+    paths: Vec<PathBuf>,
+    graph: &'a Graph,
+    model: ModelKind,
+    seed: u64,
+    lr: f32,
+    batch: usize,
+}
+
+impl Saver<'_> {
+    fn save(
+        &self,
+        backend: &mut dyn Backend,
+        epoch: usize,
+        epoch_step: usize,
+    ) -> Result<(), FitError> {
+        let ck = Checkpoint {
+            model: self.model,
+            epoch,
+            epoch_step,
+            seed: self.seed,
+            lr: self.lr,
+            batch: self.batch,
+            values: backend.values()?,
+        };
+        for p in &self.paths {
+            checkpoint::save(p, self.graph, &ck)?;
+        }
+        Ok(())
+    }
+}
+
+fn default_out(model: ModelKind, resume: Option<&Path>) -> PathBuf {
+    if let Some(dir) = resume.and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            return dir.to_owned();
+        }
+        return PathBuf::from(".");
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from("runs").join(format!("{}-{t}", model.name()))
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    let graph = models::build(args.model, &ModelOptions::default())?;
-    // The run folder is made before any work, so an unwritable path fails
-    // now rather than after the first epoch.
-    let out = args.out.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from("runs").join(format!("{}-{t}", args.model.name()))
-    });
+    // The checkpoint to resume from is read first: it names the model.
+    let (model, resumed) = match &args.resume {
+        Some(path) => {
+            let info = super::checkpoint_model(path, args.model)?;
+            let graph = models::build(info.model, &ModelOptions::default())?;
+            let ck = checkpoint::load(path, &graph)?;
+            if ck.epoch >= args.epochs {
+                anyhow::bail!(
+                    "{} already holds {} epoch(s); pass --epochs greater than that to train on",
+                    path.display(),
+                    ck.epoch
+                );
+            }
+            (info.model, Some(ck))
+        }
+        None => (
+            args.model.expect("clap requires --model without --resume"),
+            None,
+        ),
+    };
+    let graph = models::build(model, &ModelOptions::default())?;
+    let layout = ParamLayout::new(&graph);
+    let (seed, lr, batch) = match &resumed {
+        Some(ck) => (ck.seed, ck.lr, ck.batch),
+        None => (
+            args.seed.unwrap_or(0),
+            args.lr.unwrap_or(DEFAULT_LR),
+            args.batch_size.unwrap_or(DEFAULT_BATCH),
+        ),
+    };
+
+    // Every output place is made and checked before any work, so an
+    // unwritable path fails now rather than after the first epoch.
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(model, args.resume.as_deref()));
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path)
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(resumed.is_some())
+        .truncate(resumed.is_none())
+        .open(&metrics_path)
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    let mut paths = vec![out.join(CHECKPOINT_NAME)];
+    paths.extend(args.save.clone());
+    for p in &paths {
+        checkpoint::check_writable(p).context("checkpoint path is not writable")?;
+    }
+    let saver = Saver {
+        paths,
+        graph: &graph,
+        model,
+        seed,
+        lr,
+        batch,
+    };
 
     let data = Cifar10::load_or_download(args.data.as_deref())?;
-    let layout = ParamLayout::new(&graph);
-    let (trainable, state) = layout.initial_values(args.seed);
-    let init = ModelValues {
-        trainable,
-        state,
-        adam_m: vec![0.0; layout.trainable_len],
-        adam_v: vec![0.0; layout.trainable_len],
-        step: 0,
+    let (init, first_epoch, first_step) = match &resumed {
+        Some(ck) => (ck.values.clone(), ck.epoch, ck.epoch_step),
+        None => {
+            let (trainable, state) = layout.initial_values(seed);
+            let init = ModelValues {
+                trainable,
+                state,
+                adam_m: vec![0.0; layout.trainable_len],
+                adam_v: vec![0.0; layout.trainable_len],
+                step: 0,
+            };
+            (init, 0, 0)
+        }
     };
     let adam = AdamConfig {
-        lr: args.lr,
+        lr,
         ..AdamConfig::default()
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // The first Ctrl-C asks for a clean stop; a second one quits at once.
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
     let cfg = FitConfig {
         epochs: args.epochs,
-        batch: args.batch_size,
-        seed: args.seed,
+        batch,
+        seed,
         steps_per_epoch: args.steps_per_epoch,
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        first_epoch: 0,
+        first_epoch,
+        first_step,
+        stop: Some(stop),
     };
 
-    let gpu;
-    let mut backend: Box<dyn Backend> = match args.backend {
-        BackendKind::Gpu => {
-            gpu = open_gpu(args.adapter.as_deref())?;
-            Box::new(GpuBackend::new(
-                &gpu,
-                &graph,
-                &data.train,
-                &data.test,
-                adam,
-                args.seed,
-                &init,
-            )?)
-        }
-        BackendKind::Cpu => Box::new(CpuBackend::new(
-            &graph,
-            &data.train,
-            &data.test,
-            adam,
-            args.seed,
-            &init,
-        )?),
-    };
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
+    let mut backend = make_backend(
+        gpu.as_ref(),
+        &graph,
+        &data.train,
+        &data.test,
+        adam,
+        seed,
+        &init,
+    )?;
     let device = backend.describe();
     if !args.json {
+        let from = match &args.resume {
+            Some(p) => format!(
+                " from {} (epoch {}, step {})",
+                p.display(),
+                first_epoch,
+                first_step
+            ),
+            None => String::new(),
+        };
         println!(
-            "training {} ({} parameters) on {device}: {} epochs, batch {}, Adam lr {}, seed {}",
-            args.model.name(),
+            "training {} ({} parameters) on {device}{from}: {} epochs, batch {batch}, Adam lr {lr}, seed {seed}",
+            model.name(),
             layout.entries.iter().map(|e| e.spec.len()).sum::<usize>(),
             args.epochs,
-            args.batch_size,
-            args.lr,
-            args.seed
         );
+        // Tests wait for this line before sending Ctrl-C.
+        let _ = std::io::stdout().flush();
     }
-    let reports = fit(backend.as_mut(), data.train.len, &cfg, |r: &EpochReport| {
-        let line = serde_json::json!({
-            "model": args.model.name(),
-            "device": device,
-            "epoch": r.epoch,
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            // Through its shortest decimal form, so 5e-4 is not printed as 0.0005000000237.
-            "lr": args.lr.to_string().parse::<f64>().unwrap_or(f64::NAN),
-            "seed": args.seed,
-            "train_loss": r.train.loss(),
-            "train_accuracy": r.train.accuracy(),
-            "test_loss": r.test.loss(),
-            "test_accuracy": r.test.accuracy(),
-            "seconds": r.train_seconds,
-            "eval_seconds": r.eval_seconds,
-            "images_per_sec": r.images_per_sec,
-        });
-        // A metrics line that cannot be written is reported, not fatal to the run.
-        if let Err(e) = writeln!(metrics_file, "{line}") {
-            eprintln!("warning: cannot write {}: {e}", metrics_path.display());
+    let result = fit(
+        backend.as_mut(),
+        data.train.len,
+        &cfg,
+        |backend: &mut dyn Backend, r: &EpochReport| {
+            saver.save(backend, r.epoch, 0)?;
+            let line = serde_json::json!({
+                "model": model.name(),
+                "device": device,
+                "epoch": r.epoch,
+                "epochs": args.epochs,
+                "batch_size": batch,
+                // Through its shortest decimal form, so 5e-4 is not printed as 0.0005000000237.
+                "lr": lr.to_string().parse::<f64>().unwrap_or(f64::NAN),
+                "seed": seed,
+                "train_loss": r.train.loss(),
+                "train_accuracy": r.train.accuracy(),
+                "test_loss": r.test.loss(),
+                "test_accuracy": r.test.accuracy(),
+                "seconds": r.train_seconds,
+                "eval_seconds": r.eval_seconds,
+                "images_per_sec": r.images_per_sec,
+            });
+            // A metrics line that cannot be written is reported, not fatal to the run.
+            if let Err(e) = writeln!(metrics_file, "{line}") {
+                eprintln!("warning: cannot write {}: {e}", metrics_path.display());
+            }
+            if args.json {
+                println!("{line}");
+            } else {
+                println!(
+                    "Epoch {}/{}: loss {:.4} - accuracy {:.4} - test_loss {:.4} - test_accuracy {:.4} - {:.1} s ({:.0} images/s)",
+                    r.epoch,
+                    args.epochs,
+                    r.train.loss(),
+                    r.train.accuracy(),
+                    r.test.loss(),
+                    r.test.accuracy(),
+                    r.train_seconds,
+                    r.images_per_sec
+                );
+            }
+            Ok(())
+        },
+    );
+    let reports = match result {
+        Ok(r) => r,
+        Err(FitError::Interrupted { epoch, steps_done }) => {
+            saver.save(backend.as_mut(), epoch, steps_done)?;
+            let e = FitError::Interrupted { epoch, steps_done };
+            return Err(anyhow::Error::new(e).context(format!(
+                "checkpoint saved to {}; continue with --resume",
+                saver
+                    .paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )));
         }
-        if args.json {
-            println!("{line}");
-        } else {
-            println!(
-                "Epoch {}/{}: loss {:.4} - accuracy {:.4} - test_loss {:.4} - test_accuracy {:.4} - {:.1} s ({:.0} images/s)",
-                r.epoch,
-                args.epochs,
-                r.train.loss(),
-                r.train.accuracy(),
-                r.test.loss(),
-                r.test.accuracy(),
-                r.train_seconds,
-                r.images_per_sec
-            );
+        Err(e @ FitError::NonFinite { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the last good checkpoint (end of the last finished epoch, if any) is {}",
+                saver.paths[0].display()
+            )));
         }
-        Ok(())
-    })?;
+        Err(e) => return Err(e.into()),
+    };
     if let (Some(last), false) = (reports.last(), args.json) {
         println!(
-            "test: loss {:.4} - accuracy {:.4} ({} images); metrics in {}",
+            "test: loss {:.4} - accuracy {:.4} ({} images); metrics in {}, checkpoint {}",
             last.test.loss(),
             last.test.accuracy(),
             last.test.examples,
-            metrics_path.display()
+            metrics_path.display(),
+            saver.paths[0].display()
         );
     }
     Ok(())

@@ -20,6 +20,13 @@ impl ModelKind {
             ModelKind::Cnn => "cnn",
         }
     }
+
+    /// The inverse of `name`.
+    pub fn from_name(name: &str) -> Option<ModelKind> {
+        [ModelKind::Mlp, ModelKind::Conv, ModelKind::Cnn]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 /// Options a model may take; the defaults are the chapter's.

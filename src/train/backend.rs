@@ -54,6 +54,9 @@ pub trait Backend {
     fn reset_metrics(&mut self) -> Result<(), GraphError>;
     /// Loss and accuracy on the whole test set, inference mode.
     fn evaluate(&mut self) -> Result<Metrics, GraphError>;
+    /// Class probabilities of every test-set example, in order, inference
+    /// mode (softmax of the logits).
+    fn predict(&mut self) -> Result<Vec<Vec<f32>>, GraphError>;
     fn values(&mut self) -> Result<ModelValues, GraphError>;
     fn set_values(&mut self, v: &ModelValues) -> Result<(), GraphError>;
 }

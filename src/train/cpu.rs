@@ -130,6 +130,34 @@ impl Backend for CpuBackend<'_> {
         Ok(Metrics::from_words(&metrics))
     }
 
+    fn predict(&mut self) -> Result<Vec<Vec<f32>>, GraphError> {
+        let mut metrics = [0u32; 4];
+        let n = self.test.len;
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let len = EVAL_BATCH.min(n - start);
+            let prog = self.program(Mode::Predict, len)?;
+            let inp = StepInputs {
+                pixels: &self.test.pixels,
+                labels: &self.test.labels,
+                hwc: self.hwc,
+                indices: &self.identity,
+                batch_base: start,
+                seed: self.seed,
+                step: self.step,
+                adam: self.adam,
+            };
+            let r = run(&prog, &mut self.state, &inp, &mut metrics);
+            let probs = prog.probs.expect("predict programs have probabilities");
+            let v = r.tensor(probs);
+            let classes = v.len() / len;
+            out.extend(v.chunks_exact(classes).map(<[f32]>::to_vec));
+            start += len;
+        }
+        Ok(out)
+    }
+
     fn values(&mut self) -> Result<ModelValues, GraphError> {
         Ok(ModelValues {
             trainable: self.state.params.clone(),

@@ -2,16 +2,19 @@
 //! the batches (the last one partial), show running loss and accuracy, then
 //! evaluate on the test set.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use thiserror::Error;
 
 use super::backend::{Backend, Metrics};
 use crate::graph::GraphError;
 use crate::util::Rng;
 
-/// Steps between progress updates: each update waits for the GPU and reads
-/// 16 bytes back, so it must not happen every step.
+/// Steps between progress updates and loss checks: each waits for the GPU
+/// and reads 16 bytes back, so it must not happen every step.
 pub const PROGRESS_EVERY: usize = 50;
 
 #[derive(Clone, Debug)]
@@ -24,6 +27,33 @@ pub struct FitConfig {
     pub progress: bool,
     /// The first epoch to run (for resuming), 0-based.
     pub first_epoch: usize,
+    /// Steps of `first_epoch` already taken (resuming mid-epoch).
+    pub first_step: usize,
+    /// Set (by a Ctrl-C handler) to stop after the current step.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Why `fit` stopped early.
+#[derive(Debug, Error)]
+pub enum FitError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A checkpoint could not be written.
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
+    /// The running training loss is NaN or infinite. `step` is the step
+    /// (1-based, within the epoch) after which it was seen; the checks run
+    /// every `PROGRESS_EVERY` steps and at the end of each epoch.
+    #[error("training loss became {loss} in epoch {epoch}, by step {step}; stopped")]
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
+    /// Stopped by `FitConfig::stop` after `steps_done` steps of the 0-based
+    /// epoch `epoch` (the state is consistent: the step finished).
+    #[error("interrupted in epoch {} after step {steps_done}", epoch + 1)]
+    Interrupted { epoch: usize, steps_done: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -47,12 +77,14 @@ pub fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<u32> {
     perm
 }
 
+/// Runs epochs `cfg.first_epoch..cfg.epochs`; `on_epoch` sees the backend
+/// (to save a checkpoint) and each epoch's report.
 pub fn fit(
     backend: &mut dyn Backend,
     n_train: usize,
     cfg: &FitConfig,
-    mut on_epoch: impl FnMut(&EpochReport) -> Result<(), GraphError>,
-) -> Result<Vec<EpochReport>, GraphError> {
+    mut on_epoch: impl FnMut(&mut dyn Backend, &EpochReport) -> Result<(), FitError>,
+) -> Result<Vec<EpochReport>, FitError> {
     let mut reports = Vec::new();
     let full_steps = n_train.div_ceil(cfg.batch);
     let steps = cfg
@@ -76,13 +108,28 @@ pub fn fit(
         };
         let t0 = Instant::now();
         let mut examples = 0;
-        for s in 0..steps {
+        // A resumed epoch skips the steps it had taken; its training
+        // metrics then cover only the remaining steps.
+        let first = if epoch == cfg.first_epoch {
+            cfg.first_step.min(steps)
+        } else {
+            0
+        };
+        for s in first..steps {
             let start = s * cfg.batch;
             let len = cfg.batch.min(n_train - start);
             backend.train_step(start, len)?;
             examples += len;
-            if cfg.progress && ((s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps) {
+            if (s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps {
                 let m = backend.metrics()?;
+                if !m.loss_sum.is_finite() {
+                    bar.abandon();
+                    return Err(FitError::NonFinite {
+                        epoch: epoch + 1,
+                        step: s + 1,
+                        loss: m.loss_sum,
+                    });
+                }
                 bar.set_message(format!(
                     "loss: {:.4} - accuracy: {:.4}",
                     m.loss(),
@@ -90,20 +137,17 @@ pub fn fit(
                 ));
                 bar.set_position(s as u64 + 1);
             }
+            if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && s + 1 < steps {
+                bar.abandon();
+                return Err(FitError::Interrupted {
+                    epoch,
+                    steps_done: s + 1,
+                });
+            }
         }
         let train = backend.metrics()?;
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        if !train.loss_sum.is_finite() {
-            return Err(GraphError::Invalid {
-                layer: "loss".into(),
-                message: format!(
-                    "training loss became {} in epoch {}",
-                    train.loss_sum,
-                    epoch + 1
-                ),
-            });
-        }
         let t1 = Instant::now();
         let test = backend.evaluate()?;
         let report = EpochReport {
@@ -114,8 +158,16 @@ pub fn fit(
             eval_seconds: t1.elapsed().as_secs_f64(),
             images_per_sec: examples as f64 / train_seconds,
         };
-        on_epoch(&report)?;
+        on_epoch(&mut *backend, &report)?;
         reports.push(report);
+        // A stop asked for during the last step or the evaluation lands on
+        // the epoch boundary, after the epoch's checkpoint.
+        if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && epoch + 1 < cfg.epochs {
+            return Err(FitError::Interrupted {
+                epoch: epoch + 1,
+                steps_done: 0,
+            });
+        }
     }
     Ok(reports)
 }

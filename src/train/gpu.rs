@@ -154,6 +154,29 @@ impl Backend for GpuBackend<'_> {
         Ok(Metrics::from_words(&w))
     }
 
+    fn predict(&mut self) -> Result<Vec<Vec<f32>>, GraphError> {
+        let n = self.test.len();
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let len = EVAL_BATCH.min(n - start);
+            self.program(Mode::Predict, len)?;
+            self.state
+                .set_step(self.gpu, start, self.seed, self.step, &self.adam);
+            self.submit(Mode::Predict, len)?;
+            let prog = &self.programs[&(Mode::Predict, len)];
+            let probs = prog
+                .program
+                .probs
+                .expect("predict programs have probabilities");
+            let v = prog.read_tensor(self.gpu, probs)?;
+            let classes = v.len() / len;
+            out.extend(v.chunks_exact(classes).map(<[f32]>::to_vec));
+            start += len;
+        }
+        Ok(out)
+    }
+
     fn values(&mut self) -> Result<ModelValues, GraphError> {
         let (trainable, state) = self.state.read(self.gpu)?;
         let (adam_m, adam_v) = self.state.read_adam(self.gpu)?;

@@ -1,9 +1,11 @@
 //! Training: the backend abstraction, the two backends, and the loop.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cpu;
 pub mod fit;
 pub mod gpu;
 
 pub use backend::{Backend, Metrics, ModelValues};
-pub use fit::{fit, EpochReport, FitConfig};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointInfo};
+pub use fit::{fit, EpochReport, FitConfig, FitError};

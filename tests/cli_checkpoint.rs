@@ -1,0 +1,375 @@
+//! train --save/--resume, eval, predict and Ctrl-C through the binary, on a
+//! tiny synthetic CIFAR-10 folder built in a temporary directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use gdl_gpu::data::cifar10::{BATCHES_DIR, CLASS_NAMES, META_FILE, TEST_FILE, TRAIN_FILES};
+use gdl_gpu::util::Rng;
+
+fn gdl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(args)
+        .output()
+        .expect("run gdl-gpu")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = gdl(args);
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{args:?}:\n{o}\n{e}");
+    o
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `records` random records per training batch file, and in the test file.
+fn tiny_cifar(dir: &Path, records: usize) -> String {
+    let d = dir.join(BATCHES_DIR);
+    std::fs::create_dir_all(&d).unwrap();
+    let mut rng = Rng::new(42);
+    let mut batch = || -> Vec<u8> {
+        (0..records)
+            .flat_map(|_| {
+                let mut r = vec![rng.below(10) as u8];
+                r.extend((0..3072).map(|_| rng.below(256) as u8));
+                r
+            })
+            .collect()
+    };
+    for f in TRAIN_FILES {
+        std::fs::write(d.join(f), batch()).unwrap();
+    }
+    std::fs::write(d.join(TEST_FILE), batch()).unwrap();
+    std::fs::write(d.join(META_FILE), CLASS_NAMES.join("\n") + "\n\n").unwrap();
+    d.display().to_string()
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// One run of two epochs against one epoch then --resume: identical
+/// weights, Adam state and moving statistics; the run folder's default
+/// checkpoint exists; eval and predict read the checkpoint without --model.
+#[test]
+fn save_resume_eval_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 20);
+    let common = [
+        "--model",
+        "cnn",
+        "--data",
+        &data,
+        "--batch-size",
+        "16",
+        "--seed",
+        "5",
+    ];
+    let straight = dir.path().join("straight.safetensors");
+    let run_a = dir.path().join("a");
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run_a),
+        "--save",
+        s(&straight),
+    ];
+    args.extend(common);
+    ok(&args);
+    assert!(run_a.join("checkpoint.safetensors").is_file());
+
+    let run_b = dir.path().join("b");
+    let mut args = vec!["train", "--epochs", "1", "--out", s(&run_b)];
+    args.extend(common);
+    ok(&args);
+    let resumed = dir.path().join("resumed.safetensors");
+    let first = run_b.join("checkpoint.safetensors");
+    let out = ok(&[
+        "train",
+        "--resume",
+        s(&first),
+        "--epochs",
+        "2",
+        "--data",
+        &data,
+        "--save",
+        s(&resumed),
+    ]);
+    assert!(out.contains("Epoch 2/2"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(run_b.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    let (x, y) = (tensors(&straight), tensors(&resumed));
+    assert_eq!(x.len(), y.len());
+    for ((na, a), (nb, b)) in x.iter().zip(&y) {
+        assert_eq!(na, nb);
+        assert!(a == b, "{na} differs after resume");
+    }
+
+    // Resuming with a seed of its own contradicts the checkpoint: usage error.
+    let out = gdl(&[
+        "train",
+        "--resume",
+        s(&first),
+        "--seed",
+        "3",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // The resumed run wrote its epoch-2 checkpoint over the one it started from.
+    let out = gdl(&[
+        "train",
+        "--resume",
+        s(&first),
+        "--epochs",
+        "2",
+        "--data",
+        &data,
+    ]);
+    assert!(
+        text(&out.stderr).contains("already holds 2 epoch"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["model"], "cnn");
+    assert_eq!(v["examples"], 20);
+    assert!(v["test_loss"].as_f64().unwrap().is_finite());
+    // The CPU reference agrees on accuracy.
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--json",
+        "--backend",
+        "cpu",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["test_accuracy"], c["test_accuracy"]);
+    let out = gdl(&[
+        "eval",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+    ]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("contradicts") && e.contains("cnn"), "{e}");
+
+    let fig = dir.path().join("figs/preds.png");
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "-n",
+        "6",
+        "--out",
+        s(&fig),
+    ]);
+    assert_eq!(out.lines().count(), 1 + 6 + 1, "{out}");
+    let img = image::open(&fig).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), gdl_gpu::render::figure_size(6, 32));
+    // White background, some black text, some image colours.
+    let count = |f: &dyn Fn(&image::Rgb<u8>) -> bool| img.pixels().filter(|p| f(p)).count();
+    assert!(count(&|p| p.0 == [255, 255, 255]) > img.pixels().len() / 3);
+    assert!(count(&|p| p.0 == [0, 0, 0]) > 500);
+    assert!(count(&|p| p.0 != [0, 0, 0] && p.0 != [255, 255, 255]) > 6 * 100 * 100);
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--data",
+        &data,
+        "-n",
+        "3",
+        "--out",
+        s(&fig),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let rows = v["predictions"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let total: f64 = rows[0]["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-5, "{total}");
+
+    // The user's own image: a red square PNG.
+    let png = dir.path().join("mine.png");
+    image::RgbImage::from_fn(50, 40, |x, _| image::Rgb([200, (x * 5) as u8, 10]))
+        .save(&png)
+        .unwrap();
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&png),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["classes"].as_array().unwrap().len(), 10);
+    assert!(CLASS_NAMES.contains(&v["predicted"].as_str().unwrap()));
+    let out = ok(&["predict", "--checkpoint", s(&straight), "--image", s(&png)]);
+    assert!(out.contains('%'), "{out}");
+    let out = gdl(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&first),
+    ]);
+    assert!(
+        text(&out.stderr).contains("not a readable PNG or JPEG"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unwritable_save_fails_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    // No data at that path: were the check late, the error would be about data.
+    let out = gdl(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        s(&dir.path().join("no-data")),
+        "--out",
+        s(&dir.path().join("run")),
+        "--save",
+        s(&file.join("c.safetensors")),
+    ]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("not writable") && e.contains("a-file"), "{e}");
+    let out = gdl(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "x",
+        "--out",
+        s(&file.join("run")),
+    ]);
+    assert!(
+        text(&out.stderr).contains("cannot create run folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_checkpoint_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint, just words").unwrap();
+    for cmd in ["eval", "predict"] {
+        let out = gdl(&[cmd, "--checkpoint", s(&junk)]);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("junk.safetensors") && e.contains("safetensors"),
+            "{e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+/// SIGINT mid-epoch: the step finishes, a checkpoint records the partial
+/// epoch, the exit code is 130, and --resume accepts the checkpoint.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 400);
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            &data,
+            "--out",
+            s(&run),
+            "--batch-size",
+            "1",
+            "--epochs",
+            "50",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("training mlp"), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{e}");
+    assert!(
+        e.contains("interrupted in epoch") && e.contains("--resume"),
+        "{e}"
+    );
+    let ck = run.join("checkpoint.safetensors");
+    let info = gdl_gpu::train::checkpoint::peek(&ck).unwrap();
+    assert!(info.epoch < 50);
+    assert_eq!(
+        info.adam_step as usize,
+        info.epoch * 2000 + info.epoch_step,
+        "Adam's step counts every step taken"
+    );
+    assert!(info.epoch_step > 0 || info.epoch > 0, "{info:?}");
+}
