@@ -129,7 +129,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             args.seed
         );
     }
+    let plot_path = out.join("training.png");
+    let mut history: Vec<EpochReport> = Vec::new();
     let reports = fit(backend.as_mut(), data.train.len, &cfg, |r: &EpochReport| {
+        history.push(r.clone());
+        if let Err(e) = gdl_gpu::train::write_training_plot(&plot_path, &history) {
+            eprintln!("warning: cannot draw {}: {e}", plot_path.display());
+        }
         let line = serde_json::json!({
             "model": args.model.name(),
             "device": device,

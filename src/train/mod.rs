@@ -4,6 +4,8 @@ pub mod backend;
 pub mod cpu;
 pub mod fit;
 pub mod gpu;
+pub mod plot;
 
 pub use backend::{Backend, Metrics, ModelValues};
 pub use fit::{fit, EpochReport, FitConfig};
+pub use plot::{write_training_plot, PlotError};
