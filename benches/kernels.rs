@@ -1,5 +1,7 @@
-//! `cargo bench`: every kernel at the models' shapes on the chosen adapter
-//! (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`). `-- --quick` for a short run.
+//! `cargo bench`: the same suite as `gdl-gpu bench` (every kernel at the
+//! models' shapes, the fixed overheads, training throughput) on the chosen
+//! adapter (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`). `-- --quick` for a short
+//! run.
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -2,13 +2,16 @@ use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::gemm::{self, Epilogue, GemmShape, Variant};
 
-/// (label, shape, bias+activation, accumulate) as training runs them.
-fn cases() -> Vec<(&'static str, GemmShape, bool, bool)> {
+/// (label, shape, bias+activation, accumulate) as training runs them. The
+/// square is 1024³, or 512³ when `quick` (the tiled baseline takes seconds
+/// per 1024³ run on lavapipe, too long for a one-minute quick suite).
+fn cases(quick: bool) -> Vec<(&'static str, GemmShape, bool, bool)> {
     let s = GemmShape::new;
+    let q = if quick { 512 } else { 1024 };
     vec![
-        ("square NN", s(1024, 1024, 1024, false, false), false, false),
-        ("square NT", s(1024, 1024, 1024, false, true), false, false),
-        ("square TN", s(1024, 1024, 1024, true, false), false, false),
+        ("square NN", s(q, q, q, false, false), false, false),
+        ("square NT", s(q, q, q, false, true), false, false),
+        ("square TN", s(q, q, q, true, false), false, false),
         // Dense 3072→200 at batch 32.
         ("mlp fwd NN", s(32, 200, 3072, false, false), true, false),
         ("mlp dX NT", s(32, 3072, 200, false, true), false, false),
@@ -20,7 +23,7 @@ fn cases() -> Vec<(&'static str, GemmShape, bool, bool)> {
     ]
 }
 
-/// Every available variant at a 1024³ square and at the MLP's and CNN's
+/// Every available variant at a large square and at the MLP's and CNN's
 /// shapes; GFLOP/s counts 2·M·N·K.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
@@ -28,7 +31,7 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
         if !gemm::variant_available(gpu, variant) {
             continue;
         }
-        for (label, shape, act, acc) in cases() {
+        for (label, shape, act, acc) in cases(quick) {
             let GemmShape { m, n, k, .. } = shape;
             let a = gpu.storage("bench a", (m * k * 4) as u64)?;
             let b = gpu.storage("bench b", (k * n * 4) as u64)?;

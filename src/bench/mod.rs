@@ -1,15 +1,22 @@
 //! The benchmark suite: each kernel family at the models' real shapes (and a
-//! large square GEMM), reported as GFLOP/s or GB/s with the adapter's name.
-//! `benches/kernels.rs` prints it; the CLI's `bench` reuses it.
+//! large square GEMM), reported as GFLOP/s or GB/s with the adapter's name;
+//! then the fixed costs (dispatch, submit, readback) and whole training
+//! steps in images/s. `benches/kernels.rs` prints it; the CLI's `bench`
+//! reuses it and writes it as a JSON report (`report`) that `compare` reads.
 
 pub mod batchnorm;
+pub mod compare;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod misc;
+pub mod overhead;
+pub mod report;
+pub mod training;
 
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};
+use crate::graph::GraphError;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Work {
@@ -17,6 +24,11 @@ pub enum Work {
     Flops(f64),
     /// Bytes read plus bytes written per run.
     Bytes(f64),
+    /// Training images per run.
+    Images(f64),
+    /// Operations per run of a fixed cost (a dispatch, a readback), shown
+    /// as µs per operation: lower is better.
+    Latency { ops: f64, unit: &'static str },
 }
 
 #[derive(Clone, Debug)]
@@ -30,12 +42,21 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// (value, unit): GFLOP/s for compute-bound kernels, GB/s otherwise.
+    /// (value, unit): GFLOP/s for compute-bound kernels, GB/s for
+    /// memory-bound ones, images/s for training, µs per operation for
+    /// fixed costs.
     pub fn rate(&self) -> (f64, &'static str) {
         match self.work {
             Work::Flops(f) => (f / self.seconds * 1e-9, "GFLOP/s"),
             Work::Bytes(b) => (b / self.seconds * 1e-9, "GB/s"),
+            Work::Images(n) => (n / self.seconds, "images/s"),
+            Work::Latency { ops, unit } => (self.seconds / ops * 1e6, unit),
         }
+    }
+
+    /// Whether a larger `rate()` is better (false for latencies).
+    pub fn higher_is_better(&self) -> bool {
+        !matches!(self.work, Work::Latency { .. })
     }
 }
 
@@ -69,14 +90,17 @@ pub fn measure(
     })
 }
 
-/// Every kernel family's benchmarks, in a fixed order.
-pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
+/// Every kernel family's benchmarks, the fixed overheads and the models'
+/// training throughput, in a fixed order.
+pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
     let mut out = Vec::new();
     out.extend(elementwise::run(gpu, quick)?);
     out.extend(misc::run(gpu, quick)?);
     out.extend(conv::run(gpu, quick)?);
     out.extend(batchnorm::run(gpu, quick)?);
     out.extend(gemm::run(gpu, quick)?);
+    out.extend(overhead::run(gpu, quick)?);
+    out.extend(training::run(gpu, quick)?);
     Ok(out)
 }
 
@@ -94,15 +118,21 @@ pub fn format_table(gpu: &Gpu, rows: &[Measurement]) -> String {
         "{:<28} {:<34} {:>12} {:>12}\n",
         "kernel", "shape", "median µs", "rate"
     ));
+    let main_clock = rows.first().map(|r| r.clock);
     for r in rows {
         let (v, unit) = r.rate();
+        // Host-timed rows (submit, readback, training) say so.
+        let note = if Some(r.clock) == main_clock {
+            String::new()
+        } else {
+            format!("  [{}]", r.clock.name())
+        };
         s.push_str(&format!(
-            "{:<28} {:<34} {:>12.1} {:>8.2} {}\n",
+            "{:<28} {:<34} {:>12.1} {:>8.2} {unit}{note}\n",
             r.kernel,
             r.shape,
             r.seconds * 1e6,
             v,
-            unit
         ));
     }
     s
