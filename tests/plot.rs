@@ -92,3 +92,56 @@ fn plot_to_an_unwritable_path_is_a_typed_error() {
     assert!(matches!(err, gdl_gpu::train::PlotError::Io { .. }), "{err}");
     assert!(err.to_string().contains("p.png"), "{err}");
 }
+
+/// A valid CIFAR-10 folder of one record per batch file.
+fn tiny_cifar(root: &std::path::Path) -> std::path::PathBuf {
+    use gdl_gpu::data::cifar10::{BATCHES_DIR, IMAGE_BYTES, META_FILE, TEST_FILE, TRAIN_FILES};
+    let dir = root.join(BATCHES_DIR);
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = |label: u8| -> Vec<u8> {
+        std::iter::once(label)
+            .chain((0..IMAGE_BYTES).map(|i| (i * 13 % 256) as u8))
+            .collect()
+    };
+    for (i, f) in TRAIN_FILES.iter().enumerate() {
+        std::fs::write(dir.join(f), record(i as u8)).unwrap();
+    }
+    std::fs::write(dir.join(TEST_FILE), record(3)).unwrap();
+    let names = gdl_gpu::data::CLASS_NAMES.join("\n");
+    std::fs::write(dir.join(META_FILE), names).unwrap();
+    dir
+}
+
+#[test]
+fn train_draws_the_plot_in_its_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(tmp.path());
+    let run = tmp.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--backend",
+            "cpu",
+            "--epochs",
+            "3",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3);
+    let (w, h, px) = decode(&run.join("training.png"));
+    assert_eq!((w, h), (PLOT_WIDTH, PLOT_HEIGHT));
+    assert!(count(&px, [31, 119, 180]) > 100, "no train curve");
+    assert!(!run.join("training.png.tmp").exists());
+}
