@@ -1,6 +1,7 @@
-//! `cargo bench`: every kernel at the models' shapes on the chosen adapter
-//! (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`). `-- --quick` for a short run;
-//! other arguments name the families to run (e.g. `-- --quick gemm`).
+//! `cargo bench`: the same suite as `gdl-gpu bench` (every kernel at the
+//! models' shapes, the fixed overheads, training throughput) on the chosen
+//! adapter (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`). `-- --quick` for a short
+//! run; other arguments name the families to run (e.g. `-- --quick gemm`).
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

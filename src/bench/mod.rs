@@ -1,15 +1,22 @@
 //! The benchmark suite: each kernel family at the models' real shapes (and a
-//! large square GEMM), reported as GFLOP/s or GB/s with the adapter's name.
-//! `benches/kernels.rs` prints it; the CLI's `bench` reuses it.
+//! large square GEMM), reported as GFLOP/s or GB/s with the adapter's name;
+//! then the fixed costs (dispatch, submit, readback) and whole training
+//! steps in images/s. `benches/kernels.rs` prints it; the CLI's `bench`
+//! reuses it and writes it as a JSON report (`report`) that `compare` reads.
 
 pub mod batchnorm;
+pub mod compare;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod misc;
+pub mod overhead;
+pub mod report;
+pub mod training;
 
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};
+use crate::graph::GraphError;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Work {
@@ -17,6 +24,11 @@ pub enum Work {
     Flops(f64),
     /// Bytes read plus bytes written per run.
     Bytes(f64),
+    /// Training images per run.
+    Images(f64),
+    /// Operations per run of a fixed cost (a dispatch, a readback), shown
+    /// as µs per operation: lower is better.
+    Latency { ops: f64, unit: &'static str },
 }
 
 #[derive(Clone, Debug)]
@@ -30,12 +42,21 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// (value, unit): GFLOP/s for compute-bound kernels, GB/s otherwise.
+    /// (value, unit): GFLOP/s for compute-bound kernels, GB/s for
+    /// memory-bound ones, images/s for training, µs per operation for
+    /// fixed costs.
     pub fn rate(&self) -> (f64, &'static str) {
         match self.work {
             Work::Flops(f) => (f / self.seconds * 1e-9, "GFLOP/s"),
             Work::Bytes(b) => (b / self.seconds * 1e-9, "GB/s"),
+            Work::Images(n) => (n / self.seconds, "images/s"),
+            Work::Latency { ops, unit } => (self.seconds / ops * 1e6, unit),
         }
+    }
+
+    /// Whether a larger `rate()` is better (false for latencies).
+    pub fn higher_is_better(&self) -> bool {
+        !matches!(self.work, Work::Latency { .. })
     }
 }
 
@@ -69,21 +90,25 @@ pub fn measure(
     })
 }
 
-/// Every kernel family's benchmarks, in a fixed order.
-pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
+/// Every kernel family's benchmarks, the fixed overheads and the models'
+/// training throughput, in a fixed order.
+pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
     suite_only(gpu, quick, &[])
 }
 
-/// The families named in `only` (elementwise, misc, conv, batchnorm, gemm),
-/// or all of them when it is empty: a kernel can be measured in seconds.
-pub fn suite_only(gpu: &Gpu, quick: bool, only: &[String]) -> Result<Vec<Measurement>> {
-    type Run = fn(&Gpu, bool) -> Result<Vec<Measurement>>;
-    let families: [(&str, Run); 5] = [
-        ("elementwise", elementwise::run),
-        ("misc", misc::run),
-        ("conv", conv::run),
-        ("batchnorm", batchnorm::run),
-        ("gemm", gemm::run),
+/// The families named in `only` (elementwise, misc, conv, batchnorm, gemm,
+/// overhead, training), or all of them when it is empty: a kernel can be
+/// measured in seconds.
+pub fn suite_only(gpu: &Gpu, quick: bool, only: &[String]) -> Result<Vec<Measurement>, GraphError> {
+    type Run = fn(&Gpu, bool) -> Result<Vec<Measurement>, GraphError>;
+    let families: [(&str, Run); 7] = [
+        ("elementwise", |g, q| Ok(elementwise::run(g, q)?)),
+        ("misc", |g, q| Ok(misc::run(g, q)?)),
+        ("conv", |g, q| Ok(conv::run(g, q)?)),
+        ("batchnorm", |g, q| Ok(batchnorm::run(g, q)?)),
+        ("gemm", |g, q| Ok(gemm::run(g, q)?)),
+        ("overhead", |g, q| Ok(overhead::run(g, q)?)),
+        ("training", training::run),
     ];
     let mut out = Vec::new();
     for (name, run) in families {
@@ -108,15 +133,21 @@ pub fn format_table(gpu: &Gpu, rows: &[Measurement]) -> String {
         "{:<28} {:<34} {:>12} {:>12}\n",
         "kernel", "shape", "median µs", "rate"
     ));
+    let main_clock = rows.first().map(|r| r.clock);
     for r in rows {
         let (v, unit) = r.rate();
+        // Host-timed rows (submit, readback, training) say so.
+        let note = if Some(r.clock) == main_clock {
+            String::new()
+        } else {
+            format!("  [{}]", r.clock.name())
+        };
         s.push_str(&format!(
-            "{:<28} {:<34} {:>12.1} {:>8.2} {}\n",
+            "{:<28} {:<34} {:>12.1} {:>8.2} {unit}{note}\n",
             r.kernel,
             r.shape,
             r.seconds * 1e6,
             v,
-            unit
         ));
     }
     s

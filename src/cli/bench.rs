@@ -1,9 +1,12 @@
-//! `gdl-gpu bench`: benchmark every kernel on an adapter.
+//! `gdl-gpu bench`: benchmark every kernel, the fixed overheads and the
+//! models' training throughput on an adapter, optionally as a JSON report;
+//! or compare such reports from several adapters.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use gdl_gpu::bench::compare::{format_comparison, Report};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -16,35 +19,27 @@ pub struct BenchArgs {
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE.json")]
     pub out: Option<PathBuf>,
+    /// Print these reports (from --out) as one table instead of benchmarking;
+    /// ratios are relative to the first
+    #[arg(long, value_name = "FILE.json", num_args = 1.., conflicts_with_all = ["adapter", "quick", "out"])]
+    pub compare: Vec<PathBuf>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if !args.compare.is_empty() {
+        let reports = args
+            .compare
+            .iter()
+            .map(|p| Ok((p.clone(), Report::load(p)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        print!("{}", format_comparison(&reports));
+        return Ok(());
+    }
     let gpu = super::open_gpu(args.adapter.as_deref())?;
     let rows = gdl_gpu::bench::suite(&gpu, args.quick)?;
     print!("{}", gdl_gpu::bench::format_table(&gpu, &rows));
     if let Some(path) = &args.out {
-        let report = serde_json::json!({
-            "gdl_gpu_version": env!("CARGO_PKG_VERSION"),
-            "adapter": {
-                "name": gpu.info.name,
-                "vendor": gpu.info.vendor,
-                "device": gpu.info.device,
-                "device_type": format!("{:?}", gpu.info.device_type),
-                "backend": format!("{:?}", gpu.info.backend),
-                "driver": gpu.info.driver,
-                "driver_info": gpu.info.driver_info,
-                "subgroups": gpu.caps.subgroups,
-                "timestamps": gpu.caps.timestamps,
-            },
-            "quick": args.quick,
-            "results": rows.iter().map(|r| {
-                let (rate, unit) = r.rate();
-                serde_json::json!({
-                    "kernel": r.kernel, "shape": r.shape, "median_seconds": r.seconds,
-                    "rate": rate, "unit": unit, "clock": r.clock.name(),
-                })
-            }).collect::<Vec<_>>(),
-        });
+        let report = gdl_gpu::bench::report::report_json(&gpu, &rows, args.quick);
         // Written whole to a temporary name, then renamed: never a half report.
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)

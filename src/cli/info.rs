@@ -14,33 +14,6 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-/// The limits that bound gdl-gpu's kernels and buffers, by wgpu's names.
-fn limits(l: &wgpu::Limits) -> [(&'static str, u64); 6] {
-    [
-        (
-            "max_storage_buffer_binding_size",
-            l.max_storage_buffer_binding_size,
-        ),
-        ("max_buffer_size", l.max_buffer_size),
-        (
-            "max_storage_buffers_per_shader_stage",
-            l.max_storage_buffers_per_shader_stage.into(),
-        ),
-        (
-            "max_compute_workgroup_size_x",
-            l.max_compute_workgroup_size_x.into(),
-        ),
-        (
-            "max_compute_invocations_per_workgroup",
-            l.max_compute_invocations_per_workgroup.into(),
-        ),
-        (
-            "max_compute_workgroup_storage_size",
-            l.max_compute_workgroup_storage_size.into(),
-        ),
-    ]
-}
-
 /// What one adapter offers, gathered once for both output formats.
 struct Report {
     info: wgpu::AdapterInfo,
@@ -85,7 +58,7 @@ impl Report {
 
     fn json(&self, picked: bool) -> Value {
         let i = &self.info;
-        let limits: serde_json::Map<String, Value> = limits(&self.limits)
+        let limits: serde_json::Map<String, Value> = adapter::key_limits(&self.limits)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), json!(v)))
             .collect();
@@ -124,7 +97,7 @@ impl Report {
         println!("    driver        {}", driver.join(", "));
         println!("    features      {}", self.features_line());
         println!("    limits");
-        for (name, v) in limits(&self.limits) {
+        for (name, v) in adapter::key_limits(&self.limits) {
             println!("      {name:<40} {v:>12}{}", human_bytes(name, v));
         }
     }

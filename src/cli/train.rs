@@ -255,12 +255,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         // Tests wait for this line before sending Ctrl-C.
         let _ = std::io::stdout().flush();
     }
+    let plot_path = out.join("training.png");
+    let mut history: Vec<EpochReport> = Vec::new();
     let result = fit(
         backend.as_mut(),
         data.train.len,
         &cfg,
         |backend: &mut dyn Backend, r: &EpochReport| {
             saver.save(backend, r.epoch, 0)?;
+            history.push(r.clone());
+            // A plot that cannot be drawn is reported, not fatal to the run.
+            if let Err(e) = gdl_gpu::train::write_training_plot(&plot_path, &history) {
+                eprintln!("warning: cannot draw {}: {e}", plot_path.display());
+            }
             let line = serde_json::json!({
                 "model": model.name(),
                 "device": device,

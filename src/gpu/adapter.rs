@@ -117,3 +117,30 @@ pub fn select(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
         }
     }
 }
+
+/// The limits that bound gdl-gpu's kernels and buffers, by wgpu's names.
+pub fn key_limits(l: &wgpu::Limits) -> [(&'static str, u64); 6] {
+    [
+        (
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size,
+        ),
+        ("max_buffer_size", l.max_buffer_size),
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage.into(),
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            l.max_compute_workgroup_size_x.into(),
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup.into(),
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size.into(),
+        ),
+    ]
+}
