@@ -1,0 +1,48 @@
+//! The GPU context's error paths: what the adapter cannot do is a typed
+//! error naming the buffer and the limit, never a panic inside wgpu.
+
+use gdl_gpu::{Gpu, GpuError};
+
+#[test]
+fn buffer_over_the_binding_limit_is_a_clear_error() {
+    let gpu = Gpu::new().expect("an adapter");
+    let limit = gpu.limits.max_storage_buffer_binding_size;
+    let err = gpu
+        .storage("activations", limit + 16)
+        .expect_err("over the limit");
+    match &err {
+        GpuError::BufferTooLarge {
+            label, limit: l, ..
+        } => {
+            assert_eq!(label, "activations");
+            assert_eq!(*l, limit);
+        }
+        other => panic!("expected BufferTooLarge, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("activations") && msg.contains(&limit.to_string()),
+        "{msg}"
+    );
+    // The device is still usable afterwards.
+    let ok = gpu.storage("small", 64).unwrap();
+    assert_eq!(gpu.read_f32(&ok, 16).unwrap(), vec![0.0; 16]);
+}
+
+#[test]
+fn an_unknown_adapter_name_lists_the_available_ones() {
+    let opts = gdl_gpu::gpu::GpuOptions {
+        adapter: gdl_gpu::gpu::AdapterChoice::from_name(Some("no-such-gpu-9000")),
+        ..Default::default()
+    };
+    let err = Gpu::with_options(&opts).err().expect("no such adapter");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"no-such-gpu-9000\"") && msg.contains("available adapters: "),
+        "{msg}"
+    );
+    // Every adapter that is there is named.
+    for a in gdl_gpu::gpu::adapter::enumerate(&Default::default()) {
+        assert!(msg.contains(&a.get_info().name), "{msg}");
+    }
+}
