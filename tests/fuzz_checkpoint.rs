@@ -118,7 +118,7 @@ fn checkpoint_reader_never_panics() {
             Ok(())
         })
         .unwrap();
-    drop(counts);
+    let (ok, err) = (ok.get(), err.get());
     eprintln!(
         "fuzz_checkpoint: {} inputs ({ok} loaded, {err} typed errors), no panic",
         ok + err
