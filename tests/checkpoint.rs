@@ -33,16 +33,7 @@ fn synthetic(n: usize, seed: u64) -> Split {
 }
 
 fn initial(graph: &Graph, seed: u64) -> ModelValues {
-    let layout = ParamLayout::new(graph);
-    let (trainable, state) = layout.initial_values(seed);
-    let n = layout.trainable_len;
-    ModelValues {
-        trainable,
-        state,
-        adam_m: vec![0.0; n],
-        adam_v: vec![0.0; n],
-        step: 0,
-    }
+    ModelValues::initial(&ParamLayout::new(graph), seed)
 }
 
 /// Random values in every slot (padding stays zero, as the layout keeps it).

@@ -49,14 +49,7 @@ pub fn measure_model(gpu: &Gpu, kind: ModelKind, quick: bool) -> Result<Measurem
     let train = synthetic(steps * BATCH, 1);
     let test = synthetic(BATCH, 2);
     let layout = ParamLayout::new(&graph);
-    let (trainable, state) = layout.initial_values(0);
-    let init = ModelValues {
-        trainable,
-        state,
-        adam_m: vec![0.0; layout.trainable_len],
-        adam_v: vec![0.0; layout.trainable_len],
-        step: 0,
-    };
+    let init = ModelValues::initial(&layout, 0);
     let mut backend = GpuBackend::new(gpu, &graph, &train, &test, AdamConfig::default(), 0, &init)?;
     backend.set_permutation(&(0..train.len as u32).collect::<Vec<_>>())?;
     let mut run = |n: usize| -> Result<(), GraphError> {

@@ -186,17 +186,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let data = Cifar10::load_or_download(args.data.as_deref())?;
     let (init, first_epoch, first_step) = match &resumed {
         Some(ck) => (ck.values.clone(), ck.epoch, ck.epoch_step),
-        None => {
-            let (trainable, state) = layout.initial_values(seed);
-            let init = ModelValues {
-                trainable,
-                state,
-                adam_m: vec![0.0; layout.trainable_len],
-                adam_v: vec![0.0; layout.trainable_len],
-                step: 0,
-            };
-            (init, 0, 0)
-        }
+        None => (ModelValues::initial(&layout, seed), 0, 0),
     };
     let adam = AdamConfig {
         lr,

@@ -128,6 +128,14 @@ impl GpuProgram {
                     Home::Temp => View::new(&slots[plan.slot_of[t].expect("planned")], 0, size),
                 }
             };
+            let bn_views = |bn: &super::program::BnTensors| BnBuffers {
+                gamma: v(bn.gamma),
+                beta: v(bn.beta),
+                moving_mean: v(bn.moving_mean),
+                moving_var: v(bn.moving_var),
+                save_mean: v(bn.save_mean),
+                save_inv_std: v(bn.save_inv_std),
+            };
             for inst in &program.insts {
                 match *inst {
                     Inst::Gather { x, labels } => dispatches.push(gather::gather(
@@ -170,14 +178,7 @@ impl GpuProgram {
                         momentum,
                         eps,
                     } => {
-                        let p = BnBuffers {
-                            gamma: v(bn.gamma),
-                            beta: v(bn.beta),
-                            moving_mean: v(bn.moving_mean),
-                            moving_var: v(bn.moving_var),
-                            save_mean: v(bn.save_mean),
-                            save_inv_std: v(bn.save_inv_std),
-                        };
+                        let p = bn_views(&bn);
                         dispatches.extend(batchnorm::forward_train(
                             gpu,
                             shape,
@@ -195,14 +196,7 @@ impl GpuProgram {
                         bn,
                         eps,
                     } => {
-                        let p = BnBuffers {
-                            gamma: v(bn.gamma),
-                            beta: v(bn.beta),
-                            moving_mean: v(bn.moving_mean),
-                            moving_var: v(bn.moving_var),
-                            save_mean: v(bn.save_mean),
-                            save_inv_std: v(bn.save_inv_std),
-                        };
+                        let p = bn_views(&bn);
                         dispatches.extend(batchnorm::forward_infer(
                             gpu,
                             shape,
@@ -221,14 +215,7 @@ impl GpuProgram {
                         dgamma,
                         dbeta,
                     } => {
-                        let p = BnBuffers {
-                            gamma: v(bn.gamma),
-                            beta: v(bn.beta),
-                            moving_mean: v(bn.moving_mean),
-                            moving_var: v(bn.moving_var),
-                            save_mean: v(bn.save_mean),
-                            save_inv_std: v(bn.save_inv_std),
-                        };
+                        let p = bn_views(&bn);
                         dispatches.extend(batchnorm::backward(
                             gpu,
                             shape,

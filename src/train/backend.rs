@@ -42,6 +42,21 @@ pub struct ModelValues {
     pub step: u64,
 }
 
+impl ModelValues {
+    /// A model before its first step: Keras's initial weights drawn from
+    /// `seed`, Adam's moments at zero.
+    pub fn initial(layout: &crate::graph::params::ParamLayout, seed: u64) -> Self {
+        let (trainable, state) = layout.initial_values(seed);
+        ModelValues {
+            trainable,
+            state,
+            adam_m: vec![0.0; layout.trainable_len],
+            adam_v: vec![0.0; layout.trainable_len],
+            step: 0,
+        }
+    }
+}
+
 pub trait Backend {
     /// "GPU: llvmpipe … [Vulkan]" or "CPU reference".
     fn describe(&self) -> String;
