@@ -83,6 +83,16 @@ fn info_with_unknown_adapter_name_fails_cleanly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+#[test]
+fn adapter_flag_matching_nothing_lists_the_available_ones() {
+    let out = gdl(&["bench", "--quick", "--adapter", "no-such-gpu-xyz"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("\"no-such-gpu-xyz\""), "{stderr}");
+    assert!(stderr.contains("available adapters: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// Bad values: exit code 2, the flag named, no panic.
 #[test]
 fn bad_flags_are_usage_errors() {
