@@ -36,7 +36,8 @@ fn trace(kind: ModelKind, opts: ModelOptions) {
     let metrics = gpu.storage("metrics", 16).unwrap();
     for n in 1..=prog.insts.len() {
         let st = GpuState::new(&gpu, &layout, &t, &s).unwrap();
-        st.set_step(&gpu, 0, 3, 1, &adam);
+        st.set_step(&gpu, 0, 3, 1);
+        st.set_adam(&gpu, 1, &adam);
         let gp = GpuProgram::new(&gpu, &st, prog.clone(), &ds, &indices, &metrics).unwrap();
         let mut enc = gpu.encoder("prefix");
         {

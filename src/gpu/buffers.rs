@@ -121,7 +121,9 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let size = bytes.div_ceil(4) * 4;
-        let staging = self.buffer(
+        // Readbacks recur (metrics every 50 steps, each evaluation), so the
+        // staging buffer comes from the pool and goes back to it.
+        let staging = self.take(
             "readback",
             size,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -154,6 +156,7 @@ impl Gpu {
         bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view[..bytes as usize]);
         drop(view);
         staging.unmap();
+        self.give(staging);
         Ok(out)
     }
 
@@ -161,10 +164,11 @@ impl Gpu {
         self.read(buffer, count)
     }
 
-    /// A storage buffer from the pool (contents unspecified), or a new one.
-    pub fn take(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+    /// A buffer of at least `bytes` bytes with this usage from the pool
+    /// (contents unspecified), or a new one.
+    pub fn take(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
         let size = padded(bytes);
-        let key = (size, STORAGE.bits());
+        let key = (size, usage.bits());
         if let Some(b) = self
             .pool
             .free
@@ -175,7 +179,7 @@ impl Gpu {
         {
             return Ok(b);
         }
-        self.storage(label, size)
+        self.buffer(label, size, usage)
     }
 
     /// Returns a buffer from `take` to the pool.

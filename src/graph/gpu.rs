@@ -40,8 +40,9 @@ impl GpuState {
         })
     }
 
-    /// Writes the uniforms of the next step (ordered before the next submit).
-    pub fn set_step(&self, gpu: &Gpu, batch_base: usize, seed: u32, step: u64, adam: &AdamConfig) {
+    /// Writes the per-step uniform (batch offset, dropout seed and step),
+    /// ordered before the next submit.
+    pub fn set_step(&self, gpu: &Gpu, batch_base: usize, seed: u32, step: u64) {
         gpu.write(
             &self.step_uniform,
             &[StepUniform {
@@ -51,9 +52,13 @@ impl GpuState {
                 _pad: 0,
             }],
         );
+    }
+
+    /// Writes Adam's uniform for step `t` (from 1): only training steps need it.
+    pub fn set_adam(&self, gpu: &Gpu, t: u64, adam: &AdamConfig) {
         gpu.write(
             &self.adam_uniform,
-            &[adam.uniform(step.max(1), self.layout.trainable_len)],
+            &[adam.uniform(t, self.layout.trainable_len)],
         );
     }
 
@@ -349,10 +354,6 @@ impl GpuProgram {
         };
         let all = gpu.read_f32(buf, off + info.len)?;
         Ok(all[off..].to_vec())
-    }
-
-    pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
     }
 
     /// Reads a temporary after the last step (logits, probabilities).

@@ -100,14 +100,6 @@ impl<'g> GpuBackend<'g> {
         self.gpu.submit("training step", enc)?;
         Ok(())
     }
-
-    /// GPU memory planned for the model state and the training program.
-    pub fn planned_bytes(&mut self, batch: usize) -> Result<u64, GraphError> {
-        let t = self.state.layout.trainable_len as u64 * 4;
-        let s = self.state.layout.state_len as u64 * 4;
-        let temps = self.program(Mode::Train, batch)?.plan.temp_bytes();
-        Ok(4 * t + s + temps)
-    }
 }
 
 impl Backend for GpuBackend<'_> {
@@ -123,8 +115,8 @@ impl Backend for GpuBackend<'_> {
     fn train_step(&mut self, start: usize, len: usize) -> Result<(), GraphError> {
         self.program(Mode::Train, len)?;
         self.step += 1;
-        self.state
-            .set_step(self.gpu, start, self.seed, self.step, &self.adam);
+        self.state.set_step(self.gpu, start, self.seed, self.step);
+        self.state.set_adam(self.gpu, self.step, &self.adam);
         self.submit(Mode::Train, len)
     }
 
@@ -145,8 +137,7 @@ impl Backend for GpuBackend<'_> {
         while start < n {
             let len = EVAL_BATCH.min(n - start);
             self.program(Mode::Eval, len)?;
-            self.state
-                .set_step(self.gpu, start, self.seed, self.step, &self.adam);
+            self.state.set_step(self.gpu, start, self.seed, self.step);
             self.submit(Mode::Eval, len)?;
             start += len;
         }
@@ -161,8 +152,7 @@ impl Backend for GpuBackend<'_> {
         while start < n {
             let len = EVAL_BATCH.min(n - start);
             self.program(Mode::Predict, len)?;
-            self.state
-                .set_step(self.gpu, start, self.seed, self.step, &self.adam);
+            self.state.set_step(self.gpu, start, self.seed, self.step);
             self.submit(Mode::Predict, len)?;
             let prog = &self.programs[&(Mode::Predict, len)];
             let probs = prog
