@@ -297,7 +297,8 @@ fn conv_geom(batch: usize, input: &[usize], op: &Op) -> Conv2dGeom {
         out_c: filters,
         kh: kernel,
         kw: kernel,
-        stride,
+        stride_h: stride,
+        stride_w: stride,
         padding: match padding {
             Padding::Same => conv::Padding::Same,
             Padding::Valid => conv::Padding::Valid,
