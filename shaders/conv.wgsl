@@ -19,7 +19,8 @@ override OUT_H: u32;
 override OUT_W: u32;
 override KH: u32;
 override KW: u32;
-override STRIDE: u32;
+override STRIDE_H: u32;
+override STRIDE_W: u32;
 override PAD_TOP: u32;
 override PAD_LEFT: u32;
 
@@ -53,8 +54,8 @@ fn x_index(row: u32, ky: u32, kx: u32, c: u32, channels: u32) -> i32 {
     let t = row / ow;
     let oy = t % oh;
     let b = t / oh;
-    let iy = i32(oy * STRIDE + ky) - i32(PAD_TOP);
-    let ix = i32(ox * STRIDE + kx) - i32(PAD_LEFT);
+    let iy = i32(oy * STRIDE_H + ky) - i32(PAD_TOP);
+    let ix = i32(ox * STRIDE_W + kx) - i32(PAD_LEFT);
     if (iy < 0 || ix < 0 || iy >= i32(IN_H) || ix >= i32(IN_W)) {
         return -1;
     }
@@ -87,8 +88,9 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // Gather: each dx element sums the cols entries im2col copied it to. Output
-// row oy reads input row iy = oy·s − pad_top + ky, so for a given iy only
-// the ky with (iy + pad_top − ky) divisible by s contribute.
+// row oy reads input row iy = oy·stride_h − pad_top + ky, so for a given iy
+// only the ky with (iy + pad_top − ky) divisible by stride_h contribute
+// (and likewise along x with stride_w).
 @compute @workgroup_size(WG)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -106,13 +108,13 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>,
     let ty = iy + PAD_TOP;
     let tx = ix + PAD_LEFT;
     var acc = 0.0;
-    for (var ky = ty % STRIDE; ky < KH && ky <= ty; ky += STRIDE) {
-        let oy = (ty - ky) / STRIDE;
+    for (var ky = ty % STRIDE_H; ky < KH && ky <= ty; ky += STRIDE_H) {
+        let oy = (ty - ky) / STRIDE_H;
         if (oy >= OUT_H) {
             continue;
         }
-        for (var kx = tx % STRIDE; kx < KW && kx <= tx; kx += STRIDE) {
-            let ox = (tx - kx) / STRIDE;
+        for (var kx = tx % STRIDE_W; kx < KW && kx <= tx; kx += STRIDE_W) {
+            let ox = (tx - kx) / STRIDE_W;
             if (ox >= OUT_W) {
                 continue;
             }
@@ -164,13 +166,13 @@ fn col2im_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let ty = iy + PAD_TOP;
     let tx = ix + PAD_LEFT;
     var acc = vec4<f32>(0.0);
-    for (var ky = ty % STRIDE; ky < KH && ky <= ty; ky += STRIDE) {
-        let oy = (ty - ky) / STRIDE;
+    for (var ky = ty % STRIDE_H; ky < KH && ky <= ty; ky += STRIDE_H) {
+        let oy = (ty - ky) / STRIDE_H;
         if (oy >= OUT_H) {
             continue;
         }
-        for (var kx = tx % STRIDE; kx < KW && kx <= tx; kx += STRIDE) {
-            let ox = (tx - kx) / STRIDE;
+        for (var kx = tx % STRIDE_W; kx < KW && kx <= tx; kx += STRIDE_W) {
+            let ox = (tx - kx) / STRIDE_W;
             if (ox >= OUT_W) {
                 continue;
             }

@@ -51,7 +51,8 @@ fn conv_cases() -> Vec<Conv2dGeom> {
         out_c: oc,
         kh,
         kw,
-        stride,
+        stride_h: stride,
+        stride_w: stride,
         padding,
     };
     use Padding::*;
@@ -63,6 +64,17 @@ fn conv_cases() -> Vec<Conv2dGeom> {
         g(2, 3, 2, 2, 5, 5, 1, Same),
         g(4, 5, 1, 2, 2, 3, 3, Same),
         g(1, 1, 1, 1, 1, 1, 1, Valid),
+        // Non-square strides.
+        Conv2dGeom {
+            stride_h: 1,
+            stride_w: 2,
+            ..g(5, 6, 2, 2, 3, 3, 1, Same)
+        },
+        Conv2dGeom {
+            stride_h: 3,
+            stride_w: 1,
+            ..g(7, 4, 2, 2, 2, 3, 1, Valid)
+        },
     ]
 }
 

@@ -16,7 +16,8 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
             out_c: c,
             kh: 3,
             kw: 3,
-            stride,
+            stride_h: stride,
+            stride_w: stride,
             padding: Padding::Same,
         };
         let n = g.col_rows() * g.col_cols();

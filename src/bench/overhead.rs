@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{measure, reps, Measurement, Work};
 use crate::gpu::timing::{Clock, Timing};
 use crate::gpu::{Gpu, Result};
-use crate::kernels::elementwise;
+use crate::kernels::elementwise::{self, ActKind};
 
 /// Dispatches per timed pass: enough that the pass's own begin/end cost
 /// is small beside them.
@@ -39,7 +39,7 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let n = 4;
     let x = gpu.storage("bench tiny x", (n * 4) as u64)?;
     let y = gpu.storage("bench tiny y", (n * 4) as u64)?;
-    let d = elementwise::forward(gpu, &x, &y, n, 0.2)?;
+    let d = elementwise::forward(gpu, ActKind::LeakyRelu(0.2), &x, &y, n)?;
     let mut out = vec![measure(
         gpu,
         "dispatch_overhead",

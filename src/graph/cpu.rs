@@ -226,13 +226,19 @@ pub fn run_prefix(
                 env.set(dgamma, dg);
                 env.set(dbeta, db);
             }
-            Inst::Act { n, slope, x, y } => {
+            Inst::Act { n, kind, x, y } => {
                 let xv = env.get(x);
-                env.set(y, elementwise::cpu::forward(&xv[..n], slope));
+                env.set(y, elementwise::cpu::forward(kind, &xv[..n]));
             }
-            Inst::ActBackward { n, slope, x, grad } => {
+            Inst::ActBackward {
+                n,
+                kind,
+                x,
+                grad,
+                dx,
+            } => {
                 let (xv, g) = (env.get(x), env.get(grad));
-                env.set(grad, elementwise::cpu::backward(&xv[..n], &g[..n], slope));
+                env.set(dx, elementwise::cpu::backward(kind, &xv[..n], &g[..n]));
             }
             Inst::Dropout { n, rate, x, y } => {
                 let xv = env.get(x);

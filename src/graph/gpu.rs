@@ -232,11 +232,17 @@ impl GpuProgram {
                             v(dbeta),
                         )?)
                     }
-                    Inst::Act { n, slope, x, y } => {
-                        dispatches.push(elementwise::forward(gpu, v(x), v(y), n, slope)?)
+                    Inst::Act { n, kind, x, y } => {
+                        dispatches.push(elementwise::forward(gpu, kind, v(x), v(y), n)?)
                     }
-                    Inst::ActBackward { n, slope, x, grad } => {
-                        dispatches.push(elementwise::backward(gpu, v(x), v(grad), n, slope)?)
+                    Inst::ActBackward {
+                        n,
+                        kind,
+                        x,
+                        grad,
+                        dx,
+                    } => {
+                        dispatches.push(elementwise::backward(gpu, kind, v(x), v(grad), v(dx), n)?)
                     }
                     Inst::Dropout { n, rate, x, y } => dispatches.push(dropout::forward(
                         gpu,

@@ -9,6 +9,7 @@ use super::op::{Activation, Op, Padding};
 use super::params::ParamLayout;
 use crate::kernels::batchnorm::BnShape;
 use crate::kernels::conv::{self, Conv2dGeom};
+use crate::kernels::elementwise::ActKind;
 use crate::kernels::gemm::{Epilogue, GemmShape};
 
 pub type TensorId = usize;
@@ -100,16 +101,17 @@ pub enum Inst {
     },
     Act {
         n: usize,
-        slope: f32,
+        kind: ActKind,
         x: TensorId,
         y: TensorId,
     },
-    /// grad ← grad · (x > 0 ? 1 : slope), in place.
+    /// dx ← act'(x)·grad.
     ActBackward {
         n: usize,
-        slope: f32,
+        kind: ActKind,
         x: TensorId,
         grad: TensorId,
+        dx: TensorId,
     },
     Dropout {
         n: usize,
@@ -182,7 +184,7 @@ impl Inst {
             }
             BnBackward { x, dy, bn, dx, .. } => vec![*x, *dy, *dx, bn.save_mean, bn.save_inv_std],
             Act { x, y, .. } => vec![*x, *y],
-            ActBackward { x, grad, .. } => vec![*x, *grad],
+            ActBackward { x, grad, dx, .. } => vec![*x, *grad, *dx],
             Dropout { x, y, .. } => vec![*x, *y],
             DropoutBackward { dy, dx, .. } => vec![*dy, *dx],
             ColumnSums { dy, db, .. } => vec![*dy, *db],
@@ -278,6 +280,14 @@ fn epilogue(a: Activation) -> Epilogue {
     }
 }
 
+fn act_kind(a: Activation) -> Option<ActKind> {
+    match a {
+        Activation::Linear => None,
+        Activation::Relu => Some(ActKind::Relu),
+        Activation::LeakyRelu(s) => Some(ActKind::LeakyRelu(s)),
+    }
+}
+
 fn conv_geom(batch: usize, input: &[usize], op: &Op) -> Conv2dGeom {
     let Op::Conv2d {
         filters,
@@ -297,7 +307,8 @@ fn conv_geom(batch: usize, input: &[usize], op: &Op) -> Conv2dGeom {
         out_c: filters,
         kh: kernel,
         kw: kernel,
-        stride,
+        stride_h: stride,
+        stride_w: stride,
         padding: match padding {
             Padding::Same => conv::Padding::Same,
             Padding::Valid => conv::Padding::Valid,
@@ -455,13 +466,13 @@ pub fn lower(
             }
             Op::Activation(a) => {
                 let x = x.expect("has input");
-                match a.slope() {
+                match act_kind(*a) {
                     None => x,
-                    Some(slope) => {
+                    Some(kind) => {
                         let y = b.act(node.name.clone(), per_ex(id));
                         b.insts.push(Inst::Act {
                             n: batch * per_ex(id),
-                            slope,
+                            kind,
                             x,
                             y,
                         });
@@ -596,14 +607,20 @@ fn backward(
             Op::Input { .. } | Op::SoftmaxCrossEntropy => {}
             Op::Flatten => grad[input] = Some(g),
             Op::Dense { units, activation } => {
-                if let Some(slope) = activation.slope() {
-                    b.insts.push(Inst::ActBackward {
-                        n: batch * units,
-                        slope,
-                        x: out[id],
-                        grad: g,
-                    });
-                }
+                let g = match act_kind(*activation) {
+                    Some(kind) => {
+                        let dx = b.act(format!("{}/act/grad", node.name), *units);
+                        b.insts.push(Inst::ActBackward {
+                            n: batch * units,
+                            kind,
+                            x: out[id],
+                            grad: g,
+                            dx,
+                        });
+                        dx
+                    }
+                    None => g,
+                };
                 let dw = b.grad(id, "kernel");
                 let db = b.grad(id, "bias");
                 b.insts.push(Inst::Gemm {
@@ -648,14 +665,20 @@ fn backward(
             }
             Op::Conv2d { activation, .. } => {
                 let geom = conv_geom(batch, &graph.nodes[input].shape, &node.op);
-                if let Some(slope) = activation.slope() {
-                    b.insts.push(Inst::ActBackward {
-                        n: batch * per_ex(id),
-                        slope,
-                        x: out[id],
-                        grad: g,
-                    });
-                }
+                let g = match act_kind(*activation) {
+                    Some(kind) => {
+                        let dx = b.act(format!("{}/act/grad", node.name), per_ex(id));
+                        b.insts.push(Inst::ActBackward {
+                            n: batch * per_ex(id),
+                            kind,
+                            x: out[id],
+                            grad: g,
+                            dx,
+                        });
+                        dx
+                    }
+                    None => g,
+                };
                 let cols = saved[id].cols.expect("conv saved its columns");
                 let dw = b.grad(id, "kernel");
                 let db = b.grad(id, "bias");
@@ -726,15 +749,20 @@ fn backward(
                 grad[input] = Some(dx);
             }
             Op::Activation(a) => {
-                if let Some(slope) = a.slope() {
-                    b.insts.push(Inst::ActBackward {
-                        n: batch * in_len,
-                        slope,
-                        x,
-                        grad: g,
-                    });
-                }
-                grad[input] = Some(g);
+                grad[input] = Some(match act_kind(*a) {
+                    Some(kind) => {
+                        let dx = b.act(format!("{}/grad", graph.nodes[input].name), in_len);
+                        b.insts.push(Inst::ActBackward {
+                            n: batch * in_len,
+                            kind,
+                            x,
+                            grad: g,
+                            dx,
+                        });
+                        dx
+                    }
+                    None => g,
+                });
             }
             Op::Dropout { rate } => {
                 if *rate > 0.0 {

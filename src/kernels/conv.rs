@@ -31,15 +31,8 @@ pub static COL2IM_VEC4: KernelSpec = KernelSpec {
     bindings: BINDINGS,
 };
 
-/// TensorFlow's padding modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
-    /// out = ceil(in / stride); the padding total is split with the extra
-    /// pixel at the bottom/right.
-    Same,
-    /// out = floor((in − k) / stride) + 1 (0 when k > in); no padding.
-    Valid,
-}
+use super::window::window_out;
+pub use super::window::Padding;
 
 /// The shape of one Conv2D layer applied to a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,41 +44,35 @@ pub struct Conv2dGeom {
     pub out_c: usize,
     pub kh: usize,
     pub kw: usize,
-    pub stride: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
     pub padding: Padding,
 }
 
 impl Conv2dGeom {
-    fn out_dim(&self, input: usize, k: usize) -> usize {
-        match self.padding {
-            Padding::Same => input.div_ceil(self.stride),
-            Padding::Valid if input >= k => (input - k) / self.stride + 1,
-            Padding::Valid => 0,
-        }
+    /// (out_h, pad_top); a "valid" kernel larger than the image has no output.
+    fn rows(&self) -> (usize, usize) {
+        window_out(self.in_h, self.kh, self.stride_h, self.padding).unwrap_or((0, 0))
     }
 
-    fn pad_before(&self, input: usize, k: usize) -> usize {
-        let out = self.out_dim(input, k);
-        match self.padding {
-            Padding::Same if out > 0 => ((out - 1) * self.stride + k).saturating_sub(input) / 2,
-            _ => 0,
-        }
+    fn columns(&self) -> (usize, usize) {
+        window_out(self.in_w, self.kw, self.stride_w, self.padding).unwrap_or((0, 0))
     }
 
     pub fn out_h(&self) -> usize {
-        self.out_dim(self.in_h, self.kh)
+        self.rows().0
     }
 
     pub fn out_w(&self) -> usize {
-        self.out_dim(self.in_w, self.kw)
+        self.columns().0
     }
 
     pub fn pad_top(&self) -> usize {
-        self.pad_before(self.in_h, self.kh)
+        self.rows().1
     }
 
     pub fn pad_left(&self) -> usize {
-        self.pad_before(self.in_w, self.kw)
+        self.columns().1
     }
 
     /// Rows of the im2col matrix: one per output pixel, batch·out_h·out_w.
@@ -117,7 +104,11 @@ impl Conv2dGeom {
     /// (and would be a division by zero in the shader's constants).
     fn assert_valid(&self) {
         assert!(
-            self.stride >= 1 && self.kh >= 1 && self.kw >= 1 && self.in_c >= 1,
+            self.stride_h >= 1
+                && self.stride_w >= 1
+                && self.kh >= 1
+                && self.kw >= 1
+                && self.in_c >= 1,
             "conv2d: stride, kernel size and channels must be ≥ 1: {self:?}"
         );
     }
@@ -131,7 +122,7 @@ struct Params {
 }
 
 /// The shader's override constants: the geometry, baked into the pipeline.
-fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 11] {
+fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 12] {
     [
         ("WG", WG as f64),
         ("IN_H", g.in_h as f64),
@@ -141,7 +132,8 @@ fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 11] {
         ("OUT_W", g.out_w() as f64),
         ("KH", g.kh as f64),
         ("KW", g.kw as f64),
-        ("STRIDE", g.stride as f64),
+        ("STRIDE_H", g.stride_h as f64),
+        ("STRIDE_W", g.stride_w as f64),
         ("PAD_TOP", g.pad_top() as f64),
         ("PAD_LEFT", g.pad_left() as f64),
     ]
@@ -194,7 +186,7 @@ fn build<'b>(
 }
 
 /// cols[row = (b, oy, ox), col = (ky, kx, c)] =
-/// x[b, oy·s − pad_top + ky, ox·s − pad_left + kx, c], or 0 in the padding.
+/// x[b, oy·stride_h − pad_top + ky, ox·stride_w − pad_left + kx, c], or 0 in the padding.
 /// `x` is NHWC; `cols` is [col_rows, col_cols] row-major and fully overwritten.
 pub fn im2col<'b>(
     gpu: &Gpu,
@@ -246,12 +238,12 @@ pub mod cpu {
         let (oh, ow) = (g.out_h(), g.out_w());
         let (ox, oy, b) = (row % ow, (row / ow) % oh, row / (ow * oh));
         for ky in 0..g.kh {
-            let iy = (oy * g.stride + ky) as isize - g.pad_top() as isize;
+            let iy = (oy * g.stride_h + ky) as isize - g.pad_top() as isize;
             if iy < 0 || iy >= g.in_h as isize {
                 continue;
             }
             for kx in 0..g.kw {
-                let ix = (ox * g.stride + kx) as isize - g.pad_left() as isize;
+                let ix = (ox * g.stride_w + kx) as isize - g.pad_left() as isize;
                 if ix < 0 || ix >= g.in_w as isize {
                     continue;
                 }

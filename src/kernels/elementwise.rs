@@ -1,91 +1,287 @@
-//! LeakyReLU / ReLU forward and backward (`shaders/elementwise.wgsl`).
+//! Activations forward and backward (`shaders/elementwise.wgsl`), one
+//! pipeline per kind.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::ELEMENTWISE;
 
 const WG: u32 = 256;
-const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
 pub static FORWARD: KernelSpec = KernelSpec {
     shader: &ELEMENTWISE,
-    entry: "leaky_relu_forward",
-    bindings: BINDINGS,
+    entry: "act_forward",
+    bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
 };
 pub static BACKWARD: KernelSpec = KernelSpec {
     shader: &ELEMENTWISE,
-    entry: "leaky_relu_backward",
-    bindings: BINDINGS,
+    entry: "act_backward",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Storage,
+        Binding::Storage,
+        Binding::StorageRw,
+    ],
 };
+
+/// The activations, with Keras semantics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActKind {
+    Relu,
+    /// x > 0 ? x : slope·x, slope ≥ 0.
+    LeakyRelu(f32),
+    /// 1/(1 + exp(−x)).
+    Sigmoid,
+    Tanh,
+    /// x > 0 ? x : alpha·(exp(x) − 1).
+    Elu(f32),
+    /// x·Φ(x), the exact (erf) form: Keras's `approximate=False`.
+    Gelu,
+}
+
+impl ActKind {
+    /// (KIND, the uniform's parameter) as the shader reads them.
+    fn encode(self) -> (u32, f32) {
+        match self {
+            ActKind::Relu => (0, 0.0),
+            ActKind::LeakyRelu(s) => (0, s),
+            ActKind::Sigmoid => (1, 0.0),
+            ActKind::Tanh => (2, 0.0),
+            ActKind::Elu(a) => (3, a),
+            ActKind::Gelu => (4, 0.0),
+        }
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     n: u32,
-    slope: f32,
+    a: f32,
     _pad: [u32; 2],
 }
 
-fn build<'b>(
+fn build(
     gpu: &Gpu,
     spec: &KernelSpec,
-    x: impl Bind<'b>,
-    y: impl Bind<'b>,
+    kind: ActKind,
+    resources: &[wgpu::BindingResource<'_>],
+    params: &wgpu::Buffer,
     n: usize,
-    slope: f32,
 ) -> Result<Dispatch> {
-    let params = gpu.uniform(
-        spec.entry,
-        &Params {
-            n: n as u32,
-            slope,
-            _pad: [0; 2],
-        },
-    )?;
+    let mut bindings = vec![params.as_entire_binding()];
+    bindings.extend_from_slice(resources);
     gpu.dispatch(
         spec,
-        &[("WG", WG as f64)],
-        &[
-            params.as_entire_binding(),
-            x.as_entire_binding(),
-            y.as_entire_binding(),
-        ],
+        &[("WG", WG as f64), ("KIND", kind.encode().0 as f64)],
+        &bindings,
         grid_1d(n as u64, WG),
     )
 }
 
-/// y = x > 0 ? x : slope·x over `n` elements (slope 0 is ReLU).
+fn params(gpu: &Gpu, spec: &KernelSpec, kind: ActKind, n: usize) -> Result<wgpu::Buffer> {
+    gpu.uniform(
+        spec.entry,
+        &Params {
+            n: n as u32,
+            a: kind.encode().1,
+            _pad: [0; 2],
+        },
+    )
+}
+
+/// y = act(x) over `n` elements.
 pub fn forward<'b>(
     gpu: &Gpu,
+    kind: ActKind,
     x: impl Bind<'b>,
     y: impl Bind<'b>,
     n: usize,
-    slope: f32,
 ) -> Result<Dispatch> {
-    build(gpu, &FORWARD, x, y, n, slope)
+    let p = params(gpu, &FORWARD, kind, n)?;
+    build(
+        gpu,
+        &FORWARD,
+        kind,
+        &[x.as_entire_binding(), y.as_entire_binding()],
+        &p,
+        n,
+    )
 }
 
-/// In place: `grad` holds dy on entry and dx on exit; `x` is the forward input.
+/// dx = act'(x)·dy over `n` elements; `x` is the forward input (for
+/// ReLU/LeakyReLU the output serves as well: same sign).
 pub fn backward<'b>(
     gpu: &Gpu,
+    kind: ActKind,
     x: impl Bind<'b>,
-    grad: impl Bind<'b>,
+    dy: impl Bind<'b>,
+    dx: impl Bind<'b>,
     n: usize,
-    slope: f32,
 ) -> Result<Dispatch> {
-    build(gpu, &BACKWARD, x, grad, n, slope)
+    let p = params(gpu, &BACKWARD, kind, n)?;
+    build(
+        gpu,
+        &BACKWARD,
+        kind,
+        &[
+            x.as_entire_binding(),
+            dy.as_entire_binding(),
+            dx.as_entire_binding(),
+        ],
+        &p,
+        n,
+    )
 }
 
+/// Plain-Rust references, formula for formula the shader's (same
+/// approximations of erfc and tanh, same order of operations), in f32 and,
+/// from the same macro body, in f64.
 pub mod cpu {
-    pub fn forward(x: &[f32], slope: f32) -> Vec<f32> {
-        x.iter()
-            .map(|&v| if v > 0.0 { v } else { slope * v })
-            .collect()
+    use super::ActKind;
+
+    // The coefficients are written as published, shared by the f32 and f64
+    // bodies (and the shader): more digits than an f32 holds.
+    macro_rules! scalar {
+        ($t:ident, $erfc:ident, $tanh_poly:ident, $act:ident, $grad:ident) => {
+            /// Numerical Recipes' `erfcc` (fractional error < 1.2e-7).
+            #[allow(clippy::excessive_precision)]
+            pub fn $erfc(z: $t) -> $t {
+                let t = 1.0 / (1.0 + 0.5 * z.abs());
+                let poly = -1.26551223
+                    + t * (1.00002368
+                        + t * (0.37409196
+                            + t * (0.09678418
+                                + t * (-0.18628806
+                                    + t * (0.27886807
+                                        + t * (-1.13520398
+                                            + t * (1.48851587
+                                                + t * (-0.82215223 + t * 0.17087277))))))));
+                let r = t * (-z * z + poly).exp();
+                if z >= 0.0 {
+                    r
+                } else {
+                    2.0 - r
+                }
+            }
+
+            /// Cephes tanhf's polynomial, for |x| < 0.625.
+            #[allow(clippy::excessive_precision)]
+            fn $tanh_poly(v: $t) -> $t {
+                let z = v * v;
+                ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
+                    + 1.33314422036e-1)
+                    * z
+                    - 3.33332819422e-1)
+                    * z
+                    * v
+                    + v
+            }
+
+            pub fn $act(kind: ActKind, v: $t) -> $t {
+                match kind {
+                    ActKind::Relu | ActKind::LeakyRelu(_) => {
+                        if v > 0.0 {
+                            v
+                        } else {
+                            v * leaky_slope(kind) as $t
+                        }
+                    }
+                    ActKind::Sigmoid => {
+                        let e = (-v.abs()).exp();
+                        if v >= 0.0 {
+                            1.0 / (1.0 + e)
+                        } else {
+                            e / (1.0 + e)
+                        }
+                    }
+                    ActKind::Tanh => {
+                        if v.abs() >= 0.625 {
+                            let e = (-2.0 * v.abs()).exp();
+                            (1.0 - 2.0 * e / (1.0 + e)).copysign(v)
+                        } else {
+                            $tanh_poly(v)
+                        }
+                    }
+                    ActKind::Elu(a) => {
+                        if v > 0.0 {
+                            v
+                        } else {
+                            a as $t * (v.exp() - 1.0)
+                        }
+                    }
+                    ActKind::Gelu => 0.5 * v * $erfc(-v * std::$t::consts::FRAC_1_SQRT_2),
+                }
+            }
+
+            pub fn $grad(kind: ActKind, v: $t, g: $t) -> $t {
+                match kind {
+                    ActKind::Relu | ActKind::LeakyRelu(_) => {
+                        if v > 0.0 {
+                            g
+                        } else {
+                            g * leaky_slope(kind) as $t
+                        }
+                    }
+                    ActKind::Sigmoid => {
+                        let e = (-v.abs()).exp();
+                        let d = 1.0 + e;
+                        g * (e / (d * d))
+                    }
+                    ActKind::Tanh => {
+                        if v.abs() >= 0.625 {
+                            let e = (-2.0 * v.abs()).exp();
+                            let d = 1.0 + e;
+                            g * (4.0 * e / (d * d))
+                        } else {
+                            let t = $tanh_poly(v);
+                            g * (1.0 - t * t)
+                        }
+                    }
+                    ActKind::Elu(a) => {
+                        if v > 0.0 {
+                            g
+                        } else {
+                            g * (a as $t * v.exp())
+                        }
+                    }
+                    ActKind::Gelu => {
+                        let cdf = 0.5 * $erfc(-v * std::$t::consts::FRAC_1_SQRT_2);
+                        let pdf = INV_SQRT_2PI as $t * (-0.5 * v * v).exp();
+                        g * (cdf + v * pdf)
+                    }
+                }
+            }
+        };
     }
 
-    pub fn backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
+    scalar!(f32, erfc, tanh_poly, act, grad);
+    scalar!(f64, erfc_f64, tanh_poly_f64, act_f64, grad_f64);
+
+    /// 1/√(2π), the normal density's constant.
+    const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+    fn leaky_slope(kind: ActKind) -> f32 {
+        match kind {
+            ActKind::LeakyRelu(s) => s,
+            _ => 0.0,
+        }
+    }
+
+    pub fn forward(kind: ActKind, x: &[f32]) -> Vec<f32> {
+        x.iter().map(|&v| act(kind, v)).collect()
+    }
+
+    pub fn backward(kind: ActKind, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        x.iter().zip(dy).map(|(&v, &g)| grad(kind, v, g)).collect()
+    }
+
+    pub fn forward_f64(kind: ActKind, x: &[f64]) -> Vec<f64> {
+        x.iter().map(|&v| act_f64(kind, v)).collect()
+    }
+
+    pub fn backward_f64(kind: ActKind, x: &[f64], dy: &[f64]) -> Vec<f64> {
         x.iter()
             .zip(dy)
-            .map(|(&v, &g)| if v > 0.0 { g } else { slope * g })
+            .map(|(&v, &g)| grad_f64(kind, v, g))
             .collect()
     }
 }

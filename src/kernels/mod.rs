@@ -11,3 +11,4 @@ pub mod gemm;
 pub mod reduce;
 pub mod softmax_xent;
 pub mod step;
+pub mod window;

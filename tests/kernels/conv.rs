@@ -22,7 +22,8 @@ fn geom(
         out_c,
         kh: k,
         kw: k,
-        stride,
+        stride_h: stride,
+        stride_w: stride,
         padding,
     }
 }
@@ -51,8 +52,31 @@ fn cases() -> Vec<Conv2dGeom> {
             out_c: 3,
             kh: 2,
             kw: 3,
-            stride: 3,
+            stride_h: 3,
+            stride_w: 3,
             padding: Same,
+        },
+        // Non-square strides, with and without the vec4 path, both paddings.
+        Conv2dGeom {
+            stride_h: 1,
+            stride_w: 2,
+            ..geom(2, 7, 9, 3, 2, 3, 1, Same)
+        },
+        Conv2dGeom {
+            stride_h: 2,
+            stride_w: 1,
+            ..geom(2, 9, 7, 4, 2, 3, 1, Same)
+        },
+        Conv2dGeom {
+            stride_h: 3,
+            stride_w: 2,
+            kw: 2,
+            ..geom(3, 11, 8, 8, 3, 3, 1, Valid)
+        },
+        Conv2dGeom {
+            stride_h: 2,
+            stride_w: 3,
+            ..geom(2, 5, 13, 5, 2, 4, 1, Valid)
         },
         // The CNN (batch 32): 32×32×3 k3 s1; 32×32×32 k3 s2; 16×16×32 k3 s1;
         // 16×16×64 k3 s2 (all "same").
@@ -76,7 +100,8 @@ fn cases() -> Vec<Conv2dGeom> {
                     out_c: 2,
                     kh: 3,
                     kw: 3,
-                    stride: s,
+                    stride_h: s,
+                    stride_w: s,
                     padding: p,
                 });
             }
@@ -111,6 +136,39 @@ fn geometry_follows_tensorflow() {
     let g = geom(1, 2, 2, 1, 1, 3, 1, Padding::Valid);
     assert_eq!((g.out_h(), g.col_rows()), (0, 0));
     assert_eq!(g.col_cols(), 9);
+    // Strides per axis: 9×7 "same" with strides (2, 3) → 5×3; totals
+    // (4·2 + 3 − 9, 2·3 + 3 − 7) = (2, 2) → pads (1, 1). "valid" (3, 1) on
+    // 10×4 with 3×3 → (3, 2).
+    let g = Conv2dGeom {
+        stride_h: 2,
+        stride_w: 3,
+        ..geom(1, 9, 7, 1, 1, 3, 1, Padding::Same)
+    };
+    assert_eq!(
+        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (5, 3, 1, 1)
+    );
+    let g = Conv2dGeom {
+        stride_h: 3,
+        stride_w: 1,
+        ..geom(1, 10, 4, 1, 1, 3, 1, Padding::Valid)
+    };
+    assert_eq!((g.out_h(), g.out_w()), (3, 2));
+}
+
+#[test]
+fn window_out_follows_tensorflow() {
+    use gdl_gpu::kernels::window::{window_out, Padding::*};
+    // (in, k, stride) → same: (ceil(in/s), max((out−1)s + k − in, 0)/2).
+    assert_eq!(window_out(32, 3, 2, Same), Some((16, 0)));
+    assert_eq!(window_out(32, 3, 1, Same), Some((32, 1)));
+    assert_eq!(window_out(32, 4, 2, Same), Some((16, 1)));
+    assert_eq!(window_out(2, 5, 1, Same), Some((2, 2)));
+    assert_eq!(window_out(7, 2, 3, Same), Some((3, 0)));
+    assert_eq!(window_out(1, 1, 1, Same), Some((1, 0)));
+    assert_eq!(window_out(7, 3, 2, Valid), Some((3, 0)));
+    assert_eq!(window_out(8, 8, 1, Valid), Some((1, 0)));
+    assert_eq!(window_out(2, 3, 1, Valid), None);
 }
 
 // im2col only copies: exact.
