@@ -18,6 +18,8 @@ mod elementwise;
 mod gather;
 #[path = "kernels/gemm.rs"]
 mod gemm;
+#[path = "kernels/pool.rs"]
+mod pool;
 #[path = "kernels/reduce.rs"]
 mod reduce;
 #[path = "kernels/softmax_xent.rs"]

@@ -8,6 +8,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod gather;
 pub mod gemm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax_xent;
 pub mod step;
