@@ -40,6 +40,8 @@ shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
 shader!(GEMM_PACK, "gemm_pack");
 shader!(GATHER_QUADS, "gather_quads");
 shader!(POOL, "pool");
+shader!(ADD, "add");
+shader!(CONCAT, "concat");
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -59,6 +61,8 @@ pub static ALL: &[&Shader] = &[
     &GEMM_PACK,
     &GATHER_QUADS,
     &POOL,
+    &ADD,
+    &CONCAT,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.

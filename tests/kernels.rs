@@ -4,10 +4,14 @@
 
 #[path = "kernels/adam.rs"]
 mod adam;
+#[path = "kernels/add.rs"]
+mod add;
 #[path = "kernels/batchnorm.rs"]
 mod batchnorm;
 #[path = "kernels/common.rs"]
 mod common;
+#[path = "kernels/concat.rs"]
+mod concat;
 #[path = "kernels/conv.rs"]
 mod conv;
 #[path = "kernels/dropout.rs"]

@@ -2,7 +2,9 @@
 //! returning a `Dispatch`) and, in `cpu`, the plain-Rust reference.
 
 pub mod adam;
+pub mod add;
 pub mod batchnorm;
+pub mod concat;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;
