@@ -39,6 +39,9 @@ shader!(GEMM_REGBLOCK, "gemm_regblock");
 shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
 shader!(GEMM_PACK, "gemm_pack");
 shader!(GATHER_QUADS, "gather_quads");
+shader!(POOL, "pool");
+shader!(ADD, "add");
+shader!(CONCAT, "concat");
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -57,6 +60,9 @@ pub static ALL: &[&Shader] = &[
     &GEMM_SUBGROUP,
     &GEMM_PACK,
     &GATHER_QUADS,
+    &POOL,
+    &ADD,
+    &CONCAT,
 ];
 
 /// Parses and validates a shader with naga, with the capabilities it may use.

@@ -4,10 +4,14 @@
 
 #[path = "kernels/adam.rs"]
 mod adam;
+#[path = "kernels/add.rs"]
+mod add;
 #[path = "kernels/batchnorm.rs"]
 mod batchnorm;
 #[path = "kernels/common.rs"]
 mod common;
+#[path = "kernels/concat.rs"]
+mod concat;
 #[path = "kernels/conv.rs"]
 mod conv;
 #[path = "kernels/dropout.rs"]
@@ -18,6 +22,8 @@ mod elementwise;
 mod gather;
 #[path = "kernels/gemm.rs"]
 mod gemm;
+#[path = "kernels/pool.rs"]
+mod pool;
 #[path = "kernels/reduce.rs"]
 mod reduce;
 #[path = "kernels/softmax_xent.rs"]

@@ -5,7 +5,7 @@ use crate::gpu::{Gpu, Result};
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
-use crate::kernels::{dropout, reduce, softmax_xent};
+use crate::kernels::{add, concat, dropout, reduce, softmax_xent};
 
 /// The MLP's parameter count: 3072·200+200 + 200·150+150 + 150·10+10.
 const MLP_PARAMS: usize = 646_260;
@@ -104,6 +104,31 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
         "32768x32",
         &refs,
         Work::Bytes((rows * cols * 4) as f64),
+        quick,
+    )?);
+
+    // Add (a residual join) and gradient accumulation over the CNN's largest
+    // map; Concatenate's copy of 32 + 64 channels of 32·16·16 pixels.
+    let n = 32 * 32 * 32 * 32;
+    let a = gpu.storage("bench add a", (n * 4) as u64)?;
+    let b = gpu.storage("bench add b", (n * 4) as u64)?;
+    let c = gpu.storage("bench add c", (n * 4) as u64)?;
+    let shape = format!("n={n}");
+    let d = add::add(gpu, n, &a, &b, &c)?;
+    let bytes = Work::Bytes((n * 12) as f64);
+    out.push(measure(gpu, "add", &shape, &[&d], bytes, quick)?);
+    let d = add::accumulate(gpu, n, &a, &c)?;
+    out.push(measure(gpu, "accumulate", &shape, &[&d], bytes, quick)?);
+    let rows = 32 * 16 * 16;
+    let (left, right) = (&a, &b);
+    let d1 = concat::copy_columns(gpu, rows, 32, left, 32, 0, &c, 96, 0)?;
+    let d2 = concat::copy_columns(gpu, rows, 64, right, 64, 0, &c, 96, 32)?;
+    out.push(measure(
+        gpu,
+        "concat_copy_columns",
+        "32x16x16 32+64 channels",
+        &[&d1, &d2],
+        Work::Bytes((rows * 96 * 8) as f64),
         quick,
     )?);
     Ok(out)

@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod misc;
 pub mod overhead;
+pub mod pool;
 pub mod report;
 pub mod training;
 
@@ -96,15 +97,16 @@ pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
     suite_only(gpu, quick, &[])
 }
 
-/// The families named in `only` (elementwise, misc, conv, batchnorm, gemm,
-/// overhead, training), or all of them when it is empty: a kernel can be
+/// The families named in `only` (elementwise, misc, conv, pool, batchnorm,
+/// gemm, overhead, training), or all of them when it is empty: a kernel can be
 /// measured in seconds.
 pub fn suite_only(gpu: &Gpu, quick: bool, only: &[String]) -> Result<Vec<Measurement>, GraphError> {
     type Run = fn(&Gpu, bool) -> Result<Vec<Measurement>, GraphError>;
-    let families: [(&str, Run); 7] = [
+    let families: [(&str, Run); 8] = [
         ("elementwise", |g, q| Ok(elementwise::run(g, q)?)),
         ("misc", |g, q| Ok(misc::run(g, q)?)),
         ("conv", |g, q| Ok(conv::run(g, q)?)),
+        ("pool", |g, q| Ok(pool::run(g, q)?)),
         ("batchnorm", |g, q| Ok(batchnorm::run(g, q)?)),
         ("gemm", |g, q| Ok(gemm::run(g, q)?)),
         ("overhead", |g, q| Ok(overhead::run(g, q)?)),
