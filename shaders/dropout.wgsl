@@ -1,5 +1,6 @@
 // Inverted dropout (Keras): y = x * mask / (1 - rate), where mask is kept
-// when a counter-based hash of (seed, step, element index) is >= rate as a
+// when a counter-based hash of (seed, step, stream, element index) is >=
+// rate as a
 // u32 threshold. The mask is a pure function of those three, so backward
 // regenerates it instead of storing it.
 
@@ -9,7 +10,8 @@ struct Params {
     threshold: u32,
     // 1 / (1 - rate) in f32, computed on the host (the CPU uses the same value).
     scale: f32,
-    _pad: u32,
+    // Which Dropout layer: each draws its own mask.
+    stream: u32,
 }
 
 struct Step {
@@ -35,10 +37,14 @@ fn pcg(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-// Must match kernels::dropout::cpu::hash bit for bit.
-fn hash(seed: u32, step: u32, i: u32) -> u32 {
+// Must match kernels::dropout::cpu::hash bit for bit. Stream 0 keeps the
+// key of the single-stream hash, so masks drawn before streams existed
+// reproduce; any other stream hashes itself into the key. The select is on
+// a uniform: every invocation takes the same side.
+fn hash(seed: u32, step: u32, stream: u32, i: u32) -> u32 {
     let key = pcg(seed ^ pcg(step));
-    return pcg(key ^ pcg(i));
+    let k = select(pcg(key ^ pcg(stream)), key, stream == 0u);
+    return pcg(k ^ pcg(i));
 }
 
 // Forward (src = x, dst = y) and backward (src = dy, dst = dx) are the same
@@ -50,6 +56,6 @@ fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    let keep = hash(s.seed, s.step, i) >= p.threshold;
+    let keep = hash(s.seed, s.step, p.stream, i) >= p.threshold;
     dst[i] = select(0.0, src[i] * p.scale, keep);
 }

@@ -52,10 +52,10 @@ fn dropout_gradient() {
     for &rate in &[0.0f32, 0.3, 0.5] {
         let x: Vec<f32> = rng.vec(n, -1.0, 1.0);
         let w: Vec<f32> = rng.vec(n, -1.0, 1.0);
-        let dx = dropout::cpu::backward(5, 6, rate, &w);
+        let dx = dropout::cpu::backward(5, 6, 2, rate, &w);
         let loss = |z: &[f64]| -> f64 {
             let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
-            dropout::cpu::forward(5, 6, rate, &z32)
+            dropout::cpu::forward(5, 6, 2, rate, &z32)
                 .iter()
                 .zip(&w)
                 .map(|(&y, &wi)| y as f64 * wi as f64)

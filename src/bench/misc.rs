@@ -82,7 +82,7 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let n = 32 * 128;
     let xin = gpu.storage("bench dropout x", (n * 4) as u64)?;
     let xout = gpu.storage("bench dropout y", (n * 4) as u64)?;
-    let d = dropout::forward(gpu, n, 0.5, &step, &xin, &xout)?;
+    let d = dropout::forward(gpu, n, 0.5, 0, &step, &xin, &xout)?;
     out.push(measure(
         gpu,
         "dropout_forward",

@@ -244,14 +244,14 @@ pub fn run_prefix(
                 let xv = env.get(x);
                 env.set(
                     y,
-                    dropout::cpu::forward(inp.seed, inp.step as u32, rate, &xv[..n]),
+                    dropout::cpu::forward(inp.seed, inp.step as u32, 0, rate, &xv[..n]),
                 );
             }
             Inst::DropoutBackward { n, rate, dy, dx } => {
                 let g = env.get(dy);
                 env.set(
                     dx,
-                    dropout::cpu::backward(inp.seed, inp.step as u32, rate, &g[..n]),
+                    dropout::cpu::backward(inp.seed, inp.step as u32, 0, rate, &g[..n]),
                 );
             }
             Inst::ColumnSums { rows, cols, dy, db } => {

@@ -248,12 +248,13 @@ impl GpuProgram {
                         gpu,
                         n,
                         rate,
+                        0,
                         &st.step_uniform,
                         v(x),
                         v(y),
                     )?),
                     Inst::DropoutBackward { n, rate, dy, dx } => dispatches.push(
-                        dropout::backward(gpu, n, rate, &st.step_uniform, v(dy), v(dx))?,
+                        dropout::backward(gpu, n, rate, 0, &st.step_uniform, v(dy), v(dx))?,
                     ),
                     Inst::ColumnSums { rows, cols, dy, db } => {
                         dispatches.extend(reduce::column_sums(gpu, rows, cols, v(dy), v(db))?)

@@ -1,5 +1,5 @@
 //! Inverted dropout with a counter-based RNG (`shaders/dropout.wgsl`).
-//! Training: y = x·mask/(1−rate) with mask = hash(seed, step, i) ≥ rate (as
+//! Training: y = x·mask/(1−rate) with mask = hash(seed, step, stream, i) ≥ rate (as
 //! a u32 threshold); the mask is recomputed in backward, never stored. Seed
 //! and step come from the `StepUniform` buffer, so one recorded dispatch
 //! draws a fresh mask every step. Inference skips dropout entirely.
@@ -26,13 +26,14 @@ struct Params {
     n: u32,
     threshold: u32,
     scale: f32,
-    _pad: u32,
+    stream: u32,
 }
 
 fn build<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
+    stream: u32,
     step: impl Bind<'b>,
     src: impl Bind<'b>,
     dst: impl Bind<'b>,
@@ -43,7 +44,7 @@ fn build<'b>(
             n: n as u32,
             threshold: cpu::threshold(rate),
             scale: cpu::scale(rate),
-            _pad: 0,
+            stream,
         },
     )?;
     gpu.dispatch(
@@ -59,16 +60,18 @@ fn build<'b>(
     )
 }
 
-/// y = x·mask/(1−rate) over `n` elements; `step` holds a `StepUniform`.
+/// y = x·mask/(1−rate) over `n` elements; `step` holds a `StepUniform`;
+/// `stream` tells the model's Dropout layers apart (0 for the first).
 pub fn forward<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
+    stream: u32,
     step: impl Bind<'b>,
     x: impl Bind<'b>,
     y: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    build(gpu, n, rate, step, x, y)
+    build(gpu, n, rate, stream, step, x, y)
 }
 
 /// dx = dy·mask/(1−rate), the mask regenerated from the same step uniform
@@ -77,11 +80,12 @@ pub fn backward<'b>(
     gpu: &Gpu,
     n: usize,
     rate: f32,
+    stream: u32,
     step: impl Bind<'b>,
     dy: impl Bind<'b>,
     dx: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    build(gpu, n, rate, step, dy, dx)
+    build(gpu, n, rate, stream, step, dy, dx)
 }
 
 pub mod cpu {
@@ -107,22 +111,29 @@ pub mod cpu {
         (word >> 22) ^ word
     }
 
-    pub fn hash(seed: u32, step: u32, i: u32) -> u32 {
+    /// Stream 0 keeps the single-stream key (old seeds reproduce); other
+    /// streams hash themselves into it.
+    pub fn hash(seed: u32, step: u32, stream: u32, i: u32) -> u32 {
         let key = pcg(seed ^ pcg(step));
+        let key = if stream == 0 {
+            key
+        } else {
+            pcg(key ^ pcg(stream))
+        };
         pcg(key ^ pcg(i))
     }
 
-    pub fn keep(seed: u32, step: u32, i: u32, rate: f32) -> bool {
-        hash(seed, step, i) >= threshold(rate)
+    pub fn keep(seed: u32, step: u32, stream: u32, i: u32, rate: f32) -> bool {
+        hash(seed, step, stream, i) >= threshold(rate)
     }
 
-    fn apply(seed: u32, step: u32, rate: f32, src: &[f32]) -> Vec<f32> {
+    fn apply(seed: u32, step: u32, stream: u32, rate: f32, src: &[f32]) -> Vec<f32> {
         let t = threshold(rate);
         let s = scale(rate);
         src.iter()
             .enumerate()
             .map(|(i, &v)| {
-                if hash(seed, step, i as u32) >= t {
+                if hash(seed, step, stream, i as u32) >= t {
                     v * s
                 } else {
                     0.0
@@ -131,11 +142,11 @@ pub mod cpu {
             .collect()
     }
 
-    pub fn forward(seed: u32, step: u32, rate: f32, x: &[f32]) -> Vec<f32> {
-        apply(seed, step, rate, x)
+    pub fn forward(seed: u32, step: u32, stream: u32, rate: f32, x: &[f32]) -> Vec<f32> {
+        apply(seed, step, stream, rate, x)
     }
 
-    pub fn backward(seed: u32, step: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
-        apply(seed, step, rate, dy)
+    pub fn backward(seed: u32, step: u32, stream: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
+        apply(seed, step, stream, rate, dy)
     }
 }
