@@ -10,7 +10,7 @@ use gdl_gpu::data::Split;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::graph::Graph;
 use gdl_gpu::kernels::adam::AdamConfig;
-use gdl_gpu::models::{self, ModelKind, ModelOptions};
+use gdl_gpu::models;
 use gdl_gpu::train::checkpoint::{self, Checkpoint, CheckpointError};
 use gdl_gpu::train::cpu::CpuBackend;
 use gdl_gpu::train::gpu::GpuBackend;
@@ -64,9 +64,9 @@ fn random_values(graph: &Graph, seed: u64) -> ModelValues {
     v
 }
 
-fn ckpt(kind: ModelKind, values: ModelValues) -> Checkpoint {
+fn ckpt(kind: &str, values: ModelValues) -> Checkpoint {
     Checkpoint {
-        model: kind,
+        model: kind.into(),
         epoch: 3,
         epoch_step: 7,
         seed: 99,
@@ -76,17 +76,17 @@ fn ckpt(kind: ModelKind, values: ModelValues) -> Checkpoint {
     }
 }
 
-fn graph(kind: ModelKind) -> Graph {
-    models::build(kind, &ModelOptions::default()).unwrap()
+fn graph(kind: &str) -> Graph {
+    models::builtin_graph(kind).unwrap()
 }
 
 #[test]
 fn round_trip_is_exact_for_every_model() {
     let dir = tempfile::tempdir().unwrap();
-    for kind in [ModelKind::Mlp, ModelKind::Conv, ModelKind::Cnn] {
+    for kind in ["mlp", "conv", "cnn"] {
         let g = graph(kind);
         let ck = ckpt(kind, random_values(&g, 5));
-        let path = dir.path().join(format!("{}.safetensors", kind.name()));
+        let path = dir.path().join(format!("{kind}.safetensors"));
         checkpoint::save(&path, &g, &ck).unwrap();
         assert_eq!(checkpoint::load(&path, &g).unwrap(), ck);
         let info = checkpoint::peek(&path).unwrap();
@@ -98,13 +98,10 @@ fn round_trip_is_exact_for_every_model() {
                 info.seed,
                 info.adam_step
             ),
-            (kind, 3, 7, 99, 1234)
+            (kind.to_owned(), 3, 7, 99, 1234)
         );
         // Nothing but the checkpoint is left in the folder.
-        assert!(!dir
-            .path()
-            .join(format!("{}.safetensors.tmp", kind.name()))
-            .exists());
+        assert!(!dir.path().join(format!("{kind}.safetensors.tmp")).exists());
     }
 }
 
@@ -112,8 +109,8 @@ fn round_trip_is_exact_for_every_model() {
 #[test]
 fn file_holds_keras_names_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
-    let g = graph(ModelKind::Cnn);
-    let ck = ckpt(ModelKind::Cnn, random_values(&g, 1));
+    let g = graph("cnn");
+    let ck = ckpt("cnn", random_values(&g, 1));
     let path = dir.path().join("c.safetensors");
     checkpoint::save(&path, &g, &ck).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -150,21 +147,58 @@ fn load_err(path: &std::path::Path, g: &Graph) -> CheckpointError {
 #[test]
 fn another_models_checkpoint_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mlp = graph(ModelKind::Mlp);
+    let mlp = graph("mlp");
     let path = dir.path().join("mlp.safetensors");
-    checkpoint::save(&path, &mlp, &ckpt(ModelKind::Mlp, random_values(&mlp, 2))).unwrap();
-    let e = load_err(&path, &graph(ModelKind::Cnn));
+    checkpoint::save(&path, &mlp, &ckpt("mlp", random_values(&mlp, 2))).unwrap();
+    let e = load_err(&path, &graph("cnn"));
     assert!(matches!(e, CheckpointError::ModelMismatch { .. }), "{e}");
     assert!(e.to_string().contains("\"mlp\""), "{e}");
+}
+
+/// The checkpoint carries its model: a model file's checkpoint builds its
+/// graph from the metadata alone; a checkpoint written before models were
+/// files (no `model_file`) is the built-in of its name.
+#[test]
+fn checkpoint_carries_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/models/examples/residual.toml"
+    );
+    let g = models::load_graph(example).unwrap();
+    let path = dir.path().join("r.safetensors");
+    let ck = ckpt("residual", random_values(&g, 4));
+    checkpoint::save(&path, &g, &ck).unwrap();
+    let info = checkpoint::peek(&path).unwrap();
+    let again = info.graph(&path).unwrap();
+    let names = |g: &Graph| g.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&again), names(&g));
+    assert_eq!(checkpoint::load(&path, &again).unwrap(), ck);
+
+    let cnn = graph("cnn");
+    let old = dir.path().join("old.safetensors");
+    checkpoint::save(&old, &cnn, &ckpt("cnn", random_values(&cnn, 5))).unwrap();
+    let bytes = std::fs::read(&old).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut map = meta.metadata().clone().unwrap();
+    assert!(map.remove("model_file").is_some());
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st.tensors();
+    std::fs::write(&old, safetensors::serialize(tensors, Some(map)).unwrap()).unwrap();
+    let info = checkpoint::peek(&old).unwrap();
+    assert_eq!(info.model, "cnn");
+    let g = info.graph(&old).unwrap();
+    assert_eq!(g.param_counts(), cnn.param_counts());
+    checkpoint::load(&old, &g).unwrap();
 }
 
 /// A file claiming the right model whose tensors differ: named, with shapes.
 #[test]
 fn wrong_or_missing_tensors_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let g = graph(ModelKind::Mlp);
+    let g = graph("mlp");
     let path = dir.path().join("ok.safetensors");
-    checkpoint::save(&path, &g, &ckpt(ModelKind::Mlp, random_values(&g, 3))).unwrap();
+    checkpoint::save(&path, &g, &ckpt("mlp", random_values(&g, 3))).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
@@ -215,9 +249,9 @@ fn wrong_or_missing_tensors_are_named() {
 #[test]
 fn truncated_and_foreign_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let g = graph(ModelKind::Mlp);
+    let g = graph("mlp");
     let path = dir.path().join("ok.safetensors");
-    checkpoint::save(&path, &g, &ckpt(ModelKind::Mlp, random_values(&g, 4))).unwrap();
+    checkpoint::save(&path, &g, &ckpt("mlp", random_values(&g, 4))).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
@@ -294,7 +328,7 @@ fn adam() -> AdamConfig {
 /// The CNN has BatchNorm statistics and dropout (seeded by step).
 #[test]
 fn resume_is_bit_exact_on_gpu() {
-    let kind = ModelKind::Cnn;
+    let kind = "cnn";
     let g = graph(kind);
     let (train, test) = (synthetic(40, 1), synthetic(8, 2));
     let init = initial(&g, 7);
@@ -315,7 +349,7 @@ fn resume_is_bit_exact_on_gpu() {
         &cfg(1, 0, 0),
         |be: &mut dyn Backend, r| {
             let ck = Checkpoint {
-                model: kind,
+                model: kind.into(),
                 epoch: r.epoch,
                 epoch_step: 0,
                 seed: 11,
@@ -366,7 +400,7 @@ fn resume_is_bit_exact_on_gpu() {
 /// A NaN weight makes the loss NaN: `fit` names the epoch and step.
 #[test]
 fn non_finite_loss_stops_with_epoch_and_step() {
-    let g = graph(ModelKind::Mlp);
+    let g = graph("mlp");
     let (train, test) = (synthetic(24, 3), synthetic(4, 4));
     let mut init = initial(&g, 1);
     let layout = ParamLayout::new(&g);

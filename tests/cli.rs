@@ -139,8 +139,8 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn summary_matches_keras_parameter_counts() {
     for (model, total, trainable, non_trainable) in [
-        ("mlp", "646260", "646260", "0"),
-        ("cnn", "592554", "591914", "640"),
+        ("mlp", "646,260", "646,260", "0"),
+        ("cnn", "592,554", "591,914", "640"),
     ] {
         let out = gdl(&["summary", "--model", model]);
         let stdout = text(&out.stdout);

@@ -373,3 +373,122 @@ fn ctrl_c_saves_and_exits_130() {
     );
     assert!(info.epoch_step > 0 || info.epoch > 0, "{info:?}");
 }
+
+/// A model file end to end, ours and Keras's: summary, train with --save,
+/// eval and predict from the checkpoint alone (the file it came from is
+/// gone by then: the checkpoint carries its model), and --resume.
+#[test]
+fn model_files_train_eval_predict_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 12);
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (src, name, layer) in [
+        (
+            "assets/models/examples/residual.toml",
+            "residual",
+            "block1 (Add)",
+        ),
+        (
+            "tests/fixtures/keras/residual.json",
+            "functional",
+            "add (Add)",
+        ),
+    ] {
+        let ext = Path::new(src).extension().unwrap().to_str().unwrap();
+        let file = dir.path().join(format!("model.{ext}"));
+        std::fs::copy(Path::new(root).join(src), &file).unwrap();
+        let summary = ok(&["summary", "--model", s(&file)]);
+        assert!(summary.contains(layer), "{src}:\n{summary}");
+        assert!(summary.contains("Connected to"), "{src}:\n{summary}");
+        let ck = dir.path().join(format!("{name}.safetensors"));
+        let out = dir.path().join(format!("run-{name}"));
+        let train = ok(&[
+            "train",
+            "--model",
+            s(&file),
+            "--data",
+            &data,
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "8",
+            "--save",
+            s(&ck),
+            "--out",
+            s(&out),
+            "--json",
+        ]);
+        let line: serde_json::Value = serde_json::from_str(train.lines().last().unwrap()).unwrap();
+        assert_eq!(line["model"], name, "{src}: {train}");
+        std::fs::remove_file(&file).unwrap();
+        let eval = ok(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]);
+        let e: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+        assert_eq!(e["examples"], 12, "{src}: {eval}");
+        let cpu = ok(&[
+            "eval",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "--json",
+            "--backend",
+            "cpu",
+        ]);
+        let c: serde_json::Value = serde_json::from_str(cpu.trim()).unwrap();
+        assert_eq!(
+            e["test_accuracy"], c["test_accuracy"],
+            "{src}: GPU {eval} CPU {cpu}"
+        );
+        let fig = dir.path().join(format!("{name}.png"));
+        ok(&[
+            "predict",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "-n",
+            "3",
+            "--out",
+            s(&fig),
+        ]);
+        assert!(fig.exists(), "{src}: no figure");
+        ok(&[
+            "train",
+            "--resume",
+            s(&ck),
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "1",
+        ]);
+    }
+}
+
+/// A bad model file fails before any data is read, naming the file and line.
+#[test]
+fn bad_model_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[[layers]]\ntype = \"Dense\"\nunits = 0\n").unwrap();
+    for args in [
+        vec!["summary", "--model", s(&file)],
+        vec!["train", "--model", s(&file), "--data", "/nonexistent"],
+    ] {
+        let cmd = args[0];
+        let out = gdl(&args);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {e}");
+        assert!(
+            e.contains("bad.toml:1") && e.contains("\"units\""),
+            "{cmd}: {e}"
+        );
+        assert!(
+            !e.contains("panicked") && !e.contains("nonexistent"),
+            "{cmd}: {e}"
+        );
+    }
+}

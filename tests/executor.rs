@@ -5,7 +5,7 @@ use gdl_gpu::data::Split;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::graph::Graph;
 use gdl_gpu::kernels::adam::AdamConfig;
-use gdl_gpu::models::{self, ModelKind, ModelOptions};
+use gdl_gpu::models;
 use gdl_gpu::train::cpu::CpuBackend;
 use gdl_gpu::train::gpu::GpuBackend;
 use gdl_gpu::train::{Backend, ModelValues};
@@ -25,6 +25,23 @@ fn synthetic(n: usize, seed: u64) -> Split {
         labels: (0..n).map(|_| rng.below(10) as u8).collect(),
         len: n,
     }
+}
+
+fn builtin(name: &str) -> Graph {
+    models::builtin_graph(name).unwrap()
+}
+
+/// The CNN with its LeakyReLU slope changed (the layers are data).
+fn cnn_with_slope(slope: f64) -> Graph {
+    let mut spec = models::builtin("cnn").unwrap();
+    for l in &mut spec.layers {
+        if l.args.get("activation").and_then(|a| a.as_str()) == Some("leaky_relu") {
+            l.class = "LeakyReLU".into();
+            l.args.clear();
+            l.args.insert("negative_slope".into(), slope.into());
+        }
+    }
+    spec.build().unwrap()
 }
 
 fn initial(graph: &Graph, seed: u64) -> ModelValues {
@@ -50,12 +67,12 @@ fn adam() -> AdamConfig {
 /// no rounding bound covers. Slope 1 keeps every other op of the model in
 /// the step; the kink itself is tested exactly in the kernel suite and in
 /// the MLP's whole step (ReLU, far fewer elements near 0).
-fn one_step_matches(kind: ModelKind, opts: ModelOptions, backward: bool) {
-    let graph = models::build(kind, &opts).unwrap();
+fn one_step_matches(graph: &Graph, backward: bool) {
+    let kind = &graph.name;
     let (train, test) = (synthetic(64, 1), synthetic(8, 2));
-    let init = initial(&graph, 7);
-    let mut g = GpuBackend::new(gpu(), &graph, &train, &test, adam(), 3, &init).unwrap();
-    let mut c = CpuBackend::new(&graph, &train, &test, adam(), 3, &init).unwrap();
+    let init = initial(graph, 7);
+    let mut g = GpuBackend::new(gpu(), graph, &train, &test, adam(), 3, &init).unwrap();
+    let mut c = CpuBackend::new(graph, &train, &test, adam(), 3, &init).unwrap();
     let perm: Vec<u32> = (0..64).rev().collect();
     g.set_permutation(&perm).unwrap();
     c.set_permutation(&perm).unwrap();
@@ -106,28 +123,46 @@ fn one_step_matches(kind: ModelKind, opts: ModelOptions, backward: bool) {
 
 #[test]
 fn mlp_step_matches_cpu() {
-    one_step_matches(ModelKind::Mlp, ModelOptions::default(), true);
+    one_step_matches(&builtin("mlp"), true);
 }
 
 #[test]
 fn conv_step_matches_cpu() {
-    one_step_matches(ModelKind::Conv, ModelOptions::default(), true);
+    one_step_matches(&builtin("conv"), true);
 }
 
 #[test]
 fn cnn_step_matches_cpu() {
-    let linear = ModelOptions {
-        leaky_slope: 1.0,
-        ..ModelOptions::default()
-    };
-    one_step_matches(ModelKind::Cnn, linear, true);
-    one_step_matches(ModelKind::Cnn, ModelOptions::default(), false);
+    one_step_matches(&cnn_with_slope(1.0), true);
+    one_step_matches(&builtin("cnn"), false);
+}
+
+/// A residual CNN with pooling (the example model file): a DAG whose
+/// tensors feed several layers, whose gradients are summed. The backward
+/// pass is compared with tanh in place of ReLU, for the reason above; the
+/// model as written is compared forward.
+#[test]
+fn residual_step_matches_cpu() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/models/examples/residual.toml"
+    );
+    let spec = models::load(file).unwrap();
+    let mut smooth = spec.clone();
+    for l in &mut smooth.layers {
+        if l.class == "ReLU" {
+            l.class = "Activation".into();
+            l.args.insert("activation".into(), "tanh".into());
+        }
+    }
+    one_step_matches(&smooth.build().unwrap(), true);
+    one_step_matches(&spec.build().unwrap(), false);
 }
 
 /// 50 steps of the dense model: the per-step losses agree throughout.
 #[test]
 fn mlp_fifty_steps_track_cpu() {
-    let graph = models::mlp().unwrap();
+    let graph = builtin("mlp");
     let (train, test) = (synthetic(256, 5), synthetic(8, 6));
     let init = initial(&graph, 11);
     let mut g = GpuBackend::new(gpu(), &graph, &train, &test, adam(), 1, &init).unwrap();
@@ -158,7 +193,7 @@ fn mlp_fifty_steps_track_cpu() {
 
 #[test]
 fn evaluation_matches_cpu() {
-    let graph = models::cnn(&ModelOptions::default()).unwrap();
+    let graph = builtin("cnn");
     let (train, test) = (synthetic(32, 8), synthetic(37, 9));
     let init = initial(&graph, 13);
     let mut g = GpuBackend::new(gpu(), &graph, &train, &test, adam(), 1, &init).unwrap();
@@ -174,7 +209,7 @@ fn evaluation_matches_cpu() {
 /// function of (seed, step, element).
 #[test]
 fn same_seed_same_run() {
-    let graph = models::cnn(&ModelOptions::default()).unwrap();
+    let graph = builtin("cnn");
     let (train, test) = (synthetic(96, 21), synthetic(8, 22));
     let run = || {
         let mut g =

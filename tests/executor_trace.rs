@@ -6,17 +6,18 @@
 use gdl_gpu::data::Split;
 use gdl_gpu::graph::cpu::{run_prefix, CpuState, StepInputs};
 use gdl_gpu::graph::gpu::{GpuProgram, GpuState};
+use gdl_gpu::graph::lower::lower;
 use gdl_gpu::graph::params::ParamLayout;
-use gdl_gpu::graph::program::{lower, DType, Mode};
+use gdl_gpu::graph::program::{DType, Mode};
 use gdl_gpu::kernels::adam::AdamConfig;
 use gdl_gpu::kernels::gather::GpuDataset;
-use gdl_gpu::models::{self, ModelKind, ModelOptions};
+use gdl_gpu::models;
 use gdl_gpu::util::Rng;
 use gdl_gpu::Gpu;
 
-fn trace(kind: ModelKind, opts: ModelOptions) {
+fn trace(model: &str) {
     let gpu = Gpu::new().expect("an adapter");
-    let graph = models::build(kind, &opts).unwrap();
+    let graph = models::builtin_graph(model).unwrap();
     let mut rng = Rng::new(1);
     let train = Split {
         pixels: (0..64 * 3072).map(|_| rng.below(256) as u8).collect(),
@@ -85,7 +86,7 @@ fn trace(kind: ModelKind, opts: ModelOptions) {
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs())) as f64;
             if let Err(e) = gdl_gpu::util::compare(&got, &want, 1e-4 * scale + 1e-5 * terms, 1e-3) {
                 panic!(
-                    "{kind:?}: instruction {} {inst:?}, tensor {}: {e}",
+                    "{model}: instruction {} {inst:?}, tensor {}: {e}",
                     n - 1,
                     prog.tensors[tid].name
                 );
@@ -101,5 +102,5 @@ fn trace(kind: ModelKind, opts: ModelOptions) {
 /// differences; the whole-step test in executor.rs covers it.)
 #[test]
 fn conv_agrees_instruction_by_instruction() {
-    trace(ModelKind::Conv, ModelOptions::default());
+    trace("conv");
 }

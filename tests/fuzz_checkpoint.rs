@@ -3,7 +3,7 @@
 //! load or fail with a typed error that names the file, never panic.
 
 use gdl_gpu::graph::params::ParamLayout;
-use gdl_gpu::models::{self, ModelKind, ModelOptions};
+use gdl_gpu::models;
 use gdl_gpu::train::checkpoint::{self, Checkpoint};
 use gdl_gpu::train::ModelValues;
 use proptest::prelude::*;
@@ -56,12 +56,12 @@ fn edit() -> impl Strategy<Value = Edit> {
 
 #[test]
 fn checkpoint_reader_never_panics() {
-    let graph = models::build(ModelKind::Conv, &ModelOptions::default()).unwrap();
+    let graph = models::builtin_graph("conv").unwrap();
     let layout = ParamLayout::new(&graph);
     let (trainable, state) = layout.initial_values(1);
     let n = layout.trainable_len;
     let ck = Checkpoint {
-        model: ModelKind::Conv,
+        model: "conv".into(),
         epoch: 2,
         epoch_step: 0,
         seed: 1,

@@ -9,9 +9,9 @@ use crate::data::Split;
 use crate::gpu::timing::{Clock, Timing};
 use crate::gpu::Gpu;
 use crate::graph::params::ParamLayout;
-use crate::graph::GraphError;
+use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
-use crate::models::{self, ModelKind, ModelOptions};
+use crate::models;
 use crate::train::gpu::GpuBackend;
 use crate::train::{Backend, ModelValues};
 use crate::util::Rng;
@@ -40,17 +40,16 @@ fn synthetic(len: usize, seed: u64) -> Split {
     }
 }
 
-/// Median seconds of `steps` training steps of `kind` (waited for by a
+/// Median seconds of `steps` training steps of `graph` (waited for by a
 /// metrics readback, as the training loop does at progress updates).
-pub fn measure_model(gpu: &Gpu, kind: ModelKind, quick: bool) -> Result<Measurement, GraphError> {
-    let graph = models::build(kind, &ModelOptions::default())?;
+pub fn measure_model(gpu: &Gpu, graph: &Graph, quick: bool) -> Result<Measurement, GraphError> {
     let steps = steps_per_run(quick);
     // One batch per step of a run, so a run reads as many images as it trains.
     let train = synthetic(steps * BATCH, 1);
     let test = synthetic(BATCH, 2);
-    let layout = ParamLayout::new(&graph);
+    let layout = ParamLayout::new(graph);
     let init = ModelValues::initial(&layout, 0);
-    let mut backend = GpuBackend::new(gpu, &graph, &train, &test, AdamConfig::default(), 0, &init)?;
+    let mut backend = GpuBackend::new(gpu, graph, &train, &test, AdamConfig::default(), 0, &init)?;
     backend.set_permutation(&(0..train.len as u32).collect::<Vec<_>>())?;
     let mut run = |n: usize| -> Result<(), GraphError> {
         for s in 0..n {
@@ -73,7 +72,7 @@ pub fn measure_model(gpu: &Gpu, kind: ModelKind, quick: bool) -> Result<Measurem
     }
     Ok(Measurement {
         kernel: "train_step".into(),
-        shape: format!("{} batch={BATCH}, {steps} steps", kind.name()),
+        shape: format!("{} batch={BATCH}, {steps} steps", graph.name),
         seconds: Timing {
             samples,
             clock: Clock::WallClock,
@@ -86,8 +85,11 @@ pub fn measure_model(gpu: &Gpu, kind: ModelKind, quick: bool) -> Result<Measurem
 
 /// Every model of the chapter, smallest first.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
-    [ModelKind::Mlp, ModelKind::Conv, ModelKind::Cnn]
+    models::builtin_names()
         .into_iter()
-        .map(|k| measure_model(gpu, k, quick))
+        .map(|name| {
+            let graph = models::builtin_graph(name).expect("a built-in");
+            measure_model(gpu, &graph, quick)
+        })
         .collect()
 }

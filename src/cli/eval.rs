@@ -5,16 +5,15 @@ use std::path::PathBuf;
 use clap::Args;
 use gdl_gpu::data::Cifar10;
 use gdl_gpu::kernels::adam::AdamConfig;
-use gdl_gpu::models::{self, ModelOptions};
 use gdl_gpu::train::checkpoint;
 
-use super::{first_image, make_backend, open_for, BackendKind, ModelKind};
+use super::{first_image, make_backend, open_for, parse_model, BackendKind};
 
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
-    /// Model to evaluate (default: the checkpoint's; an error if it differs)
-    #[arg(long, value_enum)]
-    pub model: Option<ModelKind>,
+    /// Model (default: the checkpoint's; an error if it differs): a built-in or a model file
+    #[arg(long, value_name = "NAME|PATH", value_parser = parse_model)]
+    pub model: Option<String>,
     /// CIFAR-10: the archive cifar-10-binary.tar.gz or the folder cifar-10-batches-bin
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
@@ -33,8 +32,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let info = super::checkpoint_model(&args.checkpoint, args.model)?;
-    let graph = models::build(info.model, &ModelOptions::default())?;
+    let (info, graph) = super::checkpoint_model(&args.checkpoint, args.model.as_deref())?;
     let ck = checkpoint::load(&args.checkpoint, &graph)?;
     let data = Cifar10::load_or_download(args.data.as_deref())?;
     let gpu = open_for(args.backend, args.adapter.as_deref())?;
@@ -56,7 +54,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.json {
         let v = serde_json::json!({
             "checkpoint": args.checkpoint.display().to_string(),
-            "model": info.model.name(),
+            "model": info.model,
             "epoch": ck.epoch,
             "device": backend.describe(),
             "test_loss": m.loss(),
@@ -68,7 +66,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         println!(
             "{} ({}, epoch {}) on {}: test loss {:.4} - accuracy {:.4} ({} images)",
             args.checkpoint.display(),
-            info.model.name(),
+            info.model,
             ck.epoch,
             backend.describe(),
             m.loss(),

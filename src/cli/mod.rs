@@ -39,8 +39,6 @@ pub enum Command {
     Info(info::InfoArgs),
 }
 
-pub use gdl_gpu::models::ModelKind;
-
 /// Where the training ops run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -62,6 +60,24 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
         return Err("must be at least 1".into());
     }
     usize::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// `--model NAME|PATH`: a built-in's name or a model file's path (read
+/// later, so its errors can name the file and line).
+pub fn parse_model(s: &str) -> Result<String, String> {
+    let names = gdl_gpu::models::builtin_names();
+    let ext = std::path::Path::new(s)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
+    if names.contains(&s) || matches!(ext, "toml" | "json") {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "expected a built-in model ({}) or a model file ending in .toml, or .json as Keras's model.to_json() writes it",
+            names.join(", ")
+        ))
+    }
 }
 
 /// A learning rate: a finite number > 0.
@@ -125,23 +141,26 @@ pub(crate) fn make_backend<'a>(
     })
 }
 
-/// The model of a checkpoint, checked against an explicit --model.
+/// The model of a checkpoint (the model file it carries), checked against
+/// an explicit --model.
 pub(crate) fn checkpoint_model(
     path: &std::path::Path,
-    flag: Option<ModelKind>,
-) -> anyhow::Result<gdl_gpu::train::CheckpointInfo> {
+    flag: Option<&str>,
+) -> anyhow::Result<(gdl_gpu::train::CheckpointInfo, gdl_gpu::graph::Graph)> {
     let info = gdl_gpu::train::checkpoint::peek(path)?;
+    let graph = info.graph(path)?;
     if let Some(m) = flag {
-        if m != info.model {
+        let asked = gdl_gpu::models::load_graph(m)?;
+        if asked.name != info.model {
             anyhow::bail!(
-                "--model {} contradicts the checkpoint {}, which holds model {}",
-                m.name(),
+                "--model {m} (model {:?}) contradicts the checkpoint {}, which holds model {:?}",
+                asked.name,
                 path.display(),
-                info.model.name()
+                info.model
             );
         }
     }
-    Ok(info)
+    Ok((info, graph))
 }
 
 /// A one-image split (training data the evaluation-only backends never read).

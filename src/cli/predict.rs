@@ -8,20 +8,19 @@ use clap::Args;
 use gdl_gpu::data::cifar10::{IMAGE_BYTES, IMAGE_SIDE};
 use gdl_gpu::data::{Cifar10, Split, CLASS_NAMES};
 use gdl_gpu::kernels::adam::AdamConfig;
-use gdl_gpu::models::{self, ModelOptions};
 use gdl_gpu::train::checkpoint;
 use gdl_gpu::util::Rng;
 
-use super::{make_backend, open_for, parse_positive, BackendKind, ModelKind};
+use super::{make_backend, open_for, parse_model, parse_positive, BackendKind};
 
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
     /// Trained weights (written by `train`)
     #[arg(long, value_name = "FILE.safetensors")]
     pub checkpoint: PathBuf,
-    /// Model (default: the checkpoint's; an error if it differs)
-    #[arg(long, value_enum)]
-    pub model: Option<ModelKind>,
+    /// Model (default: the checkpoint's; an error if it differs): a built-in or a model file
+    #[arg(long, value_name = "NAME|PATH", value_parser = parse_model)]
+    pub model: Option<String>,
     /// Number of test images to show
     #[arg(short = 'n', default_value = "10", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
@@ -92,8 +91,7 @@ fn argmax(probs: &[f32]) -> usize {
 }
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
-    let info = super::checkpoint_model(&args.checkpoint, args.model)?;
-    let graph = models::build(info.model, &ModelOptions::default())?;
+    let (info, graph) = super::checkpoint_model(&args.checkpoint, args.model.as_deref())?;
     let ck = checkpoint::load(&args.checkpoint, &graph)?;
     let (split, indices) = match &args.image {
         Some(path) => (image_split(path)?, Vec::new()),
@@ -133,7 +131,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         if args.json {
             let v = serde_json::json!({
                 "image": path.display().to_string(),
-                "model": info.model.name(),
+                "model": info.model,
                 "predicted": CLASS_NAMES[top[0].0],
                 "classes": top.iter().map(|&(c, p)| serde_json::json!({
                     "class": CLASS_NAMES[c], "probability": p,
@@ -185,7 +183,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             })
             .collect();
         let v = serde_json::json!({
-            "model": info.model.name(),
+            "model": info.model,
             "figure": args.out.display().to_string(),
             "predictions": rows,
         });

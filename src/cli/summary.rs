@@ -2,19 +2,20 @@
 //! and the GPU memory the executor plans for a training step.
 
 use clap::Args;
+use gdl_gpu::graph::lower::lower;
 use gdl_gpu::graph::model::human_bytes;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::graph::plan::Plan;
-use gdl_gpu::graph::program::{lower, Mode};
-use gdl_gpu::models::{self, ModelOptions};
+use gdl_gpu::graph::program::Mode;
+use gdl_gpu::models;
 
-use super::{parse_positive, ModelKind};
+use super::{parse_model, parse_positive};
 
 #[derive(Debug, Clone, Args)]
 pub struct SummaryArgs {
-    /// Model to describe
-    #[arg(long, value_enum)]
-    pub model: ModelKind,
+    /// Model: a built-in (mlp, conv, cnn) or a model file (.toml, or Keras's model.to_json() .json)
+    #[arg(long, value_name = "NAME|PATH", value_parser = parse_model)]
+    pub model: String,
     /// Batch size the memory plan is made for
     #[arg(long, default_value = "32", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
@@ -22,7 +23,7 @@ pub struct SummaryArgs {
 }
 
 pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
-    let graph = models::build(args.model, &ModelOptions::default())?;
+    let graph = models::load_graph(&args.model)?;
     print!("{}", graph.summary());
     let layout = ParamLayout::new(&graph);
     let program = lower(&graph, &layout, args.batch_size, Mode::Train)?;

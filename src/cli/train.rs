@@ -16,11 +16,13 @@ use gdl_gpu::data::Cifar10;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::graph::Graph;
 use gdl_gpu::kernels::adam::AdamConfig;
-use gdl_gpu::models::{self, ModelOptions};
+use gdl_gpu::models;
 use gdl_gpu::train::checkpoint::{self, Checkpoint};
 use gdl_gpu::train::{fit, Backend, EpochReport, FitConfig, FitError, ModelValues};
 
-use super::{make_backend, open_for, parse_learning_rate, parse_positive, BackendKind, ModelKind};
+use super::{
+    make_backend, open_for, parse_learning_rate, parse_model, parse_positive, BackendKind,
+};
 
 pub const DEFAULT_BATCH: usize = 32;
 pub const DEFAULT_LR: f32 = 5e-4;
@@ -29,9 +31,10 @@ pub const CHECKPOINT_NAME: &str = "checkpoint.safetensors";
 
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Model to train (with --resume: taken from the checkpoint)
-    #[arg(long, value_enum, required_unless_present = "resume")]
-    pub model: Option<ModelKind>,
+    /// Model: a built-in (mlp, conv, cnn) or a model file (.toml, or Keras's model.to_json()
+    /// .json); with --resume, taken from the checkpoint
+    #[arg(long, value_name = "NAME|PATH", value_parser = parse_model, required_unless_present = "resume")]
+    pub model: Option<String>,
     /// Passes over the training set (in all, counting those of a resumed checkpoint)
     #[arg(long, default_value = "10", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
@@ -78,7 +81,6 @@ pub struct TrainArgs {
 struct Saver<'a> {
     paths: Vec<PathBuf>,
     graph: &'a Graph,
-    model: ModelKind,
     seed: u64,
     lr: f32,
     batch: usize,
@@ -92,7 +94,7 @@ impl Saver<'_> {
         epoch_step: usize,
     ) -> Result<(), FitError> {
         let ck = Checkpoint {
-            model: self.model,
+            model: self.graph.name.clone(),
             epoch,
             epoch_step,
             seed: self.seed,
@@ -107,7 +109,7 @@ impl Saver<'_> {
     }
 }
 
-fn default_out(model: ModelKind, resume: Option<&Path>) -> PathBuf {
+fn default_out(model: &str, resume: Option<&Path>) -> PathBuf {
     if let Some(dir) = resume.and_then(Path::parent) {
         if !dir.as_os_str().is_empty() {
             return dir.to_owned();
@@ -118,15 +120,14 @@ fn default_out(model: ModelKind, resume: Option<&Path>) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    PathBuf::from("runs").join(format!("{}-{t}", model.name()))
+    PathBuf::from("runs").join(format!("{model}-{t}"))
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // The checkpoint to resume from is read first: it names the model.
-    let (model, resumed) = match &args.resume {
+    let (graph, resumed) = match &args.resume {
         Some(path) => {
-            let info = super::checkpoint_model(path, args.model)?;
-            let graph = models::build(info.model, &ModelOptions::default())?;
+            let (_, graph) = super::checkpoint_model(path, args.model.as_deref())?;
             let ck = checkpoint::load(path, &graph)?;
             if ck.epoch >= args.epochs {
                 anyhow::bail!(
@@ -135,14 +136,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                     ck.epoch
                 );
             }
-            (info.model, Some(ck))
+            (graph, Some(ck))
         }
         None => (
-            args.model.expect("clap requires --model without --resume"),
+            models::load_graph(
+                args.model
+                    .as_deref()
+                    .expect("clap requires --model without --resume"),
+            )?,
             None,
         ),
     };
-    let graph = models::build(model, &ModelOptions::default())?;
+    let model = graph.name.clone();
     let layout = ParamLayout::new(&graph);
     let (seed, lr, batch) = match &resumed {
         Some(ck) => (ck.seed, ck.lr, ck.batch),
@@ -158,7 +163,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_out(model, args.resume.as_deref()));
+        .unwrap_or_else(|| default_out(&model, args.resume.as_deref()));
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
@@ -177,7 +182,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let saver = Saver {
         paths,
         graph: &graph,
-        model,
         seed,
         lr,
         batch,
@@ -238,7 +242,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         };
         println!(
             "training {} ({} parameters) on {device}{from}: {} epochs, batch {batch}, Adam lr {lr}, seed {seed}",
-            model.name(),
+            model,
             layout.entries.iter().map(|e| e.spec.len()).sum::<usize>(),
             args.epochs,
         );
@@ -259,7 +263,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 eprintln!("warning: cannot draw {}: {e}", plot_path.display());
             }
             let line = serde_json::json!({
-                "model": model.name(),
+                "model": model,
                 "device": device,
                 "epoch": r.epoch,
                 "epochs": args.epochs,

@@ -2,10 +2,13 @@
 //! the plain-Rust references of the kernels. It is the oracle the GPU is
 //! checked against, whole steps at a time; clarity beats speed here.
 
+use super::ops::PoolKind;
 use super::params::ParamLayout;
 use super::program::{DType, Home, Inst, Program, TensorId};
 use crate::kernels::adam::{self, AdamConfig};
-use crate::kernels::{batchnorm, conv, dropout, elementwise, gather, gemm, reduce, softmax_xent};
+use crate::kernels::{
+    add, batchnorm, concat, conv, dropout, elementwise, gather, gemm, pool, reduce, softmax_xent,
+};
 
 /// Parameters and optimizer state on the host, packed as `ParamLayout` says.
 #[derive(Clone, Debug)]
@@ -147,11 +150,24 @@ pub fn run_prefix(
                 bias,
                 c,
                 epilogue,
+                accumulate,
             } => {
                 let (av, bv) = (env.get(a), env.get(b));
                 let biasv = bias.map(|t| env.get(t));
-                let mut cv = vec![0.0; shape.m * shape.n];
-                gemm::cpu::gemm(shape, &av, &bv, biasv.as_deref(), &mut cv, epilogue, false);
+                let mut cv = if accumulate {
+                    env.get(c)
+                } else {
+                    vec![0.0; shape.m * shape.n]
+                };
+                gemm::cpu::gemm(
+                    shape,
+                    &av,
+                    &bv,
+                    biasv.as_deref(),
+                    &mut cv,
+                    epilogue,
+                    accumulate,
+                );
                 env.set(c, cv);
             }
             Inst::Im2col { geom, x, cols } => {
@@ -230,29 +246,95 @@ pub fn run_prefix(
                 let xv = env.get(x);
                 env.set(y, elementwise::cpu::forward(kind, &xv[..n]));
             }
-            Inst::ActBackward {
-                n,
-                kind,
-                x,
-                grad,
-                dx,
-            } => {
-                let (xv, g) = (env.get(x), env.get(grad));
+            Inst::ActBackward { n, kind, x, dy, dx } => {
+                let (xv, g) = (env.get(x), env.get(dy));
                 env.set(dx, elementwise::cpu::backward(kind, &xv[..n], &g[..n]));
             }
-            Inst::Dropout { n, rate, x, y } => {
+            Inst::Dropout {
+                n,
+                rate,
+                stream,
+                x,
+                y,
+            } => {
+                let xv = env.get(x);
+                let step = inp.step as u32;
+                env.set(
+                    y,
+                    dropout::cpu::forward(inp.seed, step, stream, rate, &xv[..n]),
+                );
+            }
+            Inst::DropoutBackward {
+                n,
+                rate,
+                stream,
+                dy,
+                dx,
+            } => {
+                let g = env.get(dy);
+                let step = inp.step as u32;
+                env.set(
+                    dx,
+                    dropout::cpu::backward(inp.seed, step, stream, rate, &g[..n]),
+                );
+            }
+            Inst::Pool { geom, kind, x, y } => {
                 let xv = env.get(x);
                 env.set(
                     y,
-                    dropout::cpu::forward(inp.seed, inp.step as u32, 0, rate, &xv[..n]),
+                    match kind {
+                        PoolKind::Max => pool::cpu::max_forward(&geom, &xv),
+                        PoolKind::Average => pool::cpu::avg_forward(&geom, &xv),
+                    },
                 );
             }
-            Inst::DropoutBackward { n, rate, dy, dx } => {
+            Inst::PoolBackward {
+                geom,
+                kind,
+                x,
+                dy,
+                dx,
+            } => {
                 let g = env.get(dy);
-                env.set(
-                    dx,
-                    dropout::cpu::backward(inp.seed, inp.step as u32, 0, rate, &g[..n]),
+                let v = match kind {
+                    PoolKind::Max => pool::cpu::max_backward(&geom, &env.get(x), &g),
+                    PoolKind::Average => pool::cpu::avg_backward(&geom, &g),
+                };
+                env.set(dx, v);
+            }
+            Inst::Add { a, b, c, .. } => {
+                let v = add::cpu::add(&env.get(a), &env.get(b));
+                env.set(c, v);
+            }
+            Inst::Accumulate { src, acc, .. } => {
+                let mut v = env.get(acc);
+                add::cpu::accumulate(&env.get(src), &mut v);
+                env.set(acc, v);
+            }
+            Inst::CopyColumns {
+                rows,
+                width,
+                src,
+                src_stride,
+                src_offset,
+                dst,
+                dst_stride,
+                dst_offset,
+            } => {
+                // The first block written into a fresh temporary starts it.
+                let mut v = env.get(dst);
+                v.resize(p.tensors[dst].len, 0.0);
+                concat::cpu::copy_columns(
+                    rows,
+                    width,
+                    &env.get(src),
+                    src_stride,
+                    src_offset,
+                    &mut v,
+                    dst_stride,
+                    dst_offset,
                 );
+                env.set(dst, v);
             }
             Inst::ColumnSums { rows, cols, dy, db } => {
                 let v = reduce::cpu::column_sums(rows, cols, &env.get(dy));

@@ -2,13 +2,14 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum GraphError {
-    #[error("layer {layer:?}: expected {expected}, got input shape {got:?}")]
-    Shape {
+    /// A layer's arguments, inputs or shapes are not what it takes.
+    #[error("layer {layer} ({class}): {message}")]
+    Layer {
         layer: String,
-        expected: String,
-        got: Vec<usize>,
+        class: String,
+        message: String,
     },
-    #[error("layer {layer:?}: {message}")]
+    #[error("{layer:?}: {message}")]
     Invalid { layer: String, message: String },
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),

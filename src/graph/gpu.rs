@@ -3,6 +3,7 @@
 //! compute pass. Per step the host writes only two small uniforms (batch
 //! offset and RNG step; Adam's bias-corrected rate).
 
+use super::ops::PoolKind;
 use super::params::ParamLayout;
 use super::plan::Plan;
 use super::program::{Home, Inst, Program, TensorId};
@@ -11,7 +12,7 @@ use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::batchnorm::{self, BnBuffers};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
-use crate::kernels::{conv, dropout, elementwise, gemm, reduce, softmax_xent};
+use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, reduce, softmax_xent};
 
 /// The model's parameters, optimizer state and per-step uniforms on the GPU.
 pub struct GpuState {
@@ -159,6 +160,7 @@ impl GpuProgram {
                         bias,
                         c,
                         epilogue,
+                        accumulate,
                     } => dispatches.extend(gemm::gemm(
                         gpu,
                         shape,
@@ -167,7 +169,7 @@ impl GpuProgram {
                         bias.map(v),
                         v(c),
                         epilogue,
-                        false,
+                        accumulate,
                     )?),
                     Inst::Im2col { geom, x, cols } => {
                         dispatches.push(conv::im2col(gpu, &geom, v(x), v(cols))?)
@@ -235,27 +237,79 @@ impl GpuProgram {
                     Inst::Act { n, kind, x, y } => {
                         dispatches.push(elementwise::forward(gpu, kind, v(x), v(y), n)?)
                     }
-                    Inst::ActBackward {
-                        n,
-                        kind,
-                        x,
-                        grad,
-                        dx,
-                    } => {
-                        dispatches.push(elementwise::backward(gpu, kind, v(x), v(grad), v(dx), n)?)
+                    Inst::ActBackward { n, kind, x, dy, dx } => {
+                        dispatches.push(elementwise::backward(gpu, kind, v(x), v(dy), v(dx), n)?)
                     }
-                    Inst::Dropout { n, rate, x, y } => dispatches.push(dropout::forward(
+                    Inst::Dropout {
+                        n,
+                        rate,
+                        stream,
+                        x,
+                        y,
+                    } => dispatches.push(dropout::forward(
                         gpu,
                         n,
                         rate,
-                        0,
+                        stream,
                         &st.step_uniform,
                         v(x),
                         v(y),
                     )?),
-                    Inst::DropoutBackward { n, rate, dy, dx } => dispatches.push(
-                        dropout::backward(gpu, n, rate, 0, &st.step_uniform, v(dy), v(dx))?,
-                    ),
+                    Inst::DropoutBackward {
+                        n,
+                        rate,
+                        stream,
+                        dy,
+                        dx,
+                    } => dispatches.push(dropout::backward(
+                        gpu,
+                        n,
+                        rate,
+                        stream,
+                        &st.step_uniform,
+                        v(dy),
+                        v(dx),
+                    )?),
+                    Inst::Pool { geom, kind, x, y } => dispatches.push(match kind {
+                        PoolKind::Max => pool::max_forward(gpu, &geom, v(x), v(y))?,
+                        PoolKind::Average => pool::avg_forward(gpu, &geom, v(x), v(y))?,
+                    }),
+                    Inst::PoolBackward {
+                        geom,
+                        kind,
+                        x,
+                        dy,
+                        dx,
+                    } => dispatches.push(match kind {
+                        PoolKind::Max => pool::max_backward(gpu, &geom, v(x), v(dy), v(dx))?,
+                        PoolKind::Average => pool::avg_backward(gpu, &geom, v(dy), v(dx))?,
+                    }),
+                    Inst::Add { n, a, b, c } => {
+                        dispatches.push(add::add(gpu, n, v(a), v(b), v(c))?)
+                    }
+                    Inst::Accumulate { n, src, acc } => {
+                        dispatches.push(add::accumulate(gpu, n, v(src), v(acc))?)
+                    }
+                    Inst::CopyColumns {
+                        rows,
+                        width,
+                        src,
+                        src_stride,
+                        src_offset,
+                        dst,
+                        dst_stride,
+                        dst_offset,
+                    } => dispatches.push(concat::copy_columns(
+                        gpu,
+                        rows,
+                        width,
+                        v(src),
+                        src_stride,
+                        src_offset,
+                        v(dst),
+                        dst_stride,
+                        dst_offset,
+                    )?),
                     Inst::ColumnSums { rows, cols, dy, db } => {
                         dispatches.extend(reduce::column_sums(gpu, rows, cols, v(dy), v(db))?)
                     }

@@ -5,7 +5,7 @@
 //! offset alignment WebGPU guarantees to be enough.
 
 use super::model::{Graph, NodeId};
-use super::op::{Init, ParamSpec};
+use super::ops::{Init, ParamSpec};
 use crate::util::Rng;
 
 pub const ALIGN: usize = 64;

@@ -2,8 +2,10 @@
 //! (`safetensors.torch.load_file`): every parameter by its Keras-style name
 //! and shape, unpadded ("conv2d/kernel" [3, 3, 3, 32]), BatchNorm moving
 //! statistics by theirs, Adam's moments as "optimizer/m/<name>" and
-//! "optimizer/v/<name>". The scalars (model kind, epoch, Adam step, seed,
-//! learning rate, batch size) live in the `__metadata__` string map.
+//! "optimizer/v/<name>". The scalars (model name, epoch, Adam step, seed,
+//! learning rate, batch size) live in the `__metadata__` string map, with
+//! the model itself as a model file (`model_file`), so a checkpoint needs
+//! nothing else to be evaluated or resumed.
 //!
 //! A checkpoint is written to a temporary file in the target folder and
 //! renamed over the target, so an interrupted write never leaves a broken
@@ -18,7 +20,7 @@ use thiserror::Error;
 use super::backend::ModelValues;
 use crate::graph::params::ParamLayout;
 use crate::graph::Graph;
-use crate::models::ModelKind;
+use crate::models::{self, toml_file, ModelSpec};
 
 /// Written into `__metadata__["format"]`; a file without it is not ours.
 pub const FORMAT: &str = "gdl-gpu checkpoint 1";
@@ -62,7 +64,8 @@ pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
 /// Everything needed to resume training or to predict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
-    pub model: ModelKind,
+    /// The model's name (the graph's).
+    pub model: String,
     /// Epochs completed.
     pub epoch: usize,
     /// Steps already taken in epoch `epoch` (0-based) when the run was
@@ -77,7 +80,10 @@ pub struct Checkpoint {
 /// The metadata of a checkpoint, read without its tensors being checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointInfo {
-    pub model: ModelKind,
+    pub model: String,
+    /// The model the checkpoint was written for: its `model_file`, or for a
+    /// checkpoint written before models were files, the built-in by name.
+    pub spec: ModelSpec,
     pub epoch: usize,
     pub epoch_step: usize,
     pub seed: u64,
@@ -129,7 +135,11 @@ pub fn save(path: &Path, graph: &Graph, ck: &Checkpoint) -> Result<()> {
     let meta: HashMap<String, String> = [
         ("format", FORMAT.to_owned()),
         ("gdl_gpu_version", env!("CARGO_PKG_VERSION").to_owned()),
-        ("model", ck.model.name().to_owned()),
+        ("model", ck.model.clone()),
+        (
+            "model_file",
+            toml_file::write(&ModelSpec::from_graph(graph)),
+        ),
         ("description", describe(graph)),
         ("epoch", ck.epoch.to_string()),
         ("epoch_step", ck.epoch_step.to_string()),
@@ -275,12 +285,21 @@ fn info_from(path: &Path, bytes: &[u8]) -> Result<CheckpointInfo> {
             message: format!("{format:?}, expected {FORMAT:?}"),
         });
     }
-    let model_name = get("model")?;
-    let model = ModelKind::from_name(model_name).ok_or_else(|| CheckpointError::Metadata {
-        path: path.to_owned(),
-        key: "model",
-        message: format!("unknown model {model_name:?}"),
-    })?;
+    let model = get("model")?.to_owned();
+    let spec =
+        match map.get("model_file") {
+            Some(text) => toml_file::parse(text, &format!("{} (model_file)", path.display()))
+                .map_err(|e| CheckpointError::Metadata {
+                    path: path.to_owned(),
+                    key: "model_file",
+                    message: e.to_string(),
+                })?,
+            None => models::builtin(&model).ok_or_else(|| CheckpointError::Metadata {
+                path: path.to_owned(),
+                key: "model",
+                message: format!("unknown model {model:?} and no model_file"),
+            })?,
+        };
     let lr: f32 = num(path, "lr", get("lr")?)?;
     let batch: usize = num(path, "batch_size", get("batch_size")?)?;
     if !(lr.is_finite() && lr > 0.0) || batch == 0 {
@@ -292,6 +311,7 @@ fn info_from(path: &Path, bytes: &[u8]) -> Result<CheckpointInfo> {
     }
     Ok(CheckpointInfo {
         model,
+        spec,
         epoch: num(path, "epoch", get("epoch")?)?,
         epoch_step: num(path, "epoch_step", get("epoch_step")?)?,
         seed: num(path, "seed", get("seed")?)?,
@@ -302,7 +322,18 @@ fn info_from(path: &Path, bytes: &[u8]) -> Result<CheckpointInfo> {
     })
 }
 
-/// The checkpoint's metadata (model kind, epoch, …), so `eval` and
+impl CheckpointInfo {
+    /// The checkpoint's model as a graph.
+    pub fn graph(&self, path: &Path) -> Result<Graph> {
+        self.spec.build().map_err(|e| CheckpointError::Metadata {
+            path: path.to_owned(),
+            key: "model_file",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The checkpoint's metadata (model, epoch, …), so `eval` and
 /// `predict` need no --model. Checks the file is a whole safetensors file.
 pub fn peek(path: &Path) -> Result<CheckpointInfo> {
     info_from(path, &read(path)?)
@@ -313,11 +344,11 @@ pub fn peek(path: &Path) -> Result<CheckpointInfo> {
 pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint> {
     let bytes = read(path)?;
     let info = info_from(path, &bytes)?;
-    if info.model.name() != graph.name {
+    if info.model != graph.name {
         return Err(CheckpointError::ModelMismatch {
             path: path.to_owned(),
             expected: graph.name.clone(),
-            found: info.model.name().to_owned(),
+            found: info.model,
         });
     }
     let st = parse(path, &bytes)?;

@@ -7,8 +7,9 @@ use super::backend::{Backend, Metrics, ModelValues};
 use super::gpu::EVAL_BATCH;
 use crate::data::Split;
 use crate::graph::cpu::{run, CpuState, StepInputs};
+use crate::graph::lower::lower;
 use crate::graph::params::ParamLayout;
-use crate::graph::program::{lower, Mode, Program};
+use crate::graph::program::{Mode, Program};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 

@@ -1,0 +1,316 @@
+//! Lowering a graph to a program: the forward walk in node order (a
+//! topological order), the loss head, and the backward walk in reverse,
+//! where each layer's gradient rule (in its op file) contributes to its
+//! inputs' gradients. A tensor read by several layers gets the sum: the first
+//! contribution is kept as it is, later ones are added to it (the GEMM's
+//! accumulate flag where a GEMM writes the gradient, an `Accumulate`
+//! instruction otherwise).
+
+use super::error::GraphError;
+use super::model::{Graph, NodeId};
+use super::ops::Op;
+use super::params::ParamLayout;
+use super::program::{DType, Home, Inst, Mode, Program, TensorId, TensorInfo};
+
+/// A gradient known so far: `owned` when this tensor was made for it (so it
+/// may be added to in place); otherwise it is another tensor's gradient
+/// passed through (Flatten, Add), which must not change.
+#[derive(Clone, Copy)]
+struct Grad {
+    tensor: TensorId,
+    owned: bool,
+}
+
+/// Where a rule that writes a gradient with a GEMM should put it.
+#[derive(Clone, Copy, Debug)]
+pub struct GradDest {
+    pub tensor: TensorId,
+    /// Add to what `tensor` holds rather than overwrite it.
+    pub accumulate: bool,
+}
+
+/// The state of one lowering, handed to each layer's rules.
+pub struct Lowering<'a> {
+    pub graph: &'a Graph,
+    layout: &'a ParamLayout,
+    pub batch: usize,
+    pub mode: Mode,
+    tensors: Vec<TensorInfo>,
+    insts: Vec<Inst>,
+    labels: TensorId,
+    out: Vec<TensorId>,
+    saved: Vec<Vec<TensorId>>,
+    grads: Vec<Option<Grad>>,
+}
+
+impl Lowering<'_> {
+    pub fn train(&self) -> bool {
+        self.mode == Mode::Train
+    }
+
+    pub fn shape(&self, node: NodeId) -> &[usize] {
+        &self.graph.nodes[node].shape
+    }
+
+    /// Elements of one example of `node`'s output.
+    pub fn per_example(&self, node: NodeId) -> usize {
+        self.shape(node).iter().product()
+    }
+
+    pub fn name(&self, node: NodeId) -> &str {
+        &self.graph.nodes[node].name
+    }
+
+    /// The node feeding input `i` of `node`.
+    pub fn input_node(&self, node: NodeId, i: usize) -> NodeId {
+        self.graph.nodes[node].inputs[i]
+    }
+
+    pub fn input_shape(&self, node: NodeId, i: usize) -> &[usize] {
+        self.shape(self.input_node(node, i))
+    }
+
+    /// The forward tensor of input `i` of `node`.
+    pub fn input(&self, node: NodeId, i: usize) -> TensorId {
+        self.out[self.input_node(node, i)]
+    }
+
+    /// `node`'s own forward output (in backward rules).
+    pub fn output(&self, node: NodeId) -> TensorId {
+        self.out[node]
+    }
+
+    pub fn labels(&self) -> TensorId {
+        self.labels
+    }
+
+    pub fn temp(&mut self, name: String, len: usize, dtype: DType) -> TensorId {
+        self.push(name, len, dtype, Home::Temp)
+    }
+
+    /// A temporary of `per_example` f32s per example.
+    pub fn act(&mut self, name: String, per_example: usize) -> TensorId {
+        let len = self.batch * per_example;
+        self.temp(name, len, DType::F32)
+    }
+
+    fn push(&mut self, name: String, len: usize, dtype: DType, home: Home) -> TensorId {
+        self.tensors.push(TensorInfo {
+            name,
+            len,
+            dtype,
+            home,
+        });
+        self.tensors.len() - 1
+    }
+
+    /// Parameter `name` ("kernel") of `node`.
+    pub fn param(&mut self, node: NodeId, name: &str) -> TensorId {
+        let e = self.layout.find(node, name);
+        let home = if e.spec.trainable {
+            Home::Param(e.offset)
+        } else {
+            Home::State(e.offset)
+        };
+        let (n, len) = (e.name.clone(), e.spec.len());
+        self.push(n, len, DType::F32, home)
+    }
+
+    /// The gradient of parameter `name` of `node`.
+    pub fn param_grad(&mut self, node: NodeId, name: &str) -> TensorId {
+        let e = self.layout.find(node, name);
+        let (n, len) = (format!("{}/grad", e.name), e.spec.len());
+        self.push(n, len, DType::F32, Home::Grad(e.offset))
+    }
+
+    pub fn emit(&mut self, inst: Inst) {
+        self.insts.push(inst);
+    }
+
+    /// Tensors the forward pass keeps for `node`'s backward rule.
+    pub fn save(&mut self, node: NodeId, tensors: Vec<TensorId>) {
+        self.saved[node] = tensors;
+    }
+
+    pub fn saved(&self, node: NodeId) -> &[TensorId] {
+        &self.saved[node]
+    }
+
+    /// Whether input `i` of `node` wants a gradient (the network input does not).
+    pub fn needs_grad(&self, node: NodeId, i: usize) -> bool {
+        !matches!(self.graph.nodes[self.input_node(node, i)].op, Op::Input(_))
+    }
+
+    /// A fresh tensor for a gradient of input `i` of `node`.
+    pub fn grad_temp(&mut self, node: NodeId, i: usize) -> TensorId {
+        let input = self.input_node(node, i);
+        let name = format!("{}/grad", self.graph.nodes[input].name);
+        let len = self.per_example(input);
+        self.act(name, len)
+    }
+
+    /// Input `i`'s gradient is `dy` itself (a layer that only reshapes or
+    /// passes its gradient through).
+    pub fn pass_grad(&mut self, node: NodeId, i: usize, dy: TensorId) {
+        self.contribute(node, i, dy, false);
+    }
+
+    /// `dx`, a tensor made by the rule, is (a part of) input `i`'s gradient.
+    pub fn add_grad(&mut self, node: NodeId, i: usize, dx: TensorId) {
+        self.contribute(node, i, dx, true);
+    }
+
+    /// Where a GEMM should write input `i`'s gradient: added onto the
+    /// gradient so far where that is ours to change; else a fresh tensor,
+    /// which the rule then hands to `add_grad`.
+    pub fn grad_dest(&mut self, node: NodeId, i: usize) -> GradDest {
+        match self.grads[self.input_node(node, i)] {
+            Some(Grad {
+                tensor,
+                owned: true,
+            }) => GradDest {
+                tensor,
+                accumulate: true,
+            },
+            _ => GradDest {
+                tensor: self.grad_temp(node, i),
+                accumulate: false,
+            },
+        }
+    }
+
+    /// Completes a `grad_dest` write.
+    pub fn grad_written(&mut self, node: NodeId, i: usize, dest: GradDest) {
+        if !dest.accumulate {
+            self.add_grad(node, i, dest.tensor);
+        }
+    }
+
+    fn contribute(&mut self, node: NodeId, i: usize, t: TensorId, owned: bool) {
+        let input = self.input_node(node, i);
+        let n = self.batch * self.per_example(input);
+        self.grads[input] = Some(match self.grads[input] {
+            None => Grad { tensor: t, owned },
+            Some(g) if g.owned => {
+                self.insts.push(Inst::Accumulate {
+                    n,
+                    src: t,
+                    acc: g.tensor,
+                });
+                g
+            }
+            Some(g) => {
+                let sum = self.grad_temp(node, i);
+                self.insts.push(Inst::Add {
+                    n,
+                    a: g.tensor,
+                    b: t,
+                    c: sum,
+                });
+                Grad {
+                    tensor: sum,
+                    owned: true,
+                }
+            }
+        });
+    }
+}
+
+/// Lowers `graph` for `batch` examples per step.
+pub fn lower(
+    graph: &Graph,
+    layout: &ParamLayout,
+    batch: usize,
+    mode: Mode,
+) -> Result<Program, GraphError> {
+    if batch == 0 {
+        return Err(GraphError::Invalid {
+            layer: graph.name.clone(),
+            message: "batch size must be at least 1".into(),
+        });
+    }
+    let n = graph.nodes.len();
+    let mut cx = Lowering {
+        graph,
+        layout,
+        batch,
+        mode,
+        tensors: Vec::new(),
+        insts: Vec::new(),
+        labels: 0,
+        out: vec![usize::MAX; n],
+        saved: vec![Vec::new(); n],
+        grads: vec![None; n],
+    };
+    cx.labels = cx.temp("labels".into(), batch, DType::U32);
+    let metrics = cx.push("metrics".into(), 4, DType::U32, Home::Metrics);
+
+    for (id, node) in graph.nodes.iter().enumerate() {
+        cx.out[id] = node.op.layer().forward(&mut cx, id);
+    }
+    let input = cx.out[0];
+    // The head: softmax fused with the cross-entropy, on the output's logits.
+    let head = graph.output();
+    let logits = cx.out[head];
+    let classes = cx.per_example(head);
+    let mut probs = None;
+    let labels = cx.labels;
+    match mode {
+        Mode::Predict => {
+            let p = cx.act("probabilities".into(), classes);
+            cx.emit(Inst::Softmax {
+                batch,
+                classes,
+                logits,
+                probs: p,
+            });
+            probs = Some(p);
+        }
+        Mode::Train | Mode::Eval => {
+            let loss = cx.temp("loss".into(), batch, DType::F32);
+            let correct = cx.temp("correct".into(), batch, DType::U32);
+            let dlogits = (mode == Mode::Train).then(|| cx.act("logits/grad".into(), classes));
+            cx.emit(Inst::SoftmaxXent {
+                batch,
+                classes,
+                logits,
+                labels,
+                loss,
+                correct,
+                dlogits,
+            });
+            cx.emit(Inst::Metrics {
+                batch,
+                loss,
+                correct,
+                metrics,
+            });
+            if let Some(d) = dlogits {
+                cx.grads[head] = Some(Grad {
+                    tensor: d,
+                    owned: true,
+                });
+            }
+        }
+    }
+
+    if mode == Mode::Train {
+        for id in (1..n).rev() {
+            let Some(g) = cx.grads[id] else { continue };
+            graph.nodes[id].op.layer().backward(&mut cx, id, g.tensor);
+        }
+        cx.emit(Inst::Adam);
+    }
+
+    Ok(Program {
+        mode,
+        batch,
+        tensors: cx.tensors,
+        insts: cx.insts,
+        input,
+        labels,
+        metrics,
+        probs,
+        logits,
+    })
+}
