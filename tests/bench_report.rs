@@ -31,7 +31,25 @@ fn compare(files: &[&Path]) -> String {
 fn quick_bench_writes_a_full_report() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.json");
-    let out = gdl(&["bench", "--quick", "--out", path.to_str().unwrap()]);
+    // Training rows for the built-ins and a model file (`--model`).
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/models/examples/residual.toml"
+    );
+    let out = gdl(&[
+        "bench",
+        "--quick",
+        "--out",
+        path.to_str().unwrap(),
+        "--model",
+        "mlp",
+        "--model",
+        "conv",
+        "--model",
+        "cnn",
+        "--model",
+        example,
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("report written to"), "{stdout}");
@@ -107,7 +125,7 @@ fn quick_bench_writes_a_full_report() {
         assert_eq!(row["unit"], unit);
         assert_eq!(row["higher_is_better"], false);
     }
-    for model in ["mlp", "conv", "cnn"] {
+    for model in ["mlp", "conv", "cnn", "residual"] {
         let row = find("train_step", &format!("{model} batch=32"));
         assert_eq!(row["unit"], "images/s");
         assert_eq!(row["clock"], "wall clock");

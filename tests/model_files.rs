@@ -158,10 +158,13 @@ fn example_model_is_a_residual_cnn_with_pooling() {
     let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
     assert!(kinds.contains(&"Add") && kinds.contains(&"MaxPooling2D"));
     assert!(kinds.contains(&"GlobalAveragePooling2D"));
-    // 3·3·3·32 + 4·(3·3·32·32) conv kernels, 5 BatchNorms of 32 (4 weights
-    // each, 2 of them moving statistics), Dense 32→10.
-    let conv = 3 * 3 * 3 * 32 + 4 * 3 * 3 * 32 * 32;
-    assert_eq!(g.param_counts(), (conv + 5 * 64 + 330, 5 * 64));
+    // Conv kernels (no biases): the stem 3·3·3·16, block 1 2·3·3·16·16,
+    // block 2 3·3·16·32 + 3·3·32·32 and its 1×1 shortcut 16·32; three
+    // BatchNorms of 16 and three of 32 (γ, β trainable, the moving
+    // statistics not); Dense 32→10.
+    let conv = 3 * 3 * 3 * 16 + 2 * 3 * 3 * 16 * 16 + 3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 16 * 32;
+    let bn = 3 * 2 * 16 + 3 * 2 * 32;
+    assert_eq!(g.param_counts(), (conv + bn + 330, bn));
 }
 
 /// A model file with the head and input a test needs, around `layers`.

@@ -97,23 +97,51 @@ pub fn suite(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
     suite_only(gpu, quick, &[])
 }
 
+/// The whole suite, with training rows for `models` instead of the built-ins.
+pub fn suite_with_models(
+    gpu: &Gpu,
+    quick: bool,
+    models: &[crate::graph::Graph],
+) -> Result<Vec<Measurement>, GraphError> {
+    let kernels: Vec<String> = FAMILIES
+        .iter()
+        .filter(|f| **f != "training")
+        .map(|f| f.to_string())
+        .collect();
+    let mut rows = suite_only(gpu, quick, &kernels)?;
+    rows.extend(training::run_graphs(gpu, models, quick)?);
+    Ok(rows)
+}
+
+/// The benchmark families, in the suite's order.
+pub const FAMILIES: [&str; 8] = [
+    "elementwise",
+    "misc",
+    "conv",
+    "pool",
+    "batchnorm",
+    "gemm",
+    "overhead",
+    "training",
+];
+
 /// The families named in `only` (elementwise, misc, conv, pool, batchnorm,
 /// gemm, overhead, training), or all of them when it is empty: a kernel can be
 /// measured in seconds.
 pub fn suite_only(gpu: &Gpu, quick: bool, only: &[String]) -> Result<Vec<Measurement>, GraphError> {
     type Run = fn(&Gpu, bool) -> Result<Vec<Measurement>, GraphError>;
-    let families: [(&str, Run); 8] = [
-        ("elementwise", |g, q| Ok(elementwise::run(g, q)?)),
-        ("misc", |g, q| Ok(misc::run(g, q)?)),
-        ("conv", |g, q| Ok(conv::run(g, q)?)),
-        ("pool", |g, q| Ok(pool::run(g, q)?)),
-        ("batchnorm", |g, q| Ok(batchnorm::run(g, q)?)),
-        ("gemm", |g, q| Ok(gemm::run(g, q)?)),
-        ("overhead", |g, q| Ok(overhead::run(g, q)?)),
-        ("training", training::run),
+    let runs: [Run; 8] = [
+        |g, q| Ok(elementwise::run(g, q)?),
+        |g, q| Ok(misc::run(g, q)?),
+        |g, q| Ok(conv::run(g, q)?),
+        |g, q| Ok(pool::run(g, q)?),
+        |g, q| Ok(batchnorm::run(g, q)?),
+        |g, q| Ok(gemm::run(g, q)?),
+        |g, q| Ok(overhead::run(g, q)?),
+        training::run,
     ];
     let mut out = Vec::new();
-    for (name, run) in families {
+    for (name, run) in FAMILIES.into_iter().zip(runs) {
         if only.is_empty() || only.iter().any(|o| o == name) {
             out.extend(run(gpu, quick)?);
         }

@@ -85,11 +85,21 @@ pub fn measure_model(gpu: &Gpu, graph: &Graph, quick: bool) -> Result<Measuremen
 
 /// Every model of the chapter, smallest first.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>, GraphError> {
-    models::builtin_names()
+    let graphs: Vec<Graph> = models::builtin_names()
         .into_iter()
-        .map(|name| {
-            let graph = models::builtin_graph(name).expect("a built-in");
-            measure_model(gpu, &graph, quick)
-        })
+        .map(|name| models::builtin_graph(name).expect("a built-in"))
+        .collect();
+    run_graphs(gpu, &graphs, quick)
+}
+
+/// Training throughput of each of `graphs`.
+pub fn run_graphs(
+    gpu: &Gpu,
+    graphs: &[Graph],
+    quick: bool,
+) -> Result<Vec<Measurement>, GraphError> {
+    graphs
+        .iter()
+        .map(|g| measure_model(gpu, g, quick))
         .collect()
 }

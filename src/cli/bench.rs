@@ -19,9 +19,13 @@ pub struct BenchArgs {
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE.json")]
     pub out: Option<PathBuf>,
+    /// Training rows for these models (built-in names or model files)
+    /// instead of the built-ins; repeatable
+    #[arg(long, value_name = "NAME|PATH", value_parser = super::parse_model)]
+    pub model: Vec<String>,
     /// Print these reports (from --out) as one table instead of benchmarking;
     /// ratios are relative to the first
-    #[arg(long, value_name = "FILE.json", num_args = 1.., conflicts_with_all = ["adapter", "quick", "out"])]
+    #[arg(long, value_name = "FILE.json", num_args = 1.., conflicts_with_all = ["adapter", "quick", "out", "model"])]
     pub compare: Vec<PathBuf>,
 }
 
@@ -35,8 +39,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{}", format_comparison(&reports));
         return Ok(());
     }
+    // Model files are read before the adapter opens: a bad one fails first.
+    let models = args
+        .model
+        .iter()
+        .map(|m| gdl_gpu::models::load_graph(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let gpu = super::open_gpu(args.adapter.as_deref())?;
-    let rows = gdl_gpu::bench::suite(&gpu, args.quick)?;
+    let rows = if models.is_empty() {
+        gdl_gpu::bench::suite(&gpu, args.quick)?
+    } else {
+        gdl_gpu::bench::suite_with_models(&gpu, args.quick, &models)?
+    };
     print!("{}", gdl_gpu::bench::format_table(&gpu, &rows));
     if let Some(path) = &args.out {
         let report = gdl_gpu::bench::report::report_json(&gpu, &rows, args.quick);
