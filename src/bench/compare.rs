@@ -38,7 +38,7 @@ pub struct Row {
 /// What `compare` needs of one report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
-    /// "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]".
+    /// `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]`.
     pub adapter: String,
     /// "0.1.0 (abc1234)", or "?" when the report predates the field.
     pub build: String,

@@ -141,7 +141,7 @@ impl Gpu {
         })
     }
 
-    /// A short human name: "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]".
+    /// A short human name: `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]`.
     pub fn name(&self) -> String {
         format!("{} [{:?}]", self.info.name, self.info.backend)
     }

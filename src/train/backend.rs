@@ -58,7 +58,7 @@ impl ModelValues {
 }
 
 pub trait Backend {
-    /// "GPU: llvmpipe … [Vulkan]" or "CPU reference".
+    /// `GPU: llvmpipe … [Vulkan]` or "CPU reference".
     fn describe(&self) -> String;
     /// The order in which the training set is read this epoch.
     fn set_permutation(&mut self, perm: &[u32]) -> Result<(), GraphError>;

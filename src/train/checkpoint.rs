@@ -1,8 +1,8 @@
 //! Checkpoints in the safetensors format, so the weights load anywhere
 //! (`safetensors.torch.load_file`): every parameter by its Keras-style name
-//! and shape, unpadded ("conv2d/kernel" [3, 3, 3, 32]), BatchNorm moving
-//! statistics by theirs, Adam's moments as "optimizer/m/<name>" and
-//! "optimizer/v/<name>". The scalars (model name, epoch, Adam step, seed,
+//! and shape, unpadded (`conv2d/kernel` `[3, 3, 3, 32]`), BatchNorm moving
+//! statistics by theirs, Adam's moments as `optimizer/m/<name>` and
+//! `optimizer/v/<name>`. The scalars (model name, epoch, Adam step, seed,
 //! learning rate, batch size) live in the `__metadata__` string map, with
 //! the model itself as a model file (`model_file`), so a checkpoint needs
 //! nothing else to be evaluated or resumed.

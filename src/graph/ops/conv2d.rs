@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use super::activation::{self, Activation};
+use super::activation::Activation;
+use super::linear::Linear;
 use super::{Args, Init, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
@@ -13,7 +14,6 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{DType, Inst, TensorId};
 use crate::kernels::conv::Conv2dGeom;
-use crate::kernels::gemm::{Epilogue, GemmShape};
 use crate::kernels::window::{window_out, Padding};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -116,6 +116,16 @@ impl Conv2d {
         })
     }
 
+    fn linear(&self, g: &Conv2dGeom) -> Linear {
+        Linear {
+            rows: g.col_rows(),
+            k: g.col_cols(),
+            out: self.filters,
+            use_bias: self.use_bias,
+            activation: self.activation,
+        }
+    }
+
     fn geom(&self, batch: usize, input: &[usize]) -> Conv2dGeom {
         Conv2dGeom {
             batch,
@@ -175,63 +185,23 @@ impl Layer for Conv2d {
             DType::F32,
         );
         cx.emit(Inst::Im2col { geom: g, x, cols });
-        let per = cx.per_example(node);
-        let z = cx.act(name, per);
-        let w = cx.param(node, "kernel");
-        let bias = self.use_bias.then(|| cx.param(node, "bias"));
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(g.col_rows(), g.out_c, g.col_cols(), false, false),
-            a: cols,
-            b: w,
-            bias,
-            c: z,
-            epilogue: activation::gemm_epilogue(self.activation),
-            accumulate: false,
-        });
-        let (y, pre) = activation::after_gemm(cx, node, z, self.activation);
+        let (y, pre) = self.linear(&g).forward(cx, node, cols);
         cx.save(node, std::iter::once(cols).chain(pre).collect());
         y
     }
 
     fn backward(&self, cx: &mut Lowering, node: NodeId, dy: TensorId) {
         let g = self.geom(cx.batch, cx.input_shape(node, 0));
+        let lin = self.linear(&g);
         let (cols, pre) = (cx.saved(node)[0], cx.saved(node).get(1).copied());
-        let dz = activation::grad_before(cx, node, dy, self.activation, pre);
-        let dw = cx.param_grad(node, "kernel");
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(g.col_cols(), g.out_c, g.col_rows(), true, false),
-            a: cols,
-            b: dz,
-            bias: None,
-            c: dw,
-            epilogue: Epilogue::None,
-            accumulate: false,
-        });
-        if self.use_bias {
-            let db = cx.param_grad(node, "bias");
-            cx.emit(Inst::ColumnSums {
-                rows: g.col_rows(),
-                cols: g.out_c,
-                dy: dz,
-                db,
-            });
-        }
+        let dz = lin.weight_grads(cx, node, cols, dy, pre);
         if cx.needs_grad(node, 0) {
-            let w = cx.param(node, "kernel");
             let dcols = cx.temp(
                 format!("{}/im2col/grad", cx.name(node)),
                 g.col_rows() * g.col_cols(),
                 DType::F32,
             );
-            cx.emit(Inst::Gemm {
-                shape: GemmShape::new(g.col_rows(), g.col_cols(), g.out_c, false, true),
-                a: dz,
-                b: w,
-                bias: None,
-                c: dcols,
-                epilogue: Epilogue::None,
-                accumulate: false,
-            });
+            lin.input_grad(cx, node, dz, dcols, false);
             let dx = cx.grad_temp(node, 0);
             cx.emit(Inst::Col2im { geom: g, dcols, dx });
             cx.add_grad(node, 0, dx);

@@ -1,17 +1,17 @@
 //! `Dense(units, activation, use_bias)`: y = act(x·W + b) on a flat input,
-//! one GEMM with the bias and ReLU-family activations in its epilogue.
-//! Backward: dW = xᵀ·dz, db = column sums of dz, dx = dz·Wᵀ.
+//! one GEMM (`linear`) with the bias and ReLU-family activations in its
+//! epilogue. Backward: dW = xᵀ·dz, db = column sums of dz, dx = dz·Wᵀ.
 
 use serde_json::{Map, Value};
 
-use super::activation::{self, Activation};
+use super::activation::Activation;
+use super::linear::Linear;
 use super::{Args, Init, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
 use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
-use crate::graph::program::{Inst, TensorId};
-use crate::kernels::gemm::{Epilogue, GemmShape};
+use crate::graph::program::TensorId;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -52,6 +52,18 @@ impl Dense {
     }
 }
 
+impl Dense {
+    fn linear(&self, cx: &Lowering, node: NodeId) -> Linear {
+        Linear {
+            rows: cx.batch,
+            k: cx.input_shape(node, 0)[0],
+            out: self.units,
+            use_bias: self.use_bias,
+            activation: self.activation,
+        }
+    }
+}
+
 impl Layer for Dense {
     fn class(&self) -> &'static str {
         "Dense"
@@ -88,62 +100,19 @@ impl Layer for Dense {
 
     fn forward(&self, cx: &mut Lowering, node: NodeId) -> TensorId {
         let x = cx.input(node, 0);
-        let k = cx.input_shape(node, 0)[0];
-        let name = cx.name(node).to_owned();
-        let z = cx.act(name, self.units);
-        let w = cx.param(node, "kernel");
-        let bias = self.use_bias.then(|| cx.param(node, "bias"));
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(cx.batch, self.units, k, false, false),
-            a: x,
-            b: w,
-            bias,
-            c: z,
-            epilogue: activation::gemm_epilogue(self.activation),
-            accumulate: false,
-        });
-        let (y, pre) = activation::after_gemm(cx, node, z, self.activation);
+        let (y, pre) = self.linear(cx, node).forward(cx, node, x);
         cx.save(node, pre.into_iter().collect());
         y
     }
 
     fn backward(&self, cx: &mut Lowering, node: NodeId, dy: TensorId) {
+        let lin = self.linear(cx, node);
         let pre = cx.saved(node).first().copied();
-        let dz = activation::grad_before(cx, node, dy, self.activation, pre);
         let x = cx.input(node, 0);
-        let k = cx.input_shape(node, 0)[0];
-        let batch = cx.batch;
-        let dw = cx.param_grad(node, "kernel");
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(k, self.units, batch, true, false),
-            a: x,
-            b: dz,
-            bias: None,
-            c: dw,
-            epilogue: Epilogue::None,
-            accumulate: false,
-        });
-        if self.use_bias {
-            let db = cx.param_grad(node, "bias");
-            cx.emit(Inst::ColumnSums {
-                rows: batch,
-                cols: self.units,
-                dy: dz,
-                db,
-            });
-        }
+        let dz = lin.weight_grads(cx, node, x, dy, pre);
         if cx.needs_grad(node, 0) {
-            let w = cx.param(node, "kernel");
             let dest = cx.grad_dest(node, 0);
-            cx.emit(Inst::Gemm {
-                shape: GemmShape::new(batch, k, self.units, false, true),
-                a: dz,
-                b: w,
-                bias: None,
-                c: dest.tensor,
-                epilogue: Epilogue::None,
-                accumulate: dest.accumulate,
-            });
+            lin.input_grad(cx, node, dz, dest.tensor, dest.accumulate);
             cx.grad_written(node, 0, dest);
         }
     }

@@ -1,4 +1,4 @@
-//! `GlobalAveragePooling2D`: [h, w, c] → [c], the mean of each channel;
+//! `GlobalAveragePooling2D`: `[h, w, c]` → `[c]`, the mean of each channel;
 //! average pooling with one window the size of the image.
 
 use serde_json::{Map, Value};

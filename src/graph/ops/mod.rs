@@ -13,6 +13,7 @@ pub mod dropout;
 pub mod flatten;
 pub mod global_pool;
 pub mod input;
+mod linear;
 pub mod pool;
 pub mod reshape;
 

@@ -1,0 +1,100 @@
+//! The GEMM at the heart of Dense and Conv2D (after im2col): rows of A
+//! times the kernel W [k, out] plus the bias, then the activation. Both
+//! layers lower through here, forward and backward.
+
+use super::activation::{self, Activation};
+use crate::graph::lower::Lowering;
+use crate::graph::model::NodeId;
+use crate::graph::program::{Inst, TensorId};
+use crate::kernels::gemm::{Epilogue, GemmShape};
+
+/// A [rows, k] times W [k, out] for layer `node`.
+#[derive(Clone, Copy)]
+pub(super) struct Linear {
+    pub rows: usize,
+    pub k: usize,
+    pub out: usize,
+    pub use_bias: bool,
+    pub activation: Activation,
+}
+
+impl Linear {
+    /// y = act(a·W + b). Returns (y, the pre-activation to save where the
+    /// activation is not the GEMM's epilogue).
+    pub fn forward(
+        &self,
+        cx: &mut Lowering,
+        node: NodeId,
+        a: TensorId,
+    ) -> (TensorId, Option<TensorId>) {
+        let name = cx.name(node).to_owned();
+        let z = cx.act(name, cx.per_example(node));
+        let w = cx.param(node, "kernel");
+        let bias = self.use_bias.then(|| cx.param(node, "bias"));
+        cx.emit(Inst::Gemm {
+            shape: GemmShape::new(self.rows, self.out, self.k, false, false),
+            a,
+            b: w,
+            bias,
+            c: z,
+            epilogue: activation::gemm_epilogue(self.activation),
+            accumulate: false,
+        });
+        activation::after_gemm(cx, node, z, self.activation)
+    }
+
+    /// From the output gradient `dy`: the gradients of W (aᵀ·dz) and of
+    /// the bias (dz's column sums). Returns dz, the gradient before the
+    /// activation, for the input gradient.
+    pub fn weight_grads(
+        &self,
+        cx: &mut Lowering,
+        node: NodeId,
+        a: TensorId,
+        dy: TensorId,
+        pre: Option<TensorId>,
+    ) -> TensorId {
+        let dz = activation::grad_before(cx, node, dy, self.activation, pre);
+        let dw = cx.param_grad(node, "kernel");
+        cx.emit(Inst::Gemm {
+            shape: GemmShape::new(self.k, self.out, self.rows, true, false),
+            a,
+            b: dz,
+            bias: None,
+            c: dw,
+            epilogue: Epilogue::None,
+            accumulate: false,
+        });
+        if self.use_bias {
+            let db = cx.param_grad(node, "bias");
+            cx.emit(Inst::ColumnSums {
+                rows: self.rows,
+                cols: self.out,
+                dy: dz,
+                db,
+            });
+        }
+        dz
+    }
+
+    /// da = dz·Wᵀ into `da` (added to it with `accumulate`).
+    pub fn input_grad(
+        &self,
+        cx: &mut Lowering,
+        node: NodeId,
+        dz: TensorId,
+        da: TensorId,
+        accumulate: bool,
+    ) {
+        let w = cx.param(node, "kernel");
+        cx.emit(Inst::Gemm {
+            shape: GemmShape::new(self.rows, self.k, self.out, false, true),
+            a: dz,
+            b: w,
+            bias: None,
+            c: da,
+            epilogue: Epilogue::None,
+            accumulate,
+        });
+    }
+}
