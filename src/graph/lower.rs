@@ -8,7 +8,6 @@
 
 use super::error::GraphError;
 use super::model::{Graph, NodeId};
-use super::ops::Op;
 use super::params::ParamLayout;
 use super::program::{DType, Home, Inst, Mode, Program, TensorId, TensorInfo};
 
@@ -41,6 +40,9 @@ pub struct Lowering<'a> {
     out: Vec<TensorId>,
     saved: Vec<Vec<TensorId>>,
     grads: Vec<Option<Grad>>,
+    /// Whether a node's output gradient leads to a parameter: it or one of
+    /// its ancestors has parameters. Gradients of the others are never made.
+    wants_grad: Vec<bool>,
 }
 
 impl Lowering<'_> {
@@ -136,9 +138,10 @@ impl Lowering<'_> {
         &self.saved[node]
     }
 
-    /// Whether input `i` of `node` wants a gradient (the network input does not).
+    /// Whether input `i` of `node` wants a gradient: only where it leads
+    /// back to a parameter (not the network input, nor a Flatten of it).
     pub fn needs_grad(&self, node: NodeId, i: usize) -> bool {
-        !matches!(self.graph.nodes[self.input_node(node, i)].op, Op::Input(_))
+        self.wants_grad[self.input_node(node, i)]
     }
 
     /// A fresh tensor for a gradient of input `i` of `node`.
@@ -230,6 +233,10 @@ pub fn lower(
         });
     }
     let n = graph.nodes.len();
+    let mut wants_grad = vec![false; n];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        wants_grad[id] = !node.params.is_empty() || node.inputs.iter().any(|&i| wants_grad[i]);
+    }
     let mut cx = Lowering {
         graph,
         layout,
@@ -241,6 +248,7 @@ pub fn lower(
         out: vec![usize::MAX; n],
         saved: vec![Vec::new(); n],
         grads: vec![None; n],
+        wants_grad,
     };
     cx.labels = cx.temp("labels".into(), batch, DType::U32);
     let metrics = cx.push("metrics".into(), 4, DType::U32, Home::Metrics);
