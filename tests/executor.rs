@@ -204,6 +204,23 @@ fn evaluation_matches_cpu() {
     assert!((gm.loss() - cm.loss()).abs() < 1e-4 * cm.loss().max(1.0));
 }
 
+/// A model whose im2col at the full evaluation batch would pass lavapipe's
+/// 128 MiB binding limit evaluates in batches that fit, with the CPU's
+/// result (one batch of 250 there).
+#[test]
+fn wide_model_evaluates_in_batches_that_fit() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/examples/residual.toml");
+    let graph = models::load_graph(file).unwrap();
+    let (train, test) = (synthetic(8, 30), synthetic(300, 31));
+    let init = initial(&graph, 17);
+    let mut g = GpuBackend::new(gpu(), &graph, &train, &test, adam(), 1, &init).unwrap();
+    let mut c = CpuBackend::new(&graph, &train, &test, adam(), 1, &init).unwrap();
+    let (gm, cm) = (g.evaluate().unwrap(), c.evaluate().unwrap());
+    assert_eq!(gm.examples, 300);
+    assert_eq!(gm.correct, cm.correct);
+    assert!((gm.loss() - cm.loss()).abs() < 1e-4 * cm.loss().max(1.0));
+}
+
 /// The same seed on the same adapter gives the same run, bit for bit:
 /// every kernel reduces in a fixed order and dropout's mask is a pure
 /// function of (seed, step, element).

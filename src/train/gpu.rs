@@ -9,14 +9,53 @@ use crate::gpu::Gpu;
 use crate::graph::gpu::{GpuProgram, GpuState};
 use crate::graph::lower::lower;
 use crate::graph::params::ParamLayout;
-use crate::graph::program::Mode;
+use crate::graph::program::{Home, Mode, Program};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 use crate::kernels::gather::GpuDataset;
 
-/// Examples per evaluation step: inference needs no per-batch statistics,
-/// so a larger batch only saves dispatches.
+/// Examples per evaluation step at most: inference needs no per-batch
+/// statistics, so a larger batch only saves dispatches.
 pub const EVAL_BATCH: usize = 250;
+
+/// The most bytes one storage binding may hold.
+fn binding_limit(gpu: &Gpu) -> u64 {
+    gpu.limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size)
+}
+
+/// Every tensor of `prog` fits one binding, or an error that names the
+/// tensor and what to do, before any buffer is made.
+fn fits(gpu: &Gpu, prog: &Program) -> Result<(), GraphError> {
+    let limit = binding_limit(gpu);
+    match prog.tensors.iter().find(|t| t.len as u64 * 4 > limit) {
+        None => Ok(()),
+        Some(t) => Err(GraphError::Invalid {
+            layer: t.name.clone(),
+            message: format!(
+                "needs {} bytes at batch {}, more than this adapter binds ({limit} bytes, max_storage_buffer_binding_size); use a smaller --batch-size",
+                t.len * 4,
+                prog.batch
+            ),
+        }),
+    }
+}
+
+/// The largest evaluation batch (up to `EVAL_BATCH`) whose every buffer fits
+/// the adapter's binding limit: a wide model's im2col at 250 examples can
+/// pass lavapipe's 128 MiB.
+fn eval_batch(gpu: &Gpu, graph: &Graph, layout: &ParamLayout) -> Result<usize, GraphError> {
+    let probe = lower(graph, layout, 1, Mode::Eval)?;
+    let per_example = probe
+        .tensors
+        .iter()
+        .filter(|t| t.home == Home::Temp)
+        .map(|t| t.len as u64 * 4)
+        .max()
+        .unwrap_or(4);
+    Ok(((binding_limit(gpu) / per_example) as usize).clamp(1, EVAL_BATCH))
+}
 
 pub struct GpuBackend<'g> {
     gpu: &'g Gpu,
@@ -29,6 +68,7 @@ pub struct GpuBackend<'g> {
     train_metrics: wgpu::Buffer,
     eval_metrics: wgpu::Buffer,
     programs: HashMap<(Mode, usize), GpuProgram>,
+    eval_batch: usize,
     adam: AdamConfig,
     seed: u32,
     step: u64,
@@ -57,6 +97,7 @@ impl<'g> GpuBackend<'g> {
         let train_data = GpuDataset::upload(gpu, &train.pixels, &train.labels, *h, *w, *c)?;
         let test_data = GpuDataset::upload(gpu, &test.pixels, &test.labels, *h, *w, *c)?;
         let identity: Vec<u32> = (0..test.len as u32).collect();
+        let eval_batch = eval_batch(gpu, graph, &layout)?;
         Ok(GpuBackend {
             gpu,
             graph: graph.clone(),
@@ -68,6 +109,7 @@ impl<'g> GpuBackend<'g> {
             train_metrics: gpu.storage("train metrics", 16)?,
             eval_metrics: gpu.storage("eval metrics", 16)?,
             programs: HashMap::new(),
+            eval_batch,
             adam,
             seed: seed as u32,
             step: init.step,
@@ -78,6 +120,7 @@ impl<'g> GpuBackend<'g> {
         if !self.programs.contains_key(&(mode, batch)) {
             let layout = &self.state.layout;
             let prog = lower(&self.graph, layout, batch, mode)?;
+            fits(self.gpu, &prog)?;
             let (data, indices, metrics) = match mode {
                 Mode::Train => (&self.train, &self.train_indices, &self.train_metrics),
                 Mode::Eval | Mode::Predict => (&self.test, &self.test_indices, &self.eval_metrics),
@@ -136,7 +179,7 @@ impl Backend for GpuBackend<'_> {
         let n = self.test.len();
         let mut start = 0;
         while start < n {
-            let len = EVAL_BATCH.min(n - start);
+            let len = self.eval_batch.min(n - start);
             self.program(Mode::Eval, len)?;
             self.state.set_step(self.gpu, start, self.seed, self.step);
             self.submit(Mode::Eval, len)?;
@@ -151,7 +194,7 @@ impl Backend for GpuBackend<'_> {
         let mut out = Vec::with_capacity(n);
         let mut start = 0;
         while start < n {
-            let len = EVAL_BATCH.min(n - start);
+            let len = self.eval_batch.min(n - start);
             self.program(Mode::Predict, len)?;
             self.state.set_step(self.gpu, start, self.seed, self.step);
             self.submit(Mode::Predict, len)?;
