@@ -19,18 +19,11 @@ struct Params {
     _pad: u32,
 }
 
-struct Step {
-    batch_base: u32,
-    seed: u32,
-    step: u32,
-    _pad: u32,
-}
-
 override WG: u32 = 64u;
 override C: u32 = 3u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> s: Step;
+@group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<vec4<f32>>;
@@ -58,7 +51,7 @@ fn channel_value(words: array<u32, 4>, f: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn gather_quads(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let q = gid.x + gid.y * nwg.x * WG;
+    let q = flat_index(gid, nwg, WG);
     let quads = p.hw / 4u;
     if (q >= p.batch * quads) {
         return;

@@ -150,12 +150,7 @@ fn finish(v: f32, col: u32) -> f32 {
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
     }
-    if (p.epilogue == 1u) {
-        x = max(x, 0.0);
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > 0.0);
-    }
-    return x;
+    return apply_epilogue(x, p.epilogue, p.slope);
 }
 
 fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
@@ -163,18 +158,13 @@ fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
     if ((p.flags & 1u) != 0u) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    if (p.epilogue == 1u) {
-        x = max(x, vec4<f32>(0.0));
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > vec4<f32>(0.0));
-    }
-    return x;
+    return apply_epilogue4(x, p.epilogue, p.slope);
 }
 
 @compute @workgroup_size(WG)
 fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     let nb = (p.n + 4u * RN - 1u) / (4u * RN);
     let mb = (p.m + 4u * RM - 1u) / (4u * RM);
     // Invocations past the last block redo it and store nothing: no early

@@ -47,12 +47,7 @@ fn finish(v: f32, col: u32) -> f32 {
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
     }
-    if (p.epilogue == 1u) {
-        x = max(x, 0.0);
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > 0.0);
-    }
-    return x;
+    return apply_epilogue(x, p.epilogue, p.slope);
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -62,7 +57,7 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
     // Tiles are numbered flat (folded into y past 65,535 workgroups); the
     // test depends on the workgroup only, so the barriers stay uniform.
-    let tile = wid.x + wid.y * nwg.x;
+    let tile = flat_index(wid, nwg, 1u);
     let nt = (p.n + BN - 1u) / BN;
     let mt = (p.m + BM - 1u) / BM;
     if (tile >= nt * mt) {

@@ -20,7 +20,7 @@ pub struct Dispatch {
 
 /// Workgroup counts covering `n` items with `per_group` items per group,
 /// folded into y when x would pass the 65,535 limit of one dimension.
-/// Kernels recover the flat index as `gid.x + gid.y * (num_workgroups.x * WG)`.
+/// Kernels recover the flat index with `flat_index` (`shaders/prelude/grid.wgsl`).
 pub fn grid_1d(n: u64, per_group: u32) -> [u32; 3] {
     let groups = n.div_ceil(per_group as u64).max(1);
     if groups <= 65_535 {
