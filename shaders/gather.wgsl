@@ -6,23 +6,9 @@
 // unused chunk slots are bound to chunk 0. That makes 8 storage bindings in
 // all, within the GL backend's 16 per stage.
 
-struct Params {
-    batch: u32,
-    // Height * width, channels, and their product (bytes per image).
-    hw: u32,
-    channels: u32,
-    image_bytes: u32,
-    // Words per image (image_bytes rounded up to a word) and images per chunk.
-    image_words: u32,
-    images_per_chunk: u32,
-    // 1/255 in f32, from the host: the CPU reference multiplies by the same value.
-    scale: f32,
-    _pad: u32,
-}
-
 override WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GatherParams; // shaders/prelude/gather_params.wgsl
 @group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;

@@ -8,21 +8,10 @@
 // instead of 3 per output. C is an override constant so the channel loops
 // unroll and the private word array stays in registers.
 
-struct Params {
-    batch: u32,
-    hw: u32,
-    channels: u32,
-    image_bytes: u32,
-    image_words: u32,
-    images_per_chunk: u32,
-    scale: f32,
-    _pad: u32,
-}
-
 override WG: u32 = 64u;
 override C: u32 = 3u;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GatherParams; // shaders/prelude/gather_params.wgsl
 @group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;

@@ -13,19 +13,6 @@
 //   Bm = B_blk^T  (column j = row kk+j of op(B) over n)
 //   Ct = C_blk^T  (column i = row r+i of C over n),  Ct += Bm · Am.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
-    flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
-    epilogue: u32,
-    slope: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 // A stored K×M (else M×K); B stored N×K (else K×N).
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -41,7 +28,7 @@ override WG: u32 = 64u;
 const RM: u32 = 2u;
 const RN: u32 = 1u;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams; // shaders/prelude/gemm_params.wgsl
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

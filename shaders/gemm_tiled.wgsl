@@ -5,19 +5,6 @@
 // are strided by the workgroup size so that neighbouring invocations touch
 // neighbouring addresses (coalesced stores, no bank conflicts).
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
-    flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
-    epilogue: u32,
-    slope: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 // A stored K×M (else M×K); B stored N×K (else K×N).
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -33,7 +20,7 @@ override BN: u32 = WG_X * TN;
 override A_TILE: u32 = BK * BM;
 override B_TILE: u32 = BK * BN;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams; // shaders/prelude/gemm_params.wgsl
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

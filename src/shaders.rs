@@ -96,6 +96,8 @@ macro_rules! shader {
 prelude!(GRID, "grid");
 prelude!(STEP, "step");
 prelude!(EPILOGUE, "epilogue");
+prelude!(GEMM_PARAMS, "gemm_params");
+prelude!(GATHER_PARAMS, "gather_params");
 
 shader!(ELEMENTWISE, "elementwise", [GRID]);
 shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
@@ -104,20 +106,24 @@ shader!(METRICS, "metrics", []);
 shader!(ADAM, "adam", [GRID]);
 shader!(DROPOUT, "dropout", [GRID, STEP]);
 shader!(REDUCE, "reduce", [GRID]);
-shader!(GATHER, "gather", [GRID, STEP]);
+shader!(GATHER, "gather", [GRID, STEP, GATHER_PARAMS]);
 shader!(CONV, "conv", [GRID]);
 shader!(BATCHNORM, "batchnorm", [GRID]);
-shader!(GEMM_TILED, "gemm_tiled", [GRID, EPILOGUE]);
-shader!(GEMM_REGBLOCK, "gemm_regblock", [GRID, EPILOGUE]);
+shader!(GEMM_TILED, "gemm_tiled", [GRID, GEMM_PARAMS, EPILOGUE]);
+shader!(
+    GEMM_REGBLOCK,
+    "gemm_regblock",
+    [GRID, GEMM_PARAMS, EPILOGUE]
+);
 shader!(GEMM_SUBGROUP, "gemm_subgroup", [GRID, EPILOGUE], true);
 shader!(GEMM_PACK, "gemm_pack", [GRID]);
-shader!(GATHER_QUADS, "gather_quads", [GRID, STEP]);
+shader!(GATHER_QUADS, "gather_quads", [GRID, STEP, GATHER_PARAMS]);
 shader!(POOL, "pool", [GRID]);
 shader!(ADD, "add", [GRID]);
 shader!(CONCAT, "concat", [GRID]);
 
 /// Every prelude, for validation and listing.
-pub static PRELUDES: &[&Prelude] = &[&GRID, &STEP, &EPILOGUE];
+pub static PRELUDES: &[&Prelude] = &[&GRID, &STEP, &EPILOGUE, &GEMM_PARAMS, &GATHER_PARAMS];
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
