@@ -29,7 +29,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn adam_update(@builtin(global_invocation_id) gid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg, WG);
     let first = i * 4u;
     if (first >= h.n) {
         return;

@@ -84,10 +84,6 @@ override WG: u32 = 64u;
 // per-channel parameters are loaded once per ROWS rows.
 const ROWS: u32 = 8u;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 fn chunk_end(chunk: u32) -> u32 {
     return min(p.rows, (chunk + 1u) * p.chunk_rows);
 }
@@ -97,7 +93,7 @@ fn chunk_end(chunk: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn stats_partial(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -122,7 +118,7 @@ fn stats_partial(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn stats_partial_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -148,7 +144,7 @@ fn stats_partial_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn stats_combine(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = flat(gid, nwg);
+    let c = flat_index(gid, nwg, WG);
     if (c >= p.n) {
         return;
     }
@@ -178,7 +174,7 @@ fn stats_combine(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn normalize(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -197,7 +193,7 @@ fn normalize(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn normalize_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -216,7 +212,7 @@ fn normalize_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn infer(@builtin(global_invocation_id) gid: vec3<u32>,
          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -235,7 +231,7 @@ fn infer(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn infer_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -256,7 +252,7 @@ fn infer_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn grad_partial(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -279,7 +275,7 @@ fn grad_partial(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn grad_partial_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -303,7 +299,7 @@ fn grad_partial_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn grad_combine(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = flat(gid, nwg);
+    let c = flat_index(gid, nwg, WG);
     if (c >= p.n) {
         return;
     }
@@ -322,7 +318,7 @@ fn grad_combine(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn grad_input(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }
@@ -345,7 +341,7 @@ fn grad_input(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn grad_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }

@@ -14,17 +14,10 @@ struct Params {
     stream: u32,
 }
 
-struct Step {
-    batch_base: u32,
-    seed: u32,
-    step: u32,
-    _pad: u32,
-}
-
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> s: Step;
+@group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
@@ -52,7 +45,7 @@ fn hash(seed: u32, step: u32, stream: u32, i: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.n) {
         return;
     }

@@ -6,31 +6,10 @@
 // unused chunk slots are bound to chunk 0. That makes 8 storage bindings in
 // all, within the GL backend's 16 per stage.
 
-struct Params {
-    batch: u32,
-    // Height * width, channels, and their product (bytes per image).
-    hw: u32,
-    channels: u32,
-    image_bytes: u32,
-    // Words per image (image_bytes rounded up to a word) and images per chunk.
-    image_words: u32,
-    images_per_chunk: u32,
-    // 1/255 in f32, from the host: the CPU reference multiplies by the same value.
-    scale: f32,
-    _pad: u32,
-}
-
-struct Step {
-    batch_base: u32,
-    seed: u32,
-    step: u32,
-    _pad: u32,
-}
-
 override WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> s: Step;
+@group(0) @binding(0) var<uniform> p: GatherParams; // shaders/prelude/gather_params.wgsl
+@group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
@@ -53,7 +32,7 @@ fn load_word(chunk: u32, w: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * WG;
+    let o = flat_index(gid, nwg, WG);
     if (o >= p.batch * p.image_bytes) {
         return;
     }

@@ -8,29 +8,11 @@
 // instead of 3 per output. C is an override constant so the channel loops
 // unroll and the private word array stays in registers.
 
-struct Params {
-    batch: u32,
-    hw: u32,
-    channels: u32,
-    image_bytes: u32,
-    image_words: u32,
-    images_per_chunk: u32,
-    scale: f32,
-    _pad: u32,
-}
-
-struct Step {
-    batch_base: u32,
-    seed: u32,
-    step: u32,
-    _pad: u32,
-}
-
 override WG: u32 = 64u;
 override C: u32 = 3u;
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> s: Step;
+@group(0) @binding(0) var<uniform> p: GatherParams; // shaders/prelude/gather_params.wgsl
+@group(0) @binding(1) var<uniform> s: Step; // shaders/prelude/step.wgsl
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<vec4<f32>>;
@@ -58,7 +40,7 @@ fn channel_value(words: array<u32, 4>, f: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn gather_quads(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let q = gid.x + gid.y * nwg.x * WG;
+    let q = flat_index(gid, nwg, WG);
     let quads = p.hw / 4u;
     if (q >= p.batch * quads) {
         return;

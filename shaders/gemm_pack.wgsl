@@ -45,7 +45,7 @@ fn x_row4(k: u32, r: u32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn gemm_pack(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     let kq = p.ldp / 4u;
     if (VEC) {
         // Tile (rows r..r+3, k k..k+3).

@@ -13,19 +13,6 @@
 //   Bm = B_blk^T  (column j = row kk+j of op(B) over n)
 //   Ct = C_blk^T  (column i = row r+i of C over n),  Ct += Bm · Am.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
-    flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
-    epilogue: u32,
-    slope: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 // A stored K×M (else M×K); B stored N×K (else K×N).
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -41,7 +28,7 @@ override WG: u32 = 64u;
 const RM: u32 = 2u;
 const RN: u32 = 1u;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams; // shaders/prelude/gemm_params.wgsl
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -150,12 +137,7 @@ fn finish(v: f32, col: u32) -> f32 {
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
     }
-    if (p.epilogue == 1u) {
-        x = max(x, 0.0);
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > 0.0);
-    }
-    return x;
+    return apply_epilogue(x, p.epilogue, p.slope);
 }
 
 fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
@@ -163,18 +145,13 @@ fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
     if ((p.flags & 1u) != 0u) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    if (p.epilogue == 1u) {
-        x = max(x, vec4<f32>(0.0));
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > vec4<f32>(0.0));
-    }
-    return x;
+    return apply_epilogue4(x, p.epilogue, p.slope);
 }
 
 @compute @workgroup_size(WG)
 fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     let nb = (p.n + 4u * RN - 1u) / (4u * RN);
     let mb = (p.m + 4u * RM - 1u) / (4u * RM);
     // Invocations past the last block redo it and store nothing: no early

@@ -14,9 +14,9 @@
 // Cᵀ = op(B)ᵀ·op(A)ᵀ, stored back into C (see gemm.rs for which is used).
 // Needs subgroup size 8 (the host checks).
 //
-// The helpers repeat gemm_regblock.wgsl: a module that calls subgroup
-// builtins cannot be created on devices without them, so the two kernels
-// cannot share a file.
+// A module that calls subgroup builtins cannot be created on devices
+// without them, so this kernel and gemm_regblock.wgsl cannot share a file:
+// their common epilogue comes from shaders/prelude/epilogue.wgsl.
 
 struct Params {
     // D is r × c; K terms per output.
@@ -165,7 +165,7 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
     // every broadcast.
     let nb = (p.c + 11u) / 12u;
     let mb = (p.r + 15u) / 16u;
-    let flat = subgroupBroadcast((gid.x + gid.y * nwg.x * WG) / 8u, 0u);
+    let flat = subgroupBroadcast((flat_index(gid, nwg, WG)) / 8u, 0u);
     // Subgroups past the last block redo it and store nothing: no early
     // return, since any divergent control flow makes this driver mask every
     // later memory access.
@@ -224,12 +224,7 @@ fn finish(v: f32, i: u32) -> f32 {
     if ((p.flags & 1u) != 0u) {
         x += bias[i];
     }
-    if (p.epilogue == 1u) {
-        x = max(x, 0.0);
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > 0.0);
-    }
-    return x;
+    return apply_epilogue(x, p.epilogue, p.slope);
 }
 
 fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
@@ -237,12 +232,7 @@ fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
     if ((p.flags & 1u) != 0u) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    if (p.epilogue == 1u) {
-        x = max(x, vec4<f32>(0.0));
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > vec4<f32>(0.0));
-    }
-    return x;
+    return apply_epilogue4(x, p.epilogue, p.slope);
 }
 
 // Row `row` of D at columns c0..c0+11, inside R×C.

@@ -5,19 +5,6 @@
 // are strided by the workgroup size so that neighbouring invocations touch
 // neighbouring addresses (coalesced stores, no bank conflicts).
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
-    flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
-    epilogue: u32,
-    slope: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 // A stored K×M (else M×K); B stored N×K (else K×N).
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -33,7 +20,7 @@ override BN: u32 = WG_X * TN;
 override A_TILE: u32 = BK * BM;
 override B_TILE: u32 = BK * BN;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams; // shaders/prelude/gemm_params.wgsl
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -47,12 +34,7 @@ fn finish(v: f32, col: u32) -> f32 {
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
     }
-    if (p.epilogue == 1u) {
-        x = max(x, 0.0);
-    } else if (p.epilogue == 2u) {
-        x = select(x * p.slope, x, x > 0.0);
-    }
-    return x;
+    return apply_epilogue(x, p.epilogue, p.slope);
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -62,7 +44,7 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
     // Tiles are numbered flat (folded into y past 65,535 workgroups); the
     // test depends on the workgroup only, so the barriers stay uniform.
-    let tile = wid.x + wid.y * nwg.x;
+    let tile = flat_index(wid, nwg, 1u);
     let nt = (p.n + BN - 1u) / BN;
     let mt = (p.m + BM - 1u) / BM;
     if (tile >= nt * mt) {

@@ -29,7 +29,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn column_sums_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.chunks * p.cols) {
         return;
     }
@@ -49,7 +49,7 @@ fn column_sums_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn column_sums_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     let cols4 = p.cols / 4u;
     if (idx >= p.chunks * cols4) {
         return;

@@ -19,7 +19,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn softmax(@builtin(global_invocation_id) gid: vec3<u32>,
            @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.x + gid.y * nwg.x * WG;
+    let row = flat_index(gid, nwg, WG);
     if (row >= p.batch) {
         return;
     }

@@ -56,7 +56,7 @@ fn row_loss(row: u32) -> vec2<f32> {
 @compute @workgroup_size(WG)
 fn xent_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.x + gid.y * nwg.x * WG;
+    let row = flat_index(gid, nwg, WG);
     if (row >= p.batch) {
         return;
     }
@@ -66,7 +66,7 @@ fn xent_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn xent_forward_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.x + gid.y * nwg.x * WG;
+    let row = flat_index(gid, nwg, WG);
     if (row >= p.batch) {
         return;
     }

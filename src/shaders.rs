@@ -1,47 +1,129 @@
-//! The WGSL sources, embedded in the binary. Every file in `shaders/` is
-//! listed here (a test checks that), so each can be validated by naga
-//! without an adapter.
+//! The WGSL sources, embedded in the binary. Every file in `shaders/` and
+//! `shaders/prelude/` is listed here (a test checks that), so each can be
+//! validated by naga without an adapter.
+//!
+//! WGSL has no includes: what several shaders share lives in preludes,
+//! which the loader appends to each shader that names them. Appended, not
+//! prepended: module-scope declarations may come in any order in WGSL, so
+//! the shader's own lines keep their numbers in naga's and wgpu's messages,
+//! and any `enable` directive (which must come first) stays first. A
+//! prelude's functions take what they need as arguments (no shader's
+//! bindings or override constants), so each prelude is a module of its own
+//! and validates alone.
+
+use std::borrow::Cow;
+
+/// A file of declarations shared by several shaders.
+#[derive(Debug)]
+pub struct Prelude {
+    /// The file's stem: `shaders/prelude/<name>.wgsl`.
+    pub name: &'static str,
+    pub source: &'static str,
+}
 
 #[derive(Debug)]
 pub struct Shader {
     /// The file's stem: `shaders/<name>.wgsl`.
     pub name: &'static str,
-    pub source: &'static str,
+    /// The file alone; private so that everything compiles [`Shader::source`].
+    file: &'static str,
+    pub preludes: &'static [&'static Prelude],
     /// Uses `subgroupBroadcast` and friends: needs `Features::SUBGROUP`.
     pub needs_subgroups: bool,
 }
 
-macro_rules! shader {
+impl Shader {
+    /// The module to compile: the file, then its preludes.
+    pub fn source(&self) -> Cow<'static, str> {
+        if self.preludes.is_empty() {
+            return Cow::Borrowed(self.file);
+        }
+        let mut s = self.file.to_owned();
+        for p in self.preludes {
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str(&format!("// ---- {} ----\n", p.path()));
+            s.push_str(p.source);
+        }
+        Cow::Owned(s)
+    }
+
+    /// Names the composed source for messages: past the file's own lines,
+    /// the line where each prelude starts says which one a line is in.
+    pub fn path(&self) -> String {
+        let mut path = format!("shaders/{}.wgsl", self.name);
+        let mut line = self.file.lines().count() + 1;
+        for p in self.preludes {
+            // The separator comment, then the prelude's first line.
+            line += 1;
+            path.push_str(&format!(" + {} from line {line}", p.path()));
+            line += p.source.lines().count();
+        }
+        path
+    }
+}
+
+impl Prelude {
+    pub fn path(&self) -> String {
+        format!("shaders/prelude/{}.wgsl", self.name)
+    }
+}
+
+macro_rules! prelude {
     ($ident:ident, $name:literal) => {
-        shader!($ident, $name, false);
+        pub static $ident: Prelude = Prelude {
+            name: $name,
+            source: include_str!(concat!("../shaders/prelude/", $name, ".wgsl")),
+        };
     };
-    ($ident:ident, $name:literal, $subgroups:expr) => {
+}
+
+macro_rules! shader {
+    ($ident:ident, $name:literal, [$($prelude:ident),*]) => {
+        shader!($ident, $name, [$($prelude),*], false);
+    };
+    ($ident:ident, $name:literal, [$($prelude:ident),*], $subgroups:expr) => {
         pub static $ident: Shader = Shader {
             name: $name,
-            source: include_str!(concat!("../shaders/", $name, ".wgsl")),
+            file: include_str!(concat!("../shaders/", $name, ".wgsl")),
+            preludes: &[$(&$prelude),*],
             needs_subgroups: $subgroups,
         };
     };
 }
 
-shader!(ELEMENTWISE, "elementwise");
-shader!(SOFTMAX_XENT, "softmax_xent");
-shader!(SOFTMAX, "softmax");
-shader!(METRICS, "metrics");
-shader!(ADAM, "adam");
-shader!(DROPOUT, "dropout");
-shader!(REDUCE, "reduce");
-shader!(GATHER, "gather");
-shader!(CONV, "conv");
-shader!(BATCHNORM, "batchnorm");
-shader!(GEMM_TILED, "gemm_tiled");
-shader!(GEMM_REGBLOCK, "gemm_regblock");
-shader!(GEMM_SUBGROUP, "gemm_subgroup", true);
-shader!(GEMM_PACK, "gemm_pack");
-shader!(GATHER_QUADS, "gather_quads");
-shader!(POOL, "pool");
-shader!(ADD, "add");
-shader!(CONCAT, "concat");
+prelude!(GRID, "grid");
+prelude!(STEP, "step");
+prelude!(EPILOGUE, "epilogue");
+prelude!(GEMM_PARAMS, "gemm_params");
+prelude!(GATHER_PARAMS, "gather_params");
+
+shader!(ELEMENTWISE, "elementwise", [GRID]);
+shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
+shader!(SOFTMAX, "softmax", [GRID]);
+shader!(METRICS, "metrics", []);
+shader!(ADAM, "adam", [GRID]);
+shader!(DROPOUT, "dropout", [GRID, STEP]);
+shader!(REDUCE, "reduce", [GRID]);
+shader!(GATHER, "gather", [GRID, STEP, GATHER_PARAMS]);
+shader!(CONV, "conv", [GRID]);
+shader!(BATCHNORM, "batchnorm", [GRID]);
+shader!(GEMM_TILED, "gemm_tiled", [GRID, GEMM_PARAMS, EPILOGUE]);
+shader!(
+    GEMM_REGBLOCK,
+    "gemm_regblock",
+    [GRID, GEMM_PARAMS, EPILOGUE]
+);
+shader!(GEMM_SUBGROUP, "gemm_subgroup", [GRID, EPILOGUE], true);
+shader!(GEMM_PACK, "gemm_pack", [GRID]);
+shader!(GATHER_QUADS, "gather_quads", [GRID, STEP, GATHER_PARAMS]);
+shader!(POOL, "pool", [GRID]);
+shader!(ADD, "add", [GRID]);
+shader!(CONCAT, "concat", [GRID]);
+
+/// Every prelude, for validation and listing.
+pub static PRELUDES: &[&Prelude] = &[&GRID, &STEP, &EPILOGUE, &GEMM_PARAMS, &GATHER_PARAMS];
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[
@@ -65,22 +147,31 @@ pub static ALL: &[&Shader] = &[
     &CONCAT,
 ];
 
-/// Parses and validates a shader with naga, with the capabilities it may use.
+/// Parses and validates a shader, preludes included, with naga and the
+/// capabilities it may use.
 pub fn validate(shader: &Shader) -> Result<naga::Module, String> {
-    let module = naga::front::wgsl::parse_str(shader.source).map_err(|e| {
-        e.emit_to_string_with_path(shader.source, &format!("shaders/{}.wgsl", shader.name))
-    })?;
+    check(&shader.source(), &shader.path(), shader.needs_subgroups)
+}
+
+/// Parses and validates a prelude on its own.
+pub fn validate_prelude(prelude: &Prelude) -> Result<naga::Module, String> {
+    check(prelude.source, &prelude.path(), false)
+}
+
+fn check(source: &str, path: &str, subgroups: bool) -> Result<naga::Module, String> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| e.emit_to_string_with_path(source, path))?;
     let mut caps = naga::valid::Capabilities::default();
-    if shader.needs_subgroups {
+    if subgroups {
         caps |= naga::valid::Capabilities::SUBGROUP;
     }
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-    if shader.needs_subgroups {
+    if subgroups {
         validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
         validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
     }
-    validator.validate(&module).map_err(|e| {
-        e.emit_to_string_with_path(shader.source, &format!("shaders/{}.wgsl", shader.name))
-    })?;
+    validator
+        .validate(&module)
+        .map_err(|e| e.emit_to_string_with_path(source, path))?;
     Ok(module)
 }

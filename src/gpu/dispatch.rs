@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use bytemuck::Pod;
+
 use super::error::Result;
 use super::pipelines::{KernelSpec, Pipeline};
+use super::view::View;
 use super::Gpu;
 
 pub struct Dispatch {
@@ -17,7 +20,7 @@ pub struct Dispatch {
 
 /// Workgroup counts covering `n` items with `per_group` items per group,
 /// folded into y when x would pass the 65,535 limit of one dimension.
-/// Kernels recover the flat index as `gid.x + gid.y * (num_workgroups.x * WG)`.
+/// Kernels recover the flat index with `flat_index` (`shaders/prelude/grid.wgsl`).
 pub fn grid_1d(n: u64, per_group: u32) -> [u32; 3] {
     let groups = n.div_ceil(per_group as u64).max(1);
     if groups <= 65_535 {
@@ -25,6 +28,17 @@ pub fn grid_1d(n: u64, per_group: u32) -> [u32; 3] {
     } else {
         let y = groups.div_ceil(65_535);
         [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+/// As [`grid_1d`], but no workgroups at all for `n = 0`, for kernels whose
+/// constants are degenerate then (an empty convolution or pooling output):
+/// [`Dispatch::record`] skips such a dispatch.
+pub fn grid_1d_or_none(n: u64, per_group: u32) -> [u32; 3] {
+    if n == 0 {
+        [0, 1, 1]
+    } else {
+        grid_1d(n, per_group)
     }
 }
 
@@ -41,13 +55,31 @@ impl Dispatch {
 }
 
 impl Gpu {
+    /// Builds a dispatch of a kernel whose binding 0 is its own parameter
+    /// struct: `params` goes into a new uniform buffer (the bind group keeps
+    /// it alive) and `buffers` follow from binding 1.
+    pub fn launch(
+        &self,
+        spec: &KernelSpec,
+        constants: &[(&str, f64)],
+        params: &impl Pod,
+        buffers: &[View<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let uniform = self.uniform(spec.entry, params)?;
+        let mut resources = Vec::with_capacity(1 + buffers.len());
+        resources.push(View::from(&uniform));
+        resources.extend_from_slice(buffers);
+        self.dispatch(spec, constants, &resources, workgroups)
+    }
+
     /// Builds a dispatch of `spec`. `resources` are bound in binding order and
     /// must match `spec.bindings`.
     pub fn dispatch(
         &self,
         spec: &KernelSpec,
         constants: &[(&str, f64)],
-        resources: &[wgpu::BindingResource<'_>],
+        resources: &[View<'_>],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
         assert_eq!(
@@ -63,7 +95,7 @@ impl Gpu {
             .enumerate()
             .map(|(i, r)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: r.clone(),
+                resource: r.binding(),
             })
             .collect();
         let bind_group = self.scoped(&format!("binding {}", pipeline.label), || {

@@ -13,7 +13,7 @@ pub mod view;
 use std::sync::{Arc, Mutex};
 
 pub use adapter::AdapterChoice;
-pub use dispatch::{grid_1d, Dispatch};
+pub use dispatch::{grid_1d, grid_1d_or_none, Dispatch};
 pub use error::{GpuError, Result};
 pub use pipelines::{Binding, KernelSpec};
 pub use view::{Bind, View};

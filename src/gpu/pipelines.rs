@@ -69,11 +69,13 @@ impl Gpu {
         }
         let label = format!("{}::{}", spec.shader.name, spec.entry);
         let p = self.scoped(&format!("compiling {label}"), || {
+            // The path as label: wgpu's messages then say which lines past
+            // the shader's own are which prelude's.
             let module = self
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(spec.shader.name),
-                    source: wgpu::ShaderSource::Wgsl(spec.shader.source.into()),
+                    label: Some(&spec.shader.path()),
+                    source: wgpu::ShaderSource::Wgsl(spec.shader.source()),
                 });
             let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
                 .bindings

@@ -107,11 +107,11 @@ pub fn update<'b>(
         &UPDATE,
         &[("WG", WG as f64)],
         &[
-            hyper.as_entire_binding(),
-            params.as_entire_binding(),
-            grads.as_entire_binding(),
-            m.as_entire_binding(),
-            v.as_entire_binding(),
+            hyper.view(),
+            params.view(),
+            grads.view(),
+            m.view(),
+            v.view(),
         ],
         grid_1d((n as u64).div_ceil(4), WG),
     )

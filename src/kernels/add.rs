@@ -2,7 +2,7 @@
 //! `accumulate` for summing the gradients of a tensor with several
 //! consumers. One f32 addition per element: GPU and CPU agree exactly.
 
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::ADD;
 
 const WG: u32 = 256;
@@ -47,26 +47,21 @@ fn build(
     gpu: &Gpu,
     n: usize,
     (scalar, vec4): (&KernelSpec, &KernelSpec),
-    buffers: &[wgpu::BindingResource<'_>],
+    buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let (spec, items) = if n % 4 == 0 {
         (vec4, n / 4)
     } else {
         (scalar, n)
     };
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &[("WG", WG as f64)],
         &Params {
             n: items as u32,
             _pad: [0; 3],
         },
-    )?;
-    let mut bindings = vec![params.as_entire_binding()];
-    bindings.extend_from_slice(buffers);
-    gpu.dispatch(
-        spec,
-        &[("WG", WG as f64)],
-        &bindings,
+        buffers,
         grid_1d(items as u64, WG),
     )
 }
@@ -79,12 +74,12 @@ pub fn add<'b>(
     b: impl Bind<'b>,
     c: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let buffers = [
-        a.as_entire_binding(),
-        b.as_entire_binding(),
-        c.as_entire_binding(),
-    ];
-    build(gpu, n, (&ADD_F32, &ADD_VEC4), &buffers)
+    build(
+        gpu,
+        n,
+        (&ADD_F32, &ADD_VEC4),
+        &[a.view(), b.view(), c.view()],
+    )
 }
 
 /// acc += src over `n` elements.
@@ -94,8 +89,12 @@ pub fn accumulate<'b>(
     src: impl Bind<'b>,
     acc: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let buffers = [src.as_entire_binding(), acc.as_entire_binding()];
-    build(gpu, n, (&ACCUMULATE, &ACCUMULATE_VEC4), &buffers)
+    build(
+        gpu,
+        n,
+        (&ACCUMULATE, &ACCUMULATE_VEC4),
+        &[src.view(), acc.view()],
+    )
 }
 
 pub mod cpu {

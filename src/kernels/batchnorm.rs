@@ -149,8 +149,9 @@ fn launch(
     (momentum, eps): (f32, f32),
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &[("WG", WG as f64)],
         &Params {
             rows: s.rows as u32,
             channels: s.channels as u32,
@@ -161,13 +162,7 @@ fn launch(
             momentum,
             eps,
         },
-    )?;
-    let mut resources = vec![params.as_entire_binding()];
-    resources.extend(buffers.iter().map(|b| b.as_entire_binding()));
-    gpu.dispatch(
-        spec,
-        &[("WG", WG as f64)],
-        &resources,
+        buffers,
         grid_1d(n as u64, WG),
     )
 }

@@ -1,7 +1,7 @@
 //! Column-block copies between row-major matrices (`shaders/concat.wgsl`):
 //! Concatenate along NHWC's channel axis, forward and backward.
 
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d_or_none, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::CONCAT;
 
 const WG: u32 = 256;
@@ -63,8 +63,9 @@ pub fn copy_columns<'b>(
         n <= u32::MAX as usize,
         "copy_columns: {n} work items overflow u32"
     );
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &[("WG", WG as f64)],
         &Params {
             n: n as u32,
             width: (width / q).max(1) as u32,
@@ -74,21 +75,8 @@ pub fn copy_columns<'b>(
             dst_offset: (dst_offset / q) as u32,
             _pad: [0; 2],
         },
-    )?;
-    let workgroups = if n == 0 {
-        [0, 1, 1]
-    } else {
-        grid_1d(n as u64, WG)
-    };
-    gpu.dispatch(
-        spec,
-        &[("WG", WG as f64)],
-        &[
-            params.as_entire_binding(),
-            src.as_entire_binding(),
-            dst.as_entire_binding(),
-        ],
-        workgroups,
+        &[src.view(), dst.view()],
+        grid_1d_or_none(n as u64, WG),
     )
 }
 

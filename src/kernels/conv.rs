@@ -4,7 +4,7 @@
 //! [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c]. The GEMM lives in its
 //! own module; `cpu` has a direct (no im2col) reference of the whole layer.
 
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d_or_none, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::CONV;
 
 const WG: u32 = 64;
@@ -161,27 +161,15 @@ fn build<'b>(
         n <= u32::MAX as usize,
         "conv2d: {n} work items overflow u32"
     );
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &constants(g),
         &Params {
             n: n as u32,
             _pad: [0; 3],
         },
-    )?;
-    let workgroups = if n == 0 {
-        [0, 1, 1]
-    } else {
-        grid_1d(n as u64, WG)
-    };
-    gpu.dispatch(
-        spec,
-        &constants(g),
-        &[
-            params.as_entire_binding(),
-            src.as_entire_binding(),
-            dst.as_entire_binding(),
-        ],
-        workgroups,
+        &[src.view(), dst.view()],
+        grid_1d_or_none(n as u64, WG),
     )
 }
 

@@ -38,24 +38,16 @@ fn build<'b>(
     src: impl Bind<'b>,
     dst: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let p = gpu.uniform(
-        APPLY.entry,
+    gpu.launch(
+        &APPLY,
+        &[("WG", WG as f64)],
         &Params {
             n: n as u32,
             threshold: cpu::threshold(rate),
             scale: cpu::scale(rate),
             stream,
         },
-    )?;
-    gpu.dispatch(
-        &APPLY,
-        &[("WG", WG as f64)],
-        &[
-            p.as_entire_binding(),
-            step.as_entire_binding(),
-            src.as_entire_binding(),
-            dst.as_entire_binding(),
-        ],
+        &[step.view(), src.view(), dst.view()],
         grid_1d(n as u64, WG),
     )
 }

@@ -1,7 +1,7 @@
 //! Activations forward and backward (`shaders/elementwise.wgsl`), one
 //! pipeline per kind.
 
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::ELEMENTWISE;
 
 const WG: u32 = 256;
@@ -63,28 +63,20 @@ fn build(
     gpu: &Gpu,
     spec: &KernelSpec,
     kind: ActKind,
-    resources: &[wgpu::BindingResource<'_>],
-    params: &wgpu::Buffer,
+    buffers: &[View<'_>],
     n: usize,
 ) -> Result<Dispatch> {
-    let mut bindings = vec![params.as_entire_binding()];
-    bindings.extend_from_slice(resources);
-    gpu.dispatch(
+    let (code, a) = kind.encode();
+    gpu.launch(
         spec,
-        &[("WG", WG as f64), ("KIND", kind.encode().0 as f64)],
-        &bindings,
-        grid_1d(n as u64, WG),
-    )
-}
-
-fn params(gpu: &Gpu, spec: &KernelSpec, kind: ActKind, n: usize) -> Result<wgpu::Buffer> {
-    gpu.uniform(
-        spec.entry,
+        &[("WG", WG as f64), ("KIND", code as f64)],
         &Params {
             n: n as u32,
-            a: kind.encode().1,
+            a,
             _pad: [0; 2],
         },
+        buffers,
+        grid_1d(n as u64, WG),
     )
 }
 
@@ -96,15 +88,7 @@ pub fn forward<'b>(
     y: impl Bind<'b>,
     n: usize,
 ) -> Result<Dispatch> {
-    let p = params(gpu, &FORWARD, kind, n)?;
-    build(
-        gpu,
-        &FORWARD,
-        kind,
-        &[x.as_entire_binding(), y.as_entire_binding()],
-        &p,
-        n,
-    )
+    build(gpu, &FORWARD, kind, &[x.view(), y.view()], n)
 }
 
 /// dx = act'(x)·dy over `n` elements; `x` is the forward input (for
@@ -117,19 +101,7 @@ pub fn backward<'b>(
     dx: impl Bind<'b>,
     n: usize,
 ) -> Result<Dispatch> {
-    let p = params(gpu, &BACKWARD, kind, n)?;
-    build(
-        gpu,
-        &BACKWARD,
-        kind,
-        &[
-            x.as_entire_binding(),
-            dy.as_entire_binding(),
-            dx.as_entire_binding(),
-        ],
-        &p,
-        n,
-    )
+    build(gpu, &BACKWARD, kind, &[x.view(), dy.view(), dx.view()], n)
 }
 
 /// Plain-Rust references, formula for formula the shader's (same

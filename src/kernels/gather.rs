@@ -203,25 +203,17 @@ pub fn gather<'b>(
     labels_out: impl Bind<'b>,
 ) -> Result<Dispatch> {
     let image_bytes = ds.height * ds.width * ds.channels;
-    let p = gpu.uniform(
-        GATHER_SPEC.entry,
-        &Params {
-            batch: batch as u32,
-            hw: (ds.height * ds.width) as u32,
-            channels: ds.channels as u32,
-            image_bytes: image_bytes as u32,
-            image_words: image_bytes.div_ceil(4) as u32,
-            images_per_chunk: ds.images_per_chunk as u32,
-            scale: PIXEL_SCALE,
-            _pad: 0,
-        },
-    )?;
-    let chunk = |k: usize| {
-        ds.chunks
-            .get(k)
-            .unwrap_or(&ds.chunks[0])
-            .as_entire_binding()
+    let params = Params {
+        batch: batch as u32,
+        hw: (ds.height * ds.width) as u32,
+        channels: ds.channels as u32,
+        image_bytes: image_bytes as u32,
+        image_words: image_bytes.div_ceil(4) as u32,
+        images_per_chunk: ds.images_per_chunk as u32,
+        scale: PIXEL_SCALE,
+        _pad: 0,
     };
+    let chunk = |k: usize| ds.chunks.get(k).unwrap_or(&ds.chunks[0]).view();
     let hw = ds.height * ds.width;
     // The quad path's vec4 stores need x's size in whole vec4s (as the
     // `Gpu` allocators pad it).
@@ -239,16 +231,16 @@ pub fn gather<'b>(
             grid_1d((batch * image_bytes) as u64, WG),
         )
     };
-    gpu.dispatch(
+    gpu.launch(
         spec,
         &consts,
+        &params,
         &[
-            p.as_entire_binding(),
-            step.as_entire_binding(),
-            indices.as_entire_binding(),
-            ds.labels.as_entire_binding(),
-            x.as_entire_binding(),
-            labels_out.as_entire_binding(),
+            step.view(),
+            indices.view(),
+            (&ds.labels).view(),
+            x.view(),
+            labels_out.view(),
             chunk(0),
             chunk(1),
             chunk(2),

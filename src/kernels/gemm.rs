@@ -240,18 +240,15 @@ pub fn gemm_variant<'b>(
     }
 
     let (code, slope) = epilogue.encode();
-    let params = gpu.uniform(
-        "gemm params",
-        &Params {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
-            epilogue: code,
-            slope,
-            _pad: [0; 2],
-        },
-    )?;
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+        epilogue: code,
+        slope,
+        _pad: [0; 2],
+    };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let trans = [
         ("TRANS_A", flag(shape.trans_a)),
@@ -287,18 +284,8 @@ pub fn gemm_variant<'b>(
     };
     // Without a bias, A stands in for binding 3 (read-only, never read).
     let bias = bias.unwrap_or(a.view());
-    let d = gpu.dispatch(
-        spec,
-        &constants,
-        &[
-            params.as_entire_binding(),
-            a.as_entire_binding(),
-            b.as_entire_binding(),
-            bias.as_entire_binding(),
-            c.as_entire_binding(),
-        ],
-        workgroups,
-    )?;
+    let buffers = [a.view(), b.view(), bias, c.view()];
+    let d = gpu.launch(spec, &constants, &params, &buffers, workgroups)?;
     Ok(vec![d])
 }
 
@@ -383,15 +370,6 @@ fn pack<'b>(
 ) -> Result<(wgpu::Buffer, usize, Dispatch)> {
     let ldp = k.next_multiple_of(8);
     let out = gpu.storage("gemm packed operand", (r * ldp * 4) as u64)?;
-    let params = gpu.uniform(
-        "gemm pack params",
-        &PackParams {
-            r: r as u32,
-            k: k as u32,
-            ldp: ldp as u32,
-            _pad: 0,
-        },
-    )?;
     let vec = trans && r % 4 == 0;
     let items = if vec {
         (r / 4) * (ldp / 4)
@@ -399,18 +377,20 @@ fn pack<'b>(
         r * (ldp / 4)
     };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let d = gpu.dispatch(
+    let d = gpu.launch(
         &PACK,
         &[
             ("TRANS", flag(trans)),
             ("VEC", flag(vec)),
             ("WG", PACK_WG as f64),
         ],
-        &[
-            params.as_entire_binding(),
-            x.as_entire_binding(),
-            out.as_entire_binding(),
-        ],
+        &PackParams {
+            r: r as u32,
+            k: k as u32,
+            ldp: ldp as u32,
+            _pad: 0,
+        },
+        &[x, (&out).view()],
         grid_1d(items as u64, PACK_WG),
     )?;
     Ok((out, ldp, d))
@@ -452,19 +432,16 @@ fn subgroup(
         (own, k)
     };
     let (code, slope) = epilogue.encode();
-    let params = gpu.uniform(
-        "gemm params",
-        &SubgroupParams {
-            r: r as u32,
-            c: cols as u32,
-            k: k as u32,
-            ldo: ldo as u32,
-            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
-            epilogue: code,
-            slope,
-            _pad: 0,
-        },
-    )?;
+    let params = SubgroupParams {
+        r: r as u32,
+        c: cols as u32,
+        k: k as u32,
+        ldo: ldo as u32,
+        flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+        epilogue: code,
+        slope,
+        _pad: 0,
+    };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let constants = [
         ("S_KCONTIG", flag(s_kcontig)),
@@ -478,16 +455,11 @@ fn subgroup(
     // Without a bias, the owned operand stands in for binding 3 (read-only,
     // never read).
     let bias = bias.unwrap_or(own);
-    out.push(gpu.dispatch(
+    out.push(gpu.launch(
         &SUBGROUP,
         &constants,
-        &[
-            params.as_entire_binding(),
-            own.as_entire_binding(),
-            shared.as_entire_binding(),
-            bias.as_entire_binding(),
-            c.as_entire_binding(),
-        ],
+        &params,
+        &[own, shared, bias, c],
         grid_1d(blocks as u64 * 8, WG),
     )?);
     Ok(out)

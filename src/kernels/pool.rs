@@ -7,7 +7,7 @@
 //! pooling with the window the whole image and "valid" padding.
 
 use super::window::{window_out, Padding};
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d_or_none, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::POOL;
 
 const WG: u32 = 64;
@@ -167,28 +167,23 @@ fn build(
     g: &Pool2dGeom,
     spec: &KernelSpec,
     n: usize,
-    buffers: &[wgpu::BindingResource<'_>],
+    buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     g.assert_valid();
     assert!(
         n <= u32::MAX as usize,
         "pool2d: {n} work items overflow u32"
     );
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &constants(g),
         &Params {
             n: n as u32,
             _pad: [0; 3],
         },
-    )?;
-    let mut bindings = vec![params.as_entire_binding()];
-    bindings.extend_from_slice(buffers);
-    let workgroups = if n == 0 {
-        [0, 1, 1]
-    } else {
-        grid_1d(n as u64, WG)
-    };
-    gpu.dispatch(spec, &constants(g), &bindings, workgroups)
+        buffers,
+        grid_1d_or_none(n as u64, WG),
+    )
 }
 
 /// y = the maximum of each window's in-image taps.
@@ -200,8 +195,7 @@ pub fn max_forward<'b>(
 ) -> Result<Dispatch> {
     assert_holds("x", x, g.input_len());
     assert_holds("y", y, g.output_len());
-    let b = [x.as_entire_binding(), y.as_entire_binding()];
-    build(gpu, g, &MAX_FORWARD, g.output_len(), &b)
+    build(gpu, g, &MAX_FORWARD, g.output_len(), &[x.view(), y.view()])
 }
 
 /// dx[i] = Σ dy over the windows whose (first) argmax is x[i], in window
@@ -216,11 +210,7 @@ pub fn max_backward<'b>(
     assert_holds("x", x, g.input_len());
     assert_holds("dy", dy, g.output_len());
     assert_holds("dx", dx, g.input_len());
-    let b = [
-        x.as_entire_binding(),
-        dy.as_entire_binding(),
-        dx.as_entire_binding(),
-    ];
+    let b = [x.view(), dy.view(), dx.view()];
     build(gpu, g, &MAX_BACKWARD, g.input_len(), &b)
 }
 
@@ -233,8 +223,7 @@ pub fn avg_forward<'b>(
 ) -> Result<Dispatch> {
     assert_holds("x", x, g.input_len());
     assert_holds("y", y, g.output_len());
-    let b = [x.as_entire_binding(), y.as_entire_binding()];
-    build(gpu, g, &AVG_FORWARD, g.output_len(), &b)
+    build(gpu, g, &AVG_FORWARD, g.output_len(), &[x.view(), y.view()])
 }
 
 /// dx[i] = Σ dy/taps over the windows containing x[i]; fully overwritten.
@@ -246,8 +235,13 @@ pub fn avg_backward<'b>(
 ) -> Result<Dispatch> {
     assert_holds("dy", dy, g.output_len());
     assert_holds("dx", dx, g.input_len());
-    let b = [dy.as_entire_binding(), dx.as_entire_binding()];
-    build(gpu, g, &AVG_BACKWARD, g.input_len(), &b)
+    build(
+        gpu,
+        g,
+        &AVG_BACKWARD,
+        g.input_len(),
+        &[dy.view(), dx.view()],
+    )
 }
 
 /// Plain-Rust references, by scattering over the output windows (the

@@ -61,23 +61,16 @@ fn pass<'s, 'd>(
     } else {
         (&SCALAR, cols)
     };
-    let params = gpu.uniform(
-        spec.entry,
+    gpu.launch(
+        spec,
+        &[("WG", WG as f64)],
         &Params {
             rows: rows as u32,
             cols: cols as u32,
             chunk: chunk as u32,
             chunks: chunks as u32,
         },
-    )?;
-    gpu.dispatch(
-        spec,
-        &[("WG", WG as f64)],
-        &[
-            params.as_entire_binding(),
-            src.as_entire_binding(),
-            dst.as_entire_binding(),
-        ],
+        &[src.view(), dst.view()],
         grid_1d((chunks * per_row) as u64, WG),
     )
 }

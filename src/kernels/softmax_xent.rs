@@ -7,7 +7,7 @@
 //! (softmax − onehot)/batch of TF's from-logits path; it ignores the clip,
 //! which only matters when p[label] is within 1e-7 of 0 or 1.
 
-use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::{METRICS, SOFTMAX, SOFTMAX_XENT};
 
 const WG: u32 = 64;
@@ -63,16 +63,26 @@ struct Params {
     _pad: u32,
 }
 
-fn params(gpu: &Gpu, label: &str, batch: usize, classes: usize) -> Result<wgpu::Buffer> {
+/// One invocation per row of `spec`, which binds the `Params` first.
+fn per_row(
+    gpu: &Gpu,
+    spec: &KernelSpec,
+    batch: usize,
+    classes: usize,
+    buffers: &[View<'_>],
+) -> Result<Dispatch> {
     assert!(classes >= 1, "softmax over zero classes");
-    gpu.uniform(
-        label,
+    gpu.launch(
+        spec,
+        &[("WG", WG as f64)],
         &Params {
             batch: batch as u32,
             classes: classes as u32,
             inv_batch: cpu::inv_batch(batch),
             _pad: 0,
         },
+        buffers,
+        grid_1d(batch as u64, WG),
     )
 }
 
@@ -90,20 +100,14 @@ pub fn forward_backward<'b>(
     correct: impl Bind<'b>,
     dlogits: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let p = params(gpu, FORWARD_BACKWARD.entry, batch, classes)?;
-    gpu.dispatch(
-        &FORWARD_BACKWARD,
-        &[("WG", WG as f64)],
-        &[
-            p.as_entire_binding(),
-            logits.as_entire_binding(),
-            labels.as_entire_binding(),
-            loss.as_entire_binding(),
-            correct.as_entire_binding(),
-            dlogits.as_entire_binding(),
-        ],
-        grid_1d(batch as u64, WG),
-    )
+    let buffers = [
+        logits.view(),
+        labels.view(),
+        loss.view(),
+        correct.view(),
+        dlogits.view(),
+    ];
+    per_row(gpu, &FORWARD_BACKWARD, batch, classes, &buffers)
 }
 
 /// Evaluation: loss and correct as in `forward_backward`, no gradient.
@@ -116,19 +120,8 @@ pub fn forward<'b>(
     loss: impl Bind<'b>,
     correct: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let p = params(gpu, FORWARD.entry, batch, classes)?;
-    gpu.dispatch(
-        &FORWARD,
-        &[("WG", WG as f64)],
-        &[
-            p.as_entire_binding(),
-            logits.as_entire_binding(),
-            labels.as_entire_binding(),
-            loss.as_entire_binding(),
-            correct.as_entire_binding(),
-        ],
-        grid_1d(batch as u64, WG),
-    )
+    let buffers = [logits.view(), labels.view(), loss.view(), correct.view()];
+    per_row(gpu, &FORWARD, batch, classes, &buffers)
 }
 
 /// Softmax probabilities only (for predict): probs[batch, classes].
@@ -139,16 +132,12 @@ pub fn softmax<'b>(
     logits: impl Bind<'b>,
     probs: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    let p = params(gpu, SOFTMAX_PROBS.entry, batch, classes)?;
-    gpu.dispatch(
+    per_row(
+        gpu,
         &SOFTMAX_PROBS,
-        &[("WG", WG as f64)],
-        &[
-            p.as_entire_binding(),
-            logits.as_entire_binding(),
-            probs.as_entire_binding(),
-        ],
-        grid_1d(batch as u64, WG),
+        batch,
+        classes,
+        &[logits.view(), probs.view()],
     )
 }
 
@@ -170,22 +159,14 @@ pub fn accumulate_metrics<'b>(
         batch: u32,
         _pad: [u32; 3],
     }
-    let p = gpu.uniform(
-        ACCUMULATE.entry,
+    gpu.launch(
+        &ACCUMULATE,
+        &[],
         &MetricsParams {
             batch: batch as u32,
             _pad: [0; 3],
         },
-    )?;
-    gpu.dispatch(
-        &ACCUMULATE,
-        &[],
-        &[
-            p.as_entire_binding(),
-            loss.as_entire_binding(),
-            correct.as_entire_binding(),
-            metrics.as_entire_binding(),
-        ],
+        &[loss.view(), correct.view(), metrics.view()],
         [1, 1, 1],
     )
 }
