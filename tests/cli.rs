@@ -64,6 +64,38 @@ fn info_lists_the_picked_adapter() {
         stdout.contains("max_storage_buffer_binding_size"),
         "{stdout}"
     );
+    let auto = stdout
+        .lines()
+        .find(|l| l.starts_with("--backend auto"))
+        .unwrap_or_else(|| panic!("no --backend auto line:\n{stdout}"));
+    assert!(auto.contains(&picked), "{auto}");
+    let software = gdl_gpu::gpu::adapter::select(&Default::default())
+        .map(|a| gdl_gpu::gpu::adapter::is_software(&a.get_info()))
+        .unwrap();
+    let expected = if software { "the CPU backend" } else { "the GPU" };
+    assert!(auto.contains(expected), "{auto}");
+}
+
+/// `--adapter` picks a GPU adapter: with `--backend cpu` it would be
+/// ignored, so it is a usage error naming both flags.
+#[test]
+fn adapter_with_cpu_backend_is_a_usage_error() {
+    for cmd in [
+        &["train", "--model", "mlp"][..],
+        &["eval", "--checkpoint", "c.safetensors"],
+        &["predict", "--checkpoint", "c.safetensors"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--backend", "cpu", "--adapter", "llvmpipe"]);
+        let out = gdl(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--adapter") && stderr.contains("--backend cpu"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -77,6 +109,16 @@ fn info_json_is_valid_and_marks_the_pick() {
     assert_eq!(adapters[k]["selected"], true);
     let picked = gdl_gpu::Gpu::new().expect("an adapter").info.name;
     assert_eq!(adapters[k]["name"], picked.as_str());
+    // `--backend auto` runs on a hardware pick and on the CPU instead of a
+    // software one (lavapipe, llvmpipe, …: device type Cpu).
+    let auto = &v["auto_backend"];
+    if adapters[k]["device_type"] == "Cpu" {
+        assert_eq!(auto["backend"], "cpu", "{auto}");
+        assert!(auto["reason"].as_str().unwrap().contains(&picked), "{auto}");
+    } else {
+        assert_eq!(auto["backend"], "gpu", "{auto}");
+        assert_eq!(auto["adapter"], picked.as_str(), "{auto}");
+    }
     assert!(adapters[k]["limits"]["max_buffer_size"].as_u64().unwrap() > 0);
 }
 

@@ -64,9 +64,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// One run of two epochs against one epoch then --resume: identical
-/// weights, Adam state and moving statistics; the run folder's default
-/// checkpoint exists; eval and predict read the checkpoint without --model.
+/// One run of two epochs against one epoch then --resume, on the GPU:
+/// identical weights, Adam state and moving statistics; the run folder's
+/// default checkpoint exists; eval and predict read the checkpoint without
+/// --model.
 #[test]
 fn save_resume_eval_predict() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,6 +81,8 @@ fn save_resume_eval_predict() {
         "16",
         "--seed",
         "5",
+        "--backend",
+        "gpu",
     ];
     let straight = dir.path().join("straight.safetensors");
     let run_a = dir.path().join("a");
@@ -112,6 +115,8 @@ fn save_resume_eval_predict() {
         &data,
         "--save",
         s(&resumed),
+        "--backend",
+        "gpu",
     ]);
     assert!(out.contains("Epoch 2/2"), "{out}");
     assert_eq!(
@@ -162,9 +167,12 @@ fn save_resume_eval_predict() {
         "--data",
         &data,
         "--json",
+        "--backend",
+        "gpu",
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["model"], "cnn");
+    assert!(v["device"].as_str().unwrap().starts_with("GPU: "), "{v}");
     assert_eq!(v["examples"], 20);
     assert!(v["test_loss"].as_f64().unwrap().is_finite());
     // The CPU reference agrees on accuracy.
@@ -423,7 +431,16 @@ fn model_files_train_eval_predict_resume() {
         let line: serde_json::Value = serde_json::from_str(train.lines().last().unwrap()).unwrap();
         assert_eq!(line["model"], name, "{src}: {train}");
         std::fs::remove_file(&file).unwrap();
-        let eval = ok(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]);
+        let eval = ok(&[
+            "eval",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "--json",
+            "--backend",
+            "gpu",
+        ]);
         let e: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
         assert_eq!(e["examples"], 12, "{src}: {eval}");
         let cpu = ok(&[
@@ -491,4 +508,92 @@ fn bad_model_file_is_a_clear_error() {
             "{cmd}: {e}"
         );
     }
+}
+
+/// `--backend auto` (the default): the GPU on a hardware adapter; on a
+/// software adapter the CPU backend, said in one line on stderr, with
+/// stdout still pure JSON. `--backend gpu` forces the adapter.
+#[test]
+fn auto_backend_prefers_hardware_else_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 8);
+    let best = gdl_gpu::gpu::adapter::select(&Default::default())
+        .expect("an adapter")
+        .get_info();
+    let software = gdl_gpu::gpu::adapter::is_software(&best);
+    let ck = dir.path().join("ck.safetensors");
+    let run = dir.path().join("run");
+    let train = |backend: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "conv",
+            "--data",
+            &data,
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--json",
+            "--out",
+            s(&run),
+            "--save",
+            s(&ck),
+        ];
+        args.extend(backend);
+        gdl(&args)
+    };
+    let notes = |e: &str| -> Vec<String> {
+        e.lines()
+            .filter(|l| l.contains("CPU backend"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // stdout is pure JSON lines; the device and the notice follow the adapter.
+    let check = |out: &Output, auto: bool| -> serde_json::Value {
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{o}\n{e}");
+        let lines: Vec<serde_json::Value> = o
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{err}: {l}")))
+            .collect();
+        let v = lines.last().expect("a JSON line").clone();
+        let n = notes(&e);
+        if auto && software {
+            assert_eq!(n.len(), 1, "{e}");
+            assert!(n[0].contains(&best.name) && n[0].contains("--backend gpu"), "{e}");
+            if let Some(d) = v.get("device") {
+                assert_eq!(d, "CPU reference", "{v}");
+            }
+        } else {
+            assert!(n.is_empty(), "{e}");
+            if let Some(d) = v.get("device") {
+                let d = d.as_str().unwrap();
+                assert!(d.starts_with("GPU: ") && d.contains(&best.name), "{d}");
+            }
+        }
+        v
+    };
+    assert_eq!(check(&train(&[]), true)["epoch"], 1);
+    let e = check(
+        &gdl(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]),
+        true,
+    );
+    assert_eq!(e["examples"], 8);
+    let fig = dir.path().join("p.png");
+    let p = check(
+        &gdl(&[
+            "predict",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "--json",
+            "--out",
+            s(&fig),
+        ]),
+        true,
+    );
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 8);
+    assert_eq!(check(&train(&["--backend", "gpu"]), false)["epoch"], 1);
 }

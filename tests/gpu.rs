@@ -46,3 +46,25 @@ fn an_unknown_adapter_name_lists_the_available_ones() {
         assert!(msg.contains(&a.get_info().name), "{msg}");
     }
 }
+
+/// Only wgpu's `Cpu` device type (lavapipe, llvmpipe, SwiftShader, WARP)
+/// counts as a software adapter, whatever the name says.
+#[test]
+fn software_means_the_cpu_device_type() {
+    let real = Gpu::new().expect("an adapter").info;
+    use wgpu::DeviceType::*;
+    for (t, software) in [
+        (Cpu, true),
+        (DiscreteGpu, false),
+        (IntegratedGpu, false),
+        (VirtualGpu, false),
+        (Other, false),
+    ] {
+        let info = wgpu::AdapterInfo {
+            device_type: t,
+            name: "llvmpipe".into(),
+            ..real.clone()
+        };
+        assert_eq!(gdl_gpu::gpu::adapter::is_software(&info), software, "{t:?}");
+    }
+}

@@ -131,12 +131,18 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     // WGPU_POWER_PREF), exactly as training would.
     let pick = adapter::select(&AdapterChoice::default()).map(|a| a.get_info());
     let picked = |r: &Report| pick.as_ref().is_ok_and(|p| *p == r.info);
+    // What `--backend auto` would run on; None when the pick failed.
+    let auto = super::auto_choice(None).ok();
 
     if args.json {
         let out = json!({
             "adapters": reports.iter().map(|r| r.json(picked(r))).collect::<Vec<_>>(),
             // Index into `adapters`; null when the pick failed.
             "selected": reports.iter().position(picked),
+            "auto_backend": auto.as_ref().map(|c| match c {
+                super::AutoChoice::Gpu(a) => json!({"backend": "gpu", "adapter": a.get_info().name}),
+                super::AutoChoice::Cpu(why) => json!({"backend": "cpu", "reason": why}),
+            }),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -150,6 +156,16 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         }
         if let Ok(p) = &pick {
             println!("gdl-gpu would use: {}", adapter::describe(p));
+        }
+        match &auto {
+            Some(super::AutoChoice::Gpu(a)) => println!(
+                "--backend auto (the default of train, eval, predict) would run on: the GPU, {}",
+                a.get_info().name
+            ),
+            Some(super::AutoChoice::Cpu(why)) => println!(
+                "--backend auto (the default of train, eval, predict) would run on: the CPU backend, as {why} (--backend gpu forces the GPU)"
+            ),
+            None => {}
         }
     }
     pick.map(|_| ())

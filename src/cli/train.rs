@@ -54,7 +54,8 @@ pub struct TrainArgs {
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = BackendKind::Gpu)]
+    /// Where the ops run
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]

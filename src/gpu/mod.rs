@@ -74,6 +74,12 @@ impl Gpu {
         Self::from_adapter(adapter, opts.disable.unwrap_or_else(disabled_from_env))
     }
 
+    /// Opens an adapter already chosen (by [`adapter::select`]), honouring
+    /// `GDL_GPU_DISABLE` as [`Gpu::new`] does.
+    pub fn open(adapter: wgpu::Adapter) -> Result<Self> {
+        Self::from_adapter(adapter, disabled_from_env())
+    }
+
     pub fn from_adapter(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
         let wanted =
@@ -147,7 +153,7 @@ impl Gpu {
     }
 
     pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        adapter::is_software(&self.info)
     }
 
     /// Reports (once) an error that escaped the error scopes or a lost device.
