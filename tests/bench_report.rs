@@ -88,9 +88,22 @@ fn quick_bench_writes_a_full_report() {
     assert_eq!(a["name"], gpu.info.name.as_str(), "{a}");
     assert_eq!(a["device_type"], format!("{:?}", gpu.info.device_type), "{a}");
     let f = &a["features_used"];
-    for key in ["subgroups", "timestamp_query", "shader_f16"] {
-        assert!(f[key].is_boolean(), "features_used.{key}: {f}");
-    }
+    // Exactly the features a kernel or the timer uses (no shader_f16: no
+    // shader uses it), each as the opened device has it.
+    let mut keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "subgroup_max_size",
+            "subgroup_min_size",
+            "subgroups",
+            "timestamp_query"
+        ],
+        "{f}"
+    );
+    assert_eq!(f["subgroups"], gpu.caps.subgroups, "{f}");
+    assert_eq!(f["timestamp_query"], gpu.caps.timestamps, "{f}");
     assert!(
         a["limits"]["max_storage_buffer_binding_size"]
             .as_u64()

@@ -120,6 +120,26 @@ fn info_json_is_valid_and_marks_the_pick() {
         assert_eq!(auto["adapter"], picked.as_str(), "{auto}");
     }
     assert!(adapters[k]["limits"]["max_buffer_size"].as_u64().unwrap() > 0);
+    // Only features a kernel or the timer uses are reported (no shader uses f16).
+    for a in adapters {
+        let mut keys: Vec<&str> = a["features"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "subgroup_max_size",
+                "subgroup_min_size",
+                "subgroups",
+                "timestamp_query"
+            ],
+            "{a}"
+        );
+    }
 }
 
 #[test]
@@ -233,4 +253,23 @@ fn train_with_missing_data_names_the_path() {
     assert!(stderr.contains("no-such-cifar"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `GDL_GPU_DISABLE` name gdl-gpu does not know (f16 is no longer
+/// requested) is an error naming the variable and the known names.
+#[test]
+fn unknown_disable_name_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(["bench", "--quick"])
+        .env("GDL_GPU_DISABLE", "subgroups,f16")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GDL_GPU_DISABLE") && stderr.contains("\"f16\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("subgroups, timestamps"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -68,3 +68,21 @@ fn software_means_the_cpu_device_type() {
         assert_eq!(gdl_gpu::gpu::adapter::is_software(&info), software, "{t:?}");
     }
 }
+
+#[test]
+fn disable_lists_name_only_features_gdl_gpu_requests() {
+    use gdl_gpu::gpu::{parse_disable, WANTED_FEATURES};
+    assert_eq!(parse_disable("").unwrap(), wgpu::Features::empty());
+    assert_eq!(
+        parse_disable(" subgroups , timestamps ").unwrap(),
+        wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY
+    );
+    assert_eq!(
+        parse_disable("subgroups,timestamps").unwrap(),
+        WANTED_FEATURES
+    );
+    // No shader uses f16, so it is neither requested nor a name here.
+    assert!(!WANTED_FEATURES.contains(wgpu::Features::SHADER_F16));
+    let err = parse_disable("subgroups,f16").unwrap_err().to_string();
+    assert!(err.contains("\"f16\"") && err.contains("GDL_GPU_DISABLE"), "{err}");
+}

@@ -20,7 +20,6 @@ struct Report {
     limits: wgpu::Limits,
     subgroups: bool,
     timestamps: bool,
-    f16: bool,
 }
 
 impl Report {
@@ -31,7 +30,6 @@ impl Report {
             limits: a.limits(),
             subgroups: f.contains(wgpu::Features::SUBGROUP),
             timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
-            f16: f.contains(wgpu::Features::SHADER_F16),
         }
     }
 
@@ -46,11 +44,8 @@ impl Report {
         if self.timestamps {
             v.push("timestamp queries".to_owned());
         }
-        if self.f16 {
-            v.push("f16".to_owned());
-        }
         if v.is_empty() {
-            "none of subgroups, timestamp queries, f16".to_owned()
+            "none of subgroups, timestamp queries".to_owned()
         } else {
             v.join(", ")
         }
@@ -76,7 +71,6 @@ impl Report {
                 "subgroup_min_size": self.subgroups.then_some(i.subgroup_min_size),
                 "subgroup_max_size": self.subgroups.then_some(i.subgroup_max_size),
                 "timestamp_query": self.timestamps,
-                "shader_f16": self.f16,
             },
             "selected": picked,
         })
