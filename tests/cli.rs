@@ -194,7 +194,8 @@ fn bad_flags_are_usage_errors() {
         ),
         (&["eval", "--model", "vgg"], "--model"),
         (&["summary", "--model", "x"], "--model"),
-        (&["predict", "--checkpoint", "c", "-n", "0"], "-n"),
+        (&["predict", "--checkpoint", "c", "-n", "0"], "--count"),
+        (&["predict", "--checkpoint", "c", "--count", "-2"], "--count"),
         (&["train"], "--model"),
     ];
     for (args, flag) in cases {

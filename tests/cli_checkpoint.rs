@@ -227,7 +227,7 @@ fn save_resume_eval_predict() {
         s(&straight),
         "--data",
         &data,
-        "-n",
+        "--count",
         "3",
         "--out",
         s(&fig),
@@ -262,6 +262,42 @@ fn save_resume_eval_predict() {
     assert!(CLASS_NAMES.contains(&v["predicted"].as_str().unwrap()));
     let out = ok(&["predict", "--checkpoint", s(&straight), "--image", s(&png)]);
     assert!(out.contains('%'), "{out}");
+    assert!(!out.contains("figure"), "no --out, no figure: {out}");
+    // --out is honoured with --image too: the one-image figure, written whole.
+    let one = dir.path().join("one/mine-pred.png");
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&png),
+        "--out",
+        s(&one),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["figure"], s(&one));
+    let img = image::open(&one).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), gdl_gpu::render::figure_size(1, 32));
+    assert!(img.pixels().any(|p| p.0 == [0, 0, 0]), "a caption");
+    let left: Vec<_> = std::fs::read_dir(one.parent().unwrap()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left beside the figure");
+    // Flags that choose test images mean nothing with --image: usage errors.
+    for (flag, value) in [("-n", "3"), ("--count", "3"), ("--seed", "1"), ("--data", &*data)] {
+        let out = gdl(&[
+            "predict",
+            "--checkpoint",
+            s(&straight),
+            "--image",
+            s(&png),
+            flag,
+            value,
+        ]);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {e}");
+        let named = if flag == "-n" { "--count" } else { flag };
+        assert!(e.contains(named) && e.contains("--image"), "{flag}: {e}");
+    }
     let out = gdl(&[
         "predict",
         "--checkpoint",
