@@ -633,3 +633,75 @@ fn auto_backend_prefers_hardware_else_the_cpu() {
     assert_eq!(p["predictions"].as_array().unwrap().len(), 8);
     assert_eq!(check(&train(&["--backend", "gpu"]), false)["epoch"], 1);
 }
+
+/// Without --out: two runs started together get folders of their own
+/// under runs/, and resuming a checkpoint kept in the current folder makes
+/// a new run folder rather than writing metrics and plots into `.`.
+#[test]
+fn default_run_folders_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 8);
+    let cwd = dir.path().join("work");
+    std::fs::create_dir(&cwd).unwrap();
+    let args = [
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--json",
+    ];
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            .args(args)
+            .args(extra)
+            .current_dir(&cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&["--save", "a.safetensors"]), spawn(&[]));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let runs = |cwd: &Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(cwd.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = runs(&cwd);
+    assert_eq!(first.len(), 2, "{first:?}");
+    for r in &first {
+        let metrics = std::fs::read_to_string(r.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 1, "{}: {metrics}", r.display());
+        assert!(r.join("checkpoint.safetensors").is_file());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(["train", "--resume", "a.safetensors", "--epochs", "2"])
+        .args(["--data", &data, "--steps-per-epoch", "1"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut top: Vec<String> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["a.safetensors", "runs"], "nothing scattered into .");
+    let after = runs(&cwd);
+    assert_eq!(after.len(), 3, "{after:?}");
+    let new = after.iter().find(|r| !first.contains(r)).unwrap();
+    let metrics = std::fs::read_to_string(new.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"epoch\":2"), "{metrics}");
+    assert!(new.join("training.png").is_file());
+}

@@ -110,18 +110,51 @@ impl Saver<'_> {
     }
 }
 
-fn default_out(model: &str, resume: Option<&Path>) -> PathBuf {
-    if let Some(dir) = resume.and_then(Path::parent) {
-        if !dir.as_os_str().is_empty() {
-            return dir.to_owned();
+/// Where default run folders go.
+const RUNS_DIR: &str = "runs";
+
+/// A new folder `<root>/<model>-<time>`, made with `create_dir`, which
+/// fails when the folder exists: two runs started in the same second
+/// cannot share one, the later takes `<model>-<time>-2` (then `-3`, …).
+fn new_run_folder(root: &Path, model: &str, time: u64) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create run folder {}", root.display()))?;
+    // Bounded, so a folder that cannot be listed properly fails, not loops.
+    const TRIES: u32 = 10_000;
+    for k in 1..=TRIES {
+        let name = match k {
+            1 => format!("{model}-{time}"),
+            k => format!("{model}-{time}-{k}"),
+        };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create run folder {}", dir.display()))
+            }
         }
-        return PathBuf::from(".");
+    }
+    anyhow::bail!(
+        "cannot create run folder {}: {model}-{time} and {TRIES} numbered variants exist",
+        root.display()
+    )
+}
+
+/// The run folder without --out: a resumed checkpoint's own folder, or a
+/// new one under runs/ (also for a checkpoint in the current folder, which
+/// is no run folder: its metrics and plot must not land in `.`).
+fn default_out(model: &str, resume: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = resume.and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() && dir != Path::new(".") {
+            return Ok(dir.to_owned());
+        }
     }
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    PathBuf::from("runs").join(format!("{model}-{t}"))
+    new_run_folder(Path::new(RUNS_DIR), model, t)
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -161,10 +194,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 
     // Every output place is made and checked before any work, so an
     // unwritable path fails now rather than after the first epoch.
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&model, args.resume.as_deref()));
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => default_out(&model, args.resume.as_deref())?,
+    };
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
@@ -336,4 +369,27 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folders_of_one_second_are_distinct() {
+        let root = tempfile::tempdir().unwrap();
+        let runs = root.path().join("runs");
+        let a = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        let b = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        let c = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        assert_eq!(a, runs.join("mlp-1700000000"));
+        assert_eq!(b, runs.join("mlp-1700000000-2"));
+        assert_eq!(c, runs.join("mlp-1700000000-3"));
+        assert!(a.is_dir() && b.is_dir() && c.is_dir());
+        // A file in the way is an error naming the path, not a loop.
+        let blocked = root.path().join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        let e = new_run_folder(&blocked, "mlp", 1).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot create run folder"), "{e:#}");
+    }
 }
