@@ -705,3 +705,69 @@ fn default_run_folders_are_private() {
     assert!(metrics.contains("\"epoch\":2"), "{metrics}");
     assert!(new.join("training.png").is_file());
 }
+
+/// A missing adapter fails before any data is read or folder made; eval
+/// and predict read only the test batch (here the only one there is).
+#[test]
+fn adapter_before_data_and_test_split_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 6);
+    let ck = dir.path().join("ck.safetensors");
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--out",
+        s(&run),
+        "--save",
+        s(&ck),
+    ]);
+    let fresh = dir.path().join("fresh");
+    for cmd in [
+        &["train", "--model", "mlp", "--out", s(&fresh)][..],
+        &["eval", "--checkpoint", s(&ck)],
+        &["predict", "--checkpoint", s(&ck)],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--backend", "gpu", "--adapter", "no-such-gpu-xyz"]);
+        args.extend(["--data", "/nonexistent-cifar"]);
+        let out = gdl(&args);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {e}");
+        assert!(e.contains("no-such-gpu-xyz"), "{cmd:?}: {e}");
+        assert!(!e.contains("nonexistent-cifar"), "{cmd:?}: data read first: {e}");
+    }
+    assert!(!fresh.exists(), "a run folder made before the adapter opened");
+    for f in TRAIN_FILES {
+        std::fs::remove_file(Path::new(&data).join(f)).unwrap();
+    }
+    let out = ok(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["examples"], 6);
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--data",
+        &data,
+        "--json",
+        "--count",
+        "4",
+        "--out",
+        s(&dir.path().join("p.png")),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 4);
+    // Training still needs every batch, and names the missing ones.
+    let out = gdl(&["train", "--model", "conv", "--data", &data, "--out", s(&run)]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("data_batch_1.bin"), "{e}");
+}

@@ -126,24 +126,25 @@ fn argmax(probs: &[f32]) -> usize {
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let (info, graph) = super::checkpoint_model(&args.checkpoint, args.model.as_deref())?;
     let ck = checkpoint::load(&args.checkpoint, &graph)?;
+    // The adapter before the data: a missing driver fails before a download.
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let (split, indices) = match &args.image {
         Some(path) => (image_split(path)?, Vec::new()),
         None => {
-            let data = Cifar10::load_or_download(args.data.as_deref())?;
-            let n = args.count.min(data.test.len);
-            let mut order: Vec<usize> = (0..data.test.len).collect();
+            let test = Cifar10::load_test_or_download(args.data.as_deref())?;
+            let n = args.count.min(test.len);
+            let mut order: Vec<usize> = (0..test.len).collect();
             Rng::new(args.seed).shuffle(&mut order);
             order.truncate(n);
             let mut s = Split::default();
             for &i in &order {
-                s.pixels.extend_from_slice(data.test.image(i));
-                s.labels.push(data.test.labels[i]);
+                s.pixels.extend_from_slice(test.image(i));
+                s.labels.push(test.labels[i]);
             }
             s.len = n;
             (s, order)
         }
     };
-    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let adam = AdamConfig {
         lr: ck.lr,
         ..AdamConfig::default()

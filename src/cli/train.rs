@@ -192,6 +192,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         ),
     };
 
+    // The adapter first: a missing driver or adapter fails before any
+    // folder is made or data is read (or downloaded).
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
+
     // Every output place is made and checked before any work, so an
     // unwritable path fails now rather than after the first epoch.
     let out = match &args.out {
@@ -253,7 +257,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         stop: Some(stop),
     };
 
-    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let mut backend = make_backend(
         gpu.as_ref(),
         &graph,
