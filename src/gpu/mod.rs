@@ -50,6 +50,8 @@ pub struct Gpu {
     /// Errors that escaped every error scope, and device loss: set by
     /// wgpu's callbacks, turned into `GpuError` at the next check.
     uncaptured: Arc<Mutex<Option<GpuError>>>,
+    /// Readbacks so far (see [`Gpu::readbacks`]).
+    readbacks: std::sync::atomic::AtomicU64,
 }
 
 /// The features a `GDL_GPU_DISABLE` list names ("subgroups,timestamps");
@@ -155,6 +157,7 @@ impl Gpu {
             pipelines: pipelines::PipelineCache::default(),
             pool: buffers::BufferPool::default(),
             uncaptured,
+            readbacks: Default::default(),
         })
     }
 
@@ -165,6 +168,12 @@ impl Gpu {
 
     pub fn is_software(&self) -> bool {
         adapter::is_software(&self.info)
+    }
+
+    /// How many readbacks (each a submit, a wait for the queue and a
+    /// mapping) this device has done: what the training loop keeps rare.
+    pub fn readbacks(&self) -> u64 {
+        self.readbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reports (once) an error that escaped the error scopes or a lost device.

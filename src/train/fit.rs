@@ -115,6 +115,8 @@ pub fn fit(
         } else {
             0
         };
+        // The metrics read at the last step are the epoch's: not read twice.
+        let mut last_read = None;
         for s in first..steps {
             let start = s * cfg.batch;
             let len = cfg.batch.min(n_train - start);
@@ -136,6 +138,9 @@ pub fn fit(
                     m.accuracy()
                 ));
                 bar.set_position(s as u64 + 1);
+                if s + 1 == steps {
+                    last_read = Some(m);
+                }
             }
             if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && s + 1 < steps {
                 bar.abandon();
@@ -145,7 +150,11 @@ pub fn fit(
                 });
             }
         }
-        let train = backend.metrics()?;
+        let train = match last_read {
+            Some(m) => m,
+            // A resumed epoch with no steps left to take.
+            None => backend.metrics()?,
+        };
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let t1 = Instant::now();

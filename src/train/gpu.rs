@@ -169,8 +169,7 @@ impl Backend for GpuBackend<'_> {
     }
 
     fn values(&mut self) -> Result<ModelValues, GraphError> {
-        let (trainable, state) = self.state.read(self.gpu)?;
-        let (adam_m, adam_v) = self.state.read_adam(self.gpu)?;
+        let [trainable, state, adam_m, adam_v] = self.state.read_all(self.gpu)?;
         Ok(ModelValues {
             trainable,
             state,
