@@ -771,3 +771,44 @@ fn adapter_before_data_and_test_split_only() {
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("data_batch_1.bin"), "{e}");
 }
+
+/// Off a terminal (stderr piped, as in CI or under nohup) train prints
+/// progress lines to stderr at an interval (10 s; 0 here, through the
+/// test-only GDL_GPU_PROGRESS_SECS): one at each metrics check but the
+/// epoch's last. stdout (--json) stays pure JSON.
+#[test]
+fn progress_lines_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // 120 records a file: 600 training images, 150 steps of 4.
+    let data = tiny_cifar(dir.path(), 120);
+    let run = |every: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
+            .args(["--batch-size", "4", "--json", "--out", s(&dir.path().join("run"))])
+            .env("GDL_GPU_PROGRESS_SECS", every)
+            .output()
+            .unwrap()
+    };
+    let out = run("0");
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{e}");
+    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("Epoch 1/1: step ")).collect();
+    assert_eq!(lines.len(), 2, "checks after steps 50 and 100: {e}");
+    assert!(lines[0].starts_with("Epoch 1/1: step 50/150 (33%) - loss "), "{e}");
+    assert!(lines[1].starts_with("Epoch 1/1: step 100/150 (67%) - loss "), "{e}");
+    assert!(lines[1].contains("s left in the epoch"), "{e}");
+    assert_eq!(o.lines().count(), 1, "{o}");
+    serde_json::from_str::<serde_json::Value>(o.trim()).unwrap();
+    // A bad interval is an error naming the variable.
+    let out = run("");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("GDL_GPU_PROGRESS_SECS"));
+    // The default interval (10 s) prints none in a run this short.
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
+        .args(["--steps-per-epoch", "60", "--out", s(&dir.path().join("run"))])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains(": step "), "{}", text(&out.stderr));
+}

@@ -61,6 +61,7 @@ fn config(epochs: usize, batch: usize) -> FitConfig {
         seed: 0,
         steps_per_epoch: None,
         progress: false,
+        progress_lines: None,
         first_epoch: 0,
         first_step: 0,
         stop: None,
@@ -143,4 +144,19 @@ fn a_checkpoint_is_one_readback() {
     let v = b.values().unwrap();
     assert_eq!(gpu.readbacks(), before + 1);
     assert_eq!(v, init);
+}
+
+#[test]
+fn progress_line_reads_well() {
+    use gdl_gpu::train::fit::progress_line;
+    let m = Metrics {
+        loss_sum: 150.0,
+        correct: 40,
+        examples: 100,
+    };
+    let secs = std::time::Duration::from_secs(20);
+    assert_eq!(
+        progress_line(2, 10, 250, 1000, &m, secs, 200),
+        "Epoch 2/10: step 250/1000 (25%) - loss 1.5000 - accuracy 0.4000 - 20 s, about 75 s left in the epoch"
+    );
 }

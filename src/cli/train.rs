@@ -110,6 +110,21 @@ impl Saver<'_> {
     }
 }
 
+/// Seconds between progress lines off a terminal: fit's default, or (for
+/// tests, which cannot wait 10 s) `GDL_GPU_PROGRESS_SECS`, undocumented.
+fn progress_every() -> anyhow::Result<std::time::Duration> {
+    const VAR: &str = "GDL_GPU_PROGRESS_SECS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(gdl_gpu::train::fit::PROGRESS_LINE_EVERY),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .with_context(|| format!("{VAR}={v:?}: expected a number of seconds, 0 or more")),
+    }
+}
+
 /// Where default run folders go.
 const RUNS_DIR: &str = "runs";
 
@@ -246,12 +261,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cfg = FitConfig {
         epochs: args.epochs,
         batch,
         seed,
         steps_per_epoch: args.steps_per_epoch,
-        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress: !args.json && terminal,
+        // Off a terminal (CI, nohup) a bar draws nothing: lines instead.
+        progress_lines: if terminal {
+            None
+        } else {
+            Some(progress_every()?)
+        },
         first_epoch,
         first_step,
         stop: Some(stop),
