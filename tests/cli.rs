@@ -231,7 +231,39 @@ fn summary_matches_keras_parameter_counts() {
             stdout.contains(&format!("Non-trainable params: {non_trainable} ")),
             "{model}: {stdout}"
         );
-        assert!(stdout.contains("Planned GPU memory"), "{model}: {stdout}");
+        // The plan counts the dataset on the GPU and every program of an
+        // epoch, and names what it leaves out.
+        let mb = |b: f64| format!("{:.2} MB", b / (1024.0 * 1024.0));
+        let total = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(" Planned GPU memory (batch 32, CIFAR-10): "))
+            .unwrap_or_else(|| panic!("{model}: {stdout}"));
+        let parts: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(" Planned GPU memory"))
+            .skip(1)
+            .take_while(|l| l.starts_with("   "))
+            .collect();
+        let bytes = |l: &str| -> f64 {
+            let v: Vec<&str> = l.split_whitespace().rev().take(2).collect();
+            let x: f64 = v[1].parse().unwrap();
+            x * match v[0] {
+                "MB" => 1024.0 * 1024.0,
+                "KB" => 1024.0,
+                _ => 1.0,
+            }
+        };
+        let sum: f64 = parts.iter().map(|l| bytes(l)).sum();
+        let t = bytes(total);
+        assert!((sum - t).abs() <= 0.01 * t, "{model}: parts {sum} vs total {t}");
+        let line = |start: &str| *parts.iter().find(|l| l.trim_start().starts_with(start)).unwrap();
+        assert!(line("training set (50000 images").ends_with(&mb(50_000.0 * 3076.0)));
+        assert!(line("test set (10000 images").ends_with(&mb(10_000.0 * 3076.0)));
+        // 50,000 = 1,562 batches of 32 and one of 16.
+        line("training step activations, batch 32");
+        line("training step activations, batch 16");
+        line("evaluation activations, batch 250");
+        assert!(stdout.contains(" Not counted: "), "{model}: {stdout}");
     }
 }
 

@@ -17,6 +17,9 @@ pub const IMAGE_BYTES: usize = CHANNELS * IMAGE_SIDE * IMAGE_SIDE;
 /// One label byte, then the pixels.
 pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
 pub const NUM_CLASSES: usize = 10;
+/// Images in the official training and test splits.
+pub const TRAIN_IMAGES: usize = 50_000;
+pub const TEST_IMAGES: usize = 10_000;
 
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "airplane",
