@@ -86,7 +86,11 @@ fn quick_bench_writes_a_full_report() {
     // The report names the adapter the library opens by default.
     let gpu = gdl_gpu::Gpu::new().expect("an adapter");
     assert_eq!(a["name"], gpu.info.name.as_str(), "{a}");
-    assert_eq!(a["device_type"], format!("{:?}", gpu.info.device_type), "{a}");
+    assert_eq!(
+        a["device_type"],
+        format!("{:?}", gpu.info.device_type),
+        "{a}"
+    );
     let f = &a["features_used"];
     // Exactly the features a kernel or the timer uses (no shader_f16: no
     // shader uses it), each as the opened device has it.

@@ -72,7 +72,11 @@ fn info_lists_the_picked_adapter() {
     let software = gdl_gpu::gpu::adapter::select(&Default::default())
         .map(|a| gdl_gpu::gpu::adapter::is_software(&a.get_info()))
         .unwrap();
-    let expected = if software { "the CPU backend" } else { "the GPU" };
+    let expected = if software {
+        "the CPU backend"
+    } else {
+        "the GPU"
+    };
     assert!(auto.contains(expected), "{auto}");
 }
 
@@ -195,7 +199,10 @@ fn bad_flags_are_usage_errors() {
         (&["eval", "--model", "vgg"], "--model"),
         (&["summary", "--model", "x"], "--model"),
         (&["predict", "--checkpoint", "c", "-n", "0"], "--count"),
-        (&["predict", "--checkpoint", "c", "--count", "-2"], "--count"),
+        (
+            &["predict", "--checkpoint", "c", "--count", "-2"],
+            "--count",
+        ),
         (&["train"], "--model"),
     ];
     for (args, flag) in cases {
@@ -255,8 +262,16 @@ fn summary_matches_keras_parameter_counts() {
         };
         let sum: f64 = parts.iter().map(|l| bytes(l)).sum();
         let t = bytes(total);
-        assert!((sum - t).abs() <= 0.01 * t, "{model}: parts {sum} vs total {t}");
-        let line = |start: &str| *parts.iter().find(|l| l.trim_start().starts_with(start)).unwrap();
+        assert!(
+            (sum - t).abs() <= 0.01 * t,
+            "{model}: parts {sum} vs total {t}"
+        );
+        let line = |start: &str| {
+            *parts
+                .iter()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap()
+        };
         assert!(line("training set (50000 images").ends_with(&mb(50_000.0 * 3076.0)));
         assert!(line("test set (10000 images").ends_with(&mb(10_000.0 * 3076.0)));
         // 50,000 = 1,562 batches of 32 and one of 16.

@@ -283,7 +283,12 @@ fn save_resume_eval_predict() {
     let left: Vec<_> = std::fs::read_dir(one.parent().unwrap()).unwrap().collect();
     assert_eq!(left.len(), 1, "no temporary file left beside the figure");
     // Flags that choose test images mean nothing with --image: usage errors.
-    for (flag, value) in [("-n", "3"), ("--count", "3"), ("--seed", "1"), ("--data", &*data)] {
+    for (flag, value) in [
+        ("-n", "3"),
+        ("--count", "3"),
+        ("--seed", "1"),
+        ("--data", &*data),
+    ] {
         let out = gdl(&[
             "predict",
             "--checkpoint",
@@ -597,7 +602,10 @@ fn auto_backend_prefers_hardware_else_the_cpu() {
         let n = notes(&e);
         if auto && software {
             assert_eq!(n.len(), 1, "{e}");
-            assert!(n[0].contains(&best.name) && n[0].contains("--backend gpu"), "{e}");
+            assert!(
+                n[0].contains(&best.name) && n[0].contains("--backend gpu"),
+                "{e}"
+            );
             if let Some(d) = v.get("device") {
                 assert_eq!(d, "CPU reference", "{v}");
             }
@@ -742,9 +750,15 @@ fn adapter_before_data_and_test_split_only() {
         let e = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}: {e}");
         assert!(e.contains("no-such-gpu-xyz"), "{cmd:?}: {e}");
-        assert!(!e.contains("nonexistent-cifar"), "{cmd:?}: data read first: {e}");
+        assert!(
+            !e.contains("nonexistent-cifar"),
+            "{cmd:?}: data read first: {e}"
+        );
     }
-    assert!(!fresh.exists(), "a run folder made before the adapter opened");
+    assert!(
+        !fresh.exists(),
+        "a run folder made before the adapter opened"
+    );
     for f in TRAIN_FILES {
         std::fs::remove_file(Path::new(&data).join(f)).unwrap();
     }
@@ -766,7 +780,15 @@ fn adapter_before_data_and_test_split_only() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["predictions"].as_array().unwrap().len(), 4);
     // Training still needs every batch, and names the missing ones.
-    let out = gdl(&["train", "--model", "conv", "--data", &data, "--out", s(&run)]);
+    let out = gdl(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--out",
+        s(&run),
+    ]);
     let e = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("data_batch_1.bin"), "{e}");
@@ -784,7 +806,13 @@ fn progress_lines_without_a_terminal() {
     let run = |every: &str| {
         Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
             .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
-            .args(["--batch-size", "4", "--json", "--out", s(&dir.path().join("run"))])
+            .args([
+                "--batch-size",
+                "4",
+                "--json",
+                "--out",
+                s(&dir.path().join("run")),
+            ])
             .env("GDL_GPU_PROGRESS_SECS", every)
             .output()
             .unwrap()
@@ -792,10 +820,19 @@ fn progress_lines_without_a_terminal() {
     let out = run("0");
     let (o, e) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{e}");
-    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("Epoch 1/1: step ")).collect();
+    let lines: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("Epoch 1/1: step "))
+        .collect();
     assert_eq!(lines.len(), 2, "checks after steps 50 and 100: {e}");
-    assert!(lines[0].starts_with("Epoch 1/1: step 50/150 (33%) - loss "), "{e}");
-    assert!(lines[1].starts_with("Epoch 1/1: step 100/150 (67%) - loss "), "{e}");
+    assert!(
+        lines[0].starts_with("Epoch 1/1: step 50/150 (33%) - loss "),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with("Epoch 1/1: step 100/150 (67%) - loss "),
+        "{e}"
+    );
     assert!(lines[1].contains("s left in the epoch"), "{e}");
     assert_eq!(o.lines().count(), 1, "{o}");
     serde_json::from_str::<serde_json::Value>(o.trim()).unwrap();
@@ -806,9 +843,18 @@ fn progress_lines_without_a_terminal() {
     // The default interval (10 s) prints none in a run this short.
     let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
         .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
-        .args(["--steps-per-epoch", "60", "--out", s(&dir.path().join("run"))])
+        .args([
+            "--steps-per-epoch",
+            "60",
+            "--out",
+            s(&dir.path().join("run")),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(!text(&out.stderr).contains(": step "), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains(": step "),
+        "{}",
+        text(&out.stderr)
+    );
 }

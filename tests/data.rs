@@ -536,7 +536,10 @@ fn test_split_alone() {
     let folder = write_folder(&tmp.path().join("only"), &only);
     assert_eq!(Cifar10::load_test(&folder).unwrap(), full.test);
     // Its parent and the archive too.
-    assert_eq!(Cifar10::load_test(folder.parent().unwrap()).unwrap(), full.test);
+    assert_eq!(
+        Cifar10::load_test(folder.parent().unwrap()).unwrap(),
+        full.test
+    );
     let archive = write_archive(tmp.path(), &all);
     assert_eq!(Cifar10::load_test(&archive).unwrap(), full.test);
     assert_eq!(full.test.len, PER_BATCH);

@@ -84,5 +84,8 @@ fn disable_lists_name_only_features_gdl_gpu_requests() {
     // No shader uses f16, so it is neither requested nor a name here.
     assert!(!WANTED_FEATURES.contains(wgpu::Features::SHADER_F16));
     let err = parse_disable("subgroups,f16").unwrap_err().to_string();
-    assert!(err.contains("\"f16\"") && err.contains("GDL_GPU_DISABLE"), "{err}");
+    assert!(
+        err.contains("\"f16\"") && err.contains("GDL_GPU_DISABLE"),
+        "{err}"
+    );
 }

@@ -45,13 +45,18 @@ fn plan_matches_an_epochs_allocations() {
         assert!(
             whats.iter().any(|w| w.contains("batch 4"))
                 && whats.iter().any(|w| w.contains("batch 2"))
-                && whats.iter().any(|w| w.starts_with("evaluation") && w.contains("batch 7")),
+                && whats
+                    .iter()
+                    .any(|w| w.starts_with("evaluation") && w.contains("batch 7")),
             "{whats:?}"
         );
         let planned: u64 = parts.iter().map(|p| p.bytes).sum();
         assert_eq!(planned, b.allocated_bytes(), "{model}: {parts:?}");
         // The dataset parts are the bytes uploaded: u8 pixels as words, u32 labels.
-        let train_part = parts.iter().find(|p| p.what.starts_with("training set")).unwrap();
+        let train_part = parts
+            .iter()
+            .find(|p| p.what.starts_with("training set"))
+            .unwrap();
         assert_eq!(train_part.bytes, 10 * 3072 + 48);
     }
 }

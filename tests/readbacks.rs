@@ -122,8 +122,14 @@ fn a_checkpoint_is_one_readback() {
     let layout = ParamLayout::new(&graph);
     let mut init = ModelValues::initial(&layout, 3);
     // Distinct Adam moments, so a mix-up of the four tensors shows.
-    init.adam_m.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32);
-    init.adam_v.iter_mut().enumerate().for_each(|(i, x)| *x = -(i as f32));
+    init.adam_m
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = i as f32);
+    init.adam_v
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = -(i as f32));
     init.step = 7;
     let split = Split {
         pixels: vec![9; 3072],

@@ -2,11 +2,11 @@
 //! and the GPU memory a training run on CIFAR-10 plans, part by part.
 
 use clap::Args;
+use gdl_gpu::data::cifar10::{TEST_IMAGES, TRAIN_IMAGES};
 use gdl_gpu::graph::lower::lower;
 use gdl_gpu::graph::model::human_bytes;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::graph::program::Mode;
-use gdl_gpu::data::cifar10::{TEST_IMAGES, TRAIN_IMAGES};
 use gdl_gpu::models;
 use gdl_gpu::train::gpu::planned_memory;
 

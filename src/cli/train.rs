@@ -146,7 +146,8 @@ fn new_run_folder(root: &Path, model: &str, time: u64) -> anyhow::Result<PathBuf
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot create run folder {}", dir.display()))
+                return Err(e)
+                    .with_context(|| format!("cannot create run folder {}", dir.display()))
             }
         }
     }
@@ -415,6 +416,9 @@ mod tests {
         let blocked = root.path().join("file");
         std::fs::write(&blocked, b"x").unwrap();
         let e = new_run_folder(&blocked, "mlp", 1).unwrap_err();
-        assert!(format!("{e:#}").contains("cannot create run folder"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("cannot create run folder"),
+            "{e:#}"
+        );
     }
 }

@@ -242,7 +242,7 @@ impl Cifar10 {
         match path {
             Some(p) => Self::load_test(p),
             None => Self::load_test(&download::locate_or_download(
-                &download::Source::official()?,
+                &download::Source::official()?
             )?),
         }
     }
@@ -271,9 +271,7 @@ fn load_parts(path: &Path, parts: Parts) -> Result<Cifar10> {
     if !meta.is_dir() {
         return load_archive(path, parts);
     }
-    let holds_batches = expected_files(parts)
-        .iter()
-        .any(|f| path.join(f).exists());
+    let holds_batches = expected_files(parts).iter().any(|f| path.join(f).exists());
     if holds_batches {
         return load_folder(path, parts);
     }

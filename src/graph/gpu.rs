@@ -66,7 +66,12 @@ impl GpuState {
     /// Parameters, moving statistics and Adam's m and v, in one readback.
     pub fn read_all(&self, gpu: &Gpu) -> Result<[Vec<f32>; 4]> {
         let (t, s) = (self.layout.trainable_len, self.layout.state_len);
-        let parts = [(&self.params, t), (&self.state, s), (&self.m, t), (&self.v, t)];
+        let parts = [
+            (&self.params, t),
+            (&self.state, s),
+            (&self.m, t),
+            (&self.v, t),
+        ];
         Ok(gpu
             .read_many(&parts)?
             .try_into()

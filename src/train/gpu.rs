@@ -67,10 +67,7 @@ pub fn planned_memory(
     let part = |what: String, bytes: u64| MemoryPart { what, bytes };
     let t = padded((layout.trainable_len * 4) as u64);
     let mut parts = vec![
-        part(
-            "parameters, gradients and Adam's m and v".into(),
-            4 * t,
-        ),
+        part("parameters, gradients and Adam's m and v".into(), 4 * t),
         part(
             "moving statistics".into(),
             padded((layout.state_len * 4) as u64),
