@@ -89,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         seed: 0,
         steps_per_epoch: Some(steps),
         progress: false,
+        progress_lines: None,
         first_epoch: 0,
         first_step: 0,
         stop: None,

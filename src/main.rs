@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
     let cli = Cli::parse();
+    if let Err(e) = cli.validate() {
+        e.exit();
+    }
     match cli::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

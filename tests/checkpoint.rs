@@ -310,6 +310,7 @@ fn cfg(epochs: usize, first_epoch: usize, first_step: usize) -> FitConfig {
         seed: 11,
         steps_per_epoch: Some(4),
         progress: false,
+        progress_lines: None,
         first_epoch,
         first_step,
         stop: None,

@@ -64,9 +64,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// One run of two epochs against one epoch then --resume: identical
-/// weights, Adam state and moving statistics; the run folder's default
-/// checkpoint exists; eval and predict read the checkpoint without --model.
+/// One run of two epochs against one epoch then --resume, on the GPU:
+/// identical weights, Adam state and moving statistics; the run folder's
+/// default checkpoint exists; eval and predict read the checkpoint without
+/// --model.
 #[test]
 fn save_resume_eval_predict() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,6 +81,8 @@ fn save_resume_eval_predict() {
         "16",
         "--seed",
         "5",
+        "--backend",
+        "gpu",
     ];
     let straight = dir.path().join("straight.safetensors");
     let run_a = dir.path().join("a");
@@ -112,6 +115,8 @@ fn save_resume_eval_predict() {
         &data,
         "--save",
         s(&resumed),
+        "--backend",
+        "gpu",
     ]);
     assert!(out.contains("Epoch 2/2"), "{out}");
     assert_eq!(
@@ -162,9 +167,12 @@ fn save_resume_eval_predict() {
         "--data",
         &data,
         "--json",
+        "--backend",
+        "gpu",
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["model"], "cnn");
+    assert!(v["device"].as_str().unwrap().starts_with("GPU: "), "{v}");
     assert_eq!(v["examples"], 20);
     assert!(v["test_loss"].as_f64().unwrap().is_finite());
     // The CPU reference agrees on accuracy.
@@ -219,7 +227,7 @@ fn save_resume_eval_predict() {
         s(&straight),
         "--data",
         &data,
-        "-n",
+        "--count",
         "3",
         "--out",
         s(&fig),
@@ -254,6 +262,47 @@ fn save_resume_eval_predict() {
     assert!(CLASS_NAMES.contains(&v["predicted"].as_str().unwrap()));
     let out = ok(&["predict", "--checkpoint", s(&straight), "--image", s(&png)]);
     assert!(out.contains('%'), "{out}");
+    assert!(!out.contains("figure"), "no --out, no figure: {out}");
+    // --out is honoured with --image too: the one-image figure, written whole.
+    let one = dir.path().join("one/mine-pred.png");
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&straight),
+        "--image",
+        s(&png),
+        "--out",
+        s(&one),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["figure"], s(&one));
+    let img = image::open(&one).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), gdl_gpu::render::figure_size(1, 32));
+    assert!(img.pixels().any(|p| p.0 == [0, 0, 0]), "a caption");
+    let left: Vec<_> = std::fs::read_dir(one.parent().unwrap()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left beside the figure");
+    // Flags that choose test images mean nothing with --image: usage errors.
+    for (flag, value) in [
+        ("-n", "3"),
+        ("--count", "3"),
+        ("--seed", "1"),
+        ("--data", &*data),
+    ] {
+        let out = gdl(&[
+            "predict",
+            "--checkpoint",
+            s(&straight),
+            "--image",
+            s(&png),
+            flag,
+            value,
+        ]);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {e}");
+        let named = if flag == "-n" { "--count" } else { flag };
+        assert!(e.contains(named) && e.contains("--image"), "{flag}: {e}");
+    }
     let out = gdl(&[
         "predict",
         "--checkpoint",
@@ -423,7 +472,16 @@ fn model_files_train_eval_predict_resume() {
         let line: serde_json::Value = serde_json::from_str(train.lines().last().unwrap()).unwrap();
         assert_eq!(line["model"], name, "{src}: {train}");
         std::fs::remove_file(&file).unwrap();
-        let eval = ok(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]);
+        let eval = ok(&[
+            "eval",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "--json",
+            "--backend",
+            "gpu",
+        ]);
         let e: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
         assert_eq!(e["examples"], 12, "{src}: {eval}");
         let cpu = ok(&[
@@ -491,4 +549,312 @@ fn bad_model_file_is_a_clear_error() {
             "{cmd}: {e}"
         );
     }
+}
+
+/// `--backend auto` (the default): the GPU on a hardware adapter; on a
+/// software adapter the CPU backend, said in one line on stderr, with
+/// stdout still pure JSON. `--backend gpu` forces the adapter.
+#[test]
+fn auto_backend_prefers_hardware_else_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 8);
+    let best = gdl_gpu::gpu::adapter::select(&Default::default())
+        .expect("an adapter")
+        .get_info();
+    let software = gdl_gpu::gpu::adapter::is_software(&best);
+    let ck = dir.path().join("ck.safetensors");
+    let run = dir.path().join("run");
+    let train = |backend: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "conv",
+            "--data",
+            &data,
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--json",
+            "--out",
+            s(&run),
+            "--save",
+            s(&ck),
+        ];
+        args.extend(backend);
+        gdl(&args)
+    };
+    let notes = |e: &str| -> Vec<String> {
+        e.lines()
+            .filter(|l| l.contains("CPU backend"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // stdout is pure JSON lines; the device and the notice follow the adapter.
+    let check = |out: &Output, auto: bool| -> serde_json::Value {
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{o}\n{e}");
+        let lines: Vec<serde_json::Value> = o
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{err}: {l}")))
+            .collect();
+        let v = lines.last().expect("a JSON line").clone();
+        let n = notes(&e);
+        if auto && software {
+            assert_eq!(n.len(), 1, "{e}");
+            assert!(
+                n[0].contains(&best.name) && n[0].contains("--backend gpu"),
+                "{e}"
+            );
+            if let Some(d) = v.get("device") {
+                assert_eq!(d, "CPU reference", "{v}");
+            }
+        } else {
+            assert!(n.is_empty(), "{e}");
+            if let Some(d) = v.get("device") {
+                let d = d.as_str().unwrap();
+                assert!(d.starts_with("GPU: ") && d.contains(&best.name), "{d}");
+            }
+        }
+        v
+    };
+    assert_eq!(check(&train(&[]), true)["epoch"], 1);
+    let e = check(
+        &gdl(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]),
+        true,
+    );
+    assert_eq!(e["examples"], 8);
+    let fig = dir.path().join("p.png");
+    let p = check(
+        &gdl(&[
+            "predict",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            &data,
+            "--json",
+            "--out",
+            s(&fig),
+        ]),
+        true,
+    );
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 8);
+    assert_eq!(check(&train(&["--backend", "gpu"]), false)["epoch"], 1);
+}
+
+/// Without --out: two runs started together get folders of their own
+/// under runs/, and resuming a checkpoint kept in the current folder makes
+/// a new run folder rather than writing metrics and plots into `.`.
+#[test]
+fn default_run_folders_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 8);
+    let cwd = dir.path().join("work");
+    std::fs::create_dir(&cwd).unwrap();
+    let args = [
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--json",
+    ];
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            .args(args)
+            .args(extra)
+            .current_dir(&cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&["--save", "a.safetensors"]), spawn(&[]));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let runs = |cwd: &Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(cwd.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = runs(&cwd);
+    assert_eq!(first.len(), 2, "{first:?}");
+    for r in &first {
+        let metrics = std::fs::read_to_string(r.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 1, "{}: {metrics}", r.display());
+        assert!(r.join("checkpoint.safetensors").is_file());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(["train", "--resume", "a.safetensors", "--epochs", "2"])
+        .args(["--data", &data, "--steps-per-epoch", "1"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut top: Vec<String> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["a.safetensors", "runs"], "nothing scattered into .");
+    let after = runs(&cwd);
+    assert_eq!(after.len(), 3, "{after:?}");
+    let new = after.iter().find(|r| !first.contains(r)).unwrap();
+    let metrics = std::fs::read_to_string(new.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"epoch\":2"), "{metrics}");
+    assert!(new.join("training.png").is_file());
+}
+
+/// A missing adapter fails before any data is read or folder made; eval
+/// and predict read only the test batch (here the only one there is).
+#[test]
+fn adapter_before_data_and_test_split_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_cifar(dir.path(), 6);
+    let ck = dir.path().join("ck.safetensors");
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--out",
+        s(&run),
+        "--save",
+        s(&ck),
+    ]);
+    let fresh = dir.path().join("fresh");
+    for cmd in [
+        &["train", "--model", "mlp", "--out", s(&fresh)][..],
+        &["eval", "--checkpoint", s(&ck)],
+        &["predict", "--checkpoint", s(&ck)],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--backend", "gpu", "--adapter", "no-such-gpu-xyz"]);
+        args.extend(["--data", "/nonexistent-cifar"]);
+        let out = gdl(&args);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {e}");
+        assert!(e.contains("no-such-gpu-xyz"), "{cmd:?}: {e}");
+        assert!(
+            !e.contains("nonexistent-cifar"),
+            "{cmd:?}: data read first: {e}"
+        );
+    }
+    assert!(
+        !fresh.exists(),
+        "a run folder made before the adapter opened"
+    );
+    for f in TRAIN_FILES {
+        std::fs::remove_file(Path::new(&data).join(f)).unwrap();
+    }
+    let out = ok(&["eval", "--checkpoint", s(&ck), "--data", &data, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["examples"], 6);
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--data",
+        &data,
+        "--json",
+        "--count",
+        "4",
+        "--out",
+        s(&dir.path().join("p.png")),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 4);
+    // Training still needs every batch, and names the missing ones.
+    let out = gdl(&[
+        "train",
+        "--model",
+        "conv",
+        "--data",
+        &data,
+        "--out",
+        s(&run),
+    ]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("data_batch_1.bin"), "{e}");
+}
+
+/// Off a terminal (stderr piped, as in CI or under nohup) train prints
+/// progress lines to stderr at an interval (10 s; 0 here, through the
+/// test-only GDL_GPU_PROGRESS_SECS): one at each metrics check but the
+/// epoch's last. stdout (--json) stays pure JSON.
+#[test]
+fn progress_lines_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // 120 records a file: 600 training images, 150 steps of 4.
+    let data = tiny_cifar(dir.path(), 120);
+    let run = |every: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
+            .args([
+                "--batch-size",
+                "4",
+                "--json",
+                "--out",
+                s(&dir.path().join("run")),
+            ])
+            .env("GDL_GPU_PROGRESS_SECS", every)
+            .output()
+            .unwrap()
+    };
+    let out = run("0");
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{e}");
+    let lines: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("Epoch 1/1: step "))
+        .collect();
+    assert_eq!(lines.len(), 2, "checks after steps 50 and 100: {e}");
+    assert!(
+        lines[0].starts_with("Epoch 1/1: step 50/150 (33%) - loss "),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with("Epoch 1/1: step 100/150 (67%) - loss "),
+        "{e}"
+    );
+    assert!(lines[1].contains("s left in the epoch"), "{e}");
+    assert_eq!(o.lines().count(), 1, "{o}");
+    serde_json::from_str::<serde_json::Value>(o.trim()).unwrap();
+    // A bad interval is an error naming the variable.
+    let out = run("");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("GDL_GPU_PROGRESS_SECS"));
+    // The default interval (10 s) prints none in a run this short.
+    let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
+        .args([
+            "--steps-per-epoch",
+            "60",
+            "--out",
+            s(&dir.path().join("run")),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains(": step "),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -519,3 +519,34 @@ fn real_archive_when_present() {
     }
     assert_eq!(counts, [5000; 10]);
 }
+
+/// The test split alone, from a folder without training batches and from
+/// an archive (whose training members are streamed past), equals the
+/// full load's; missing test files are still named.
+#[test]
+fn test_split_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = files();
+    let full = Cifar10::load(&write_folder(&tmp.path().join("full"), &all)).unwrap();
+    let only: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| !TRAIN_FILES.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let folder = write_folder(&tmp.path().join("only"), &only);
+    assert_eq!(Cifar10::load_test(&folder).unwrap(), full.test);
+    // Its parent and the archive too.
+    assert_eq!(
+        Cifar10::load_test(folder.parent().unwrap()).unwrap(),
+        full.test
+    );
+    let archive = write_archive(tmp.path(), &all);
+    assert_eq!(Cifar10::load_test(&archive).unwrap(), full.test);
+    assert_eq!(full.test.len, PER_BATCH);
+    // The full load of the folder without training batches names them.
+    assert_has(&load_err(&folder), &["data_batch_1.bin"]);
+    std::fs::remove_file(folder.join(TEST_FILE)).unwrap();
+    let e = Cifar10::load_test(&folder).unwrap_err().to_string();
+    assert_has(&e, &[TEST_FILE]);
+    assert!(!e.contains("data_batch"), "{e}");
+}

@@ -46,3 +46,46 @@ fn an_unknown_adapter_name_lists_the_available_ones() {
         assert!(msg.contains(&a.get_info().name), "{msg}");
     }
 }
+
+/// Only wgpu's `Cpu` device type (lavapipe, llvmpipe, SwiftShader, WARP)
+/// counts as a software adapter, whatever the name says.
+#[test]
+fn software_means_the_cpu_device_type() {
+    let real = Gpu::new().expect("an adapter").info;
+    use wgpu::DeviceType::*;
+    for (t, software) in [
+        (Cpu, true),
+        (DiscreteGpu, false),
+        (IntegratedGpu, false),
+        (VirtualGpu, false),
+        (Other, false),
+    ] {
+        let info = wgpu::AdapterInfo {
+            device_type: t,
+            name: "llvmpipe".into(),
+            ..real.clone()
+        };
+        assert_eq!(gdl_gpu::gpu::adapter::is_software(&info), software, "{t:?}");
+    }
+}
+
+#[test]
+fn disable_lists_name_only_features_gdl_gpu_requests() {
+    use gdl_gpu::gpu::{parse_disable, WANTED_FEATURES};
+    assert_eq!(parse_disable("").unwrap(), wgpu::Features::empty());
+    assert_eq!(
+        parse_disable(" subgroups , timestamps ").unwrap(),
+        wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY
+    );
+    assert_eq!(
+        parse_disable("subgroups,timestamps").unwrap(),
+        WANTED_FEATURES
+    );
+    // No shader uses f16, so it is neither requested nor a name here.
+    assert!(!WANTED_FEATURES.contains(wgpu::Features::SHADER_F16));
+    let err = parse_disable("subgroups,f16").unwrap_err().to_string();
+    assert!(
+        err.contains("\"f16\"") && err.contains("GDL_GPU_DISABLE"),
+        "{err}"
+    );
+}

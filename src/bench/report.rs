@@ -71,7 +71,6 @@ pub fn adapter_json(gpu: &Gpu) -> Value {
             "subgroup_min_size": gpu.caps.subgroups.then_some(i.subgroup_min_size),
             "subgroup_max_size": gpu.caps.subgroups.then_some(i.subgroup_max_size),
             "timestamp_query": gpu.caps.timestamps,
-            "shader_f16": gpu.caps.f16,
         },
         "limits": limits,
     })

@@ -18,7 +18,8 @@ pub struct EvalArgs {
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = BackendKind::Gpu)]
+    /// Where the ops run
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
@@ -34,9 +35,11 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (info, graph) = super::checkpoint_model(&args.checkpoint, args.model.as_deref())?;
     let ck = checkpoint::load(&args.checkpoint, &graph)?;
-    let data = Cifar10::load_or_download(args.data.as_deref())?;
+    // The adapter before the data: a missing driver fails before a
+    // download; and only the test split is read.
     let gpu = open_for(args.backend, args.adapter.as_deref())?;
-    let train = first_image(&data.test);
+    let test = Cifar10::load_test_or_download(args.data.as_deref())?;
+    let train = first_image(&test);
     let adam = AdamConfig {
         lr: ck.lr,
         ..AdamConfig::default()
@@ -45,7 +48,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         gpu.as_ref(),
         &graph,
         &train,
-        &data.test,
+        &test,
         adam,
         ck.seed,
         &ck.values,

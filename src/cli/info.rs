@@ -20,7 +20,6 @@ struct Report {
     limits: wgpu::Limits,
     subgroups: bool,
     timestamps: bool,
-    f16: bool,
 }
 
 impl Report {
@@ -31,7 +30,6 @@ impl Report {
             limits: a.limits(),
             subgroups: f.contains(wgpu::Features::SUBGROUP),
             timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
-            f16: f.contains(wgpu::Features::SHADER_F16),
         }
     }
 
@@ -46,11 +44,8 @@ impl Report {
         if self.timestamps {
             v.push("timestamp queries".to_owned());
         }
-        if self.f16 {
-            v.push("f16".to_owned());
-        }
         if v.is_empty() {
-            "none of subgroups, timestamp queries, f16".to_owned()
+            "none of subgroups, timestamp queries".to_owned()
         } else {
             v.join(", ")
         }
@@ -76,7 +71,6 @@ impl Report {
                 "subgroup_min_size": self.subgroups.then_some(i.subgroup_min_size),
                 "subgroup_max_size": self.subgroups.then_some(i.subgroup_max_size),
                 "timestamp_query": self.timestamps,
-                "shader_f16": self.f16,
             },
             "selected": picked,
         })
@@ -131,12 +125,18 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     // WGPU_POWER_PREF), exactly as training would.
     let pick = adapter::select(&AdapterChoice::default()).map(|a| a.get_info());
     let picked = |r: &Report| pick.as_ref().is_ok_and(|p| *p == r.info);
+    // What `--backend auto` would run on; None when the pick failed.
+    let auto = super::auto_choice(None).ok();
 
     if args.json {
         let out = json!({
             "adapters": reports.iter().map(|r| r.json(picked(r))).collect::<Vec<_>>(),
             // Index into `adapters`; null when the pick failed.
             "selected": reports.iter().position(picked),
+            "auto_backend": auto.as_ref().map(|c| match c {
+                super::AutoChoice::Gpu(a) => json!({"backend": "gpu", "adapter": a.get_info().name}),
+                super::AutoChoice::Cpu(why) => json!({"backend": "cpu", "reason": why}),
+            }),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -150,6 +150,16 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         }
         if let Ok(p) = &pick {
             println!("gdl-gpu would use: {}", adapter::describe(p));
+        }
+        match &auto {
+            Some(super::AutoChoice::Gpu(a)) => println!(
+                "--backend auto (the default of train, eval, predict) would run on: the GPU, {}",
+                a.get_info().name
+            ),
+            Some(super::AutoChoice::Cpu(why)) => println!(
+                "--backend auto (the default of train, eval, predict) would run on: the CPU backend, as {why} (--backend gpu forces the GPU)"
+            ),
+            None => {}
         }
     }
     pick.map(|_| ())

@@ -9,7 +9,9 @@ pub mod predict;
 pub mod summary;
 pub mod train;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use gdl_gpu::gpu::adapter::{self, AdapterChoice};
+use gdl_gpu::gpu::GpuError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,11 +41,35 @@ pub enum Command {
     Info(info::InfoArgs),
 }
 
+impl Cli {
+    /// Checks across flags that clap's attributes cannot express (a flag
+    /// against another's value); an error here is a usage error (exit 2).
+    pub fn validate(&self) -> Result<(), clap::Error> {
+        let (backend, adapter) = match &self.command {
+            Command::Train(a) => (a.backend, &a.adapter),
+            Command::Eval(a) => (a.backend, &a.adapter),
+            Command::Predict(a) => (a.backend, &a.adapter),
+            _ => return Ok(()),
+        };
+        if backend == BackendKind::Cpu && adapter.is_some() {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--adapter chooses a GPU adapter, but --backend cpu uses none: pass one or the other",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where the training ops run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
-    /// WGSL kernels on the chosen adapter
+    /// The GPU on a hardware adapter (or the one --adapter names); the CPU
+    /// reference when the best adapter is a software one (lavapipe, llvmpipe,
+    /// SwiftShader, WARP) or there is none
     #[default]
+    Auto,
+    /// WGSL kernels on the chosen adapter, software adapters included
     Gpu,
     /// The plain-Rust reference implementations
     Cpu,
@@ -112,8 +138,37 @@ pub(crate) fn open_gpu(adapter: Option<&str>) -> anyhow::Result<gdl_gpu::Gpu> {
     Ok(gdl_gpu::Gpu::with_options(&opts)?)
 }
 
+/// What `--backend auto` runs on.
+pub(crate) enum AutoChoice {
+    /// The GPU backend on this adapter.
+    Gpu(wgpu::Adapter),
+    /// The CPU backend, and why (a clause for one line).
+    Cpu(String),
+}
+
+/// `--backend auto`'s choice, shared by the commands that run a model and
+/// by `info`. An adapter asked for by name (`--adapter`,
+/// `WGPU_ADAPTER_NAME`) is used whatever it is: naming it is asking for it.
+pub(crate) fn auto_choice(name: Option<&str>) -> anyhow::Result<AutoChoice> {
+    let choice = AdapterChoice::from_name(name);
+    match adapter::select(&choice) {
+        Ok(a) if choice.names_adapter() || !adapter::is_software(&a.get_info()) => {
+            Ok(AutoChoice::Gpu(a))
+        }
+        Ok(a) => Ok(AutoChoice::Cpu(format!(
+            "the best adapter, {}, is a software one (a GPU emulated on the CPU), where the CPU backend is faster",
+            a.get_info().name
+        ))),
+        Err(GpuError::NoAdapter { backends }) => {
+            Ok(AutoChoice::Cpu(format!("there is no GPU adapter{backends}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The GPU when `kind` asks for it (kept by the caller: the GPU backend
-/// borrows it).
+/// borrows it). `auto` choosing the CPU says so on stderr, in one line, so
+/// stdout (`--json`) stays clean.
 pub(crate) fn open_for(
     kind: BackendKind,
     adapter: Option<&str>,
@@ -121,6 +176,13 @@ pub(crate) fn open_for(
     match kind {
         BackendKind::Gpu => Ok(Some(open_gpu(adapter)?)),
         BackendKind::Cpu => Ok(None),
+        BackendKind::Auto => match auto_choice(adapter)? {
+            AutoChoice::Gpu(a) => Ok(Some(gdl_gpu::Gpu::open(a)?)),
+            AutoChoice::Cpu(why) => {
+                eprintln!("note: running on the CPU backend: {why}; pass --backend gpu to use the GPU anyway");
+                Ok(None)
+            }
+        },
     }
 }
 

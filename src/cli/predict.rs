@@ -22,23 +22,25 @@ pub struct PredictArgs {
     #[arg(long, value_name = "NAME|PATH", value_parser = parse_model)]
     pub model: Option<String>,
     /// Number of test images to show
-    #[arg(short = 'n', default_value = "10", value_name = "N", value_parser = parse_positive,
+    #[arg(short = 'n', long, default_value = "10", value_name = "N", value_parser = parse_positive,
           allow_negative_numbers = true)]
-    pub n: usize,
+    pub count: usize,
     /// Seed choosing the test images
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Where to write the figure
-    #[arg(long, value_name = "FILE.png", default_value = "predictions.png")]
-    pub out: PathBuf,
-    /// Classify this image (PNG or JPEG) instead of test images
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the figure [default: predictions.png; with --image, none unless given]
+    #[arg(long, value_name = "FILE.png")]
+    pub out: Option<PathBuf>,
+    /// Classify this image (PNG or JPEG) instead of test images (so -n/--count, --seed and
+    /// --data, which choose test images, cannot go with it)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["count", "seed", "data"])]
     pub image: Option<PathBuf>,
     /// CIFAR-10: the archive cifar-10-binary.tar.gz or the folder cifar-10-batches-bin
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = BackendKind::Gpu)]
+    /// Where the ops run
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
@@ -79,6 +81,37 @@ pub fn image_split(path: &Path) -> anyhow::Result<Split> {
     })
 }
 
+/// The figure of test images when --out is not given.
+const DEFAULT_FIGURE: &str = "predictions.png";
+
+/// Writes a figure whole to a temporary name beside `path`, then renames
+/// it: an interrupted run never leaves a half-written image. The format
+/// follows `path`'s extension.
+fn save_figure(fig: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
+    let format = image::ImageFormat::from_path(path).with_context(|| {
+        format!(
+            "--out {}: expected an image file name ending in .png (or .jpg)",
+            path.display()
+        )
+    })?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".part-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = fig
+        .save_with_format(&tmp, format)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Classes by falling probability.
 fn ranked(probs: &[f32]) -> Vec<(usize, f32)> {
     let mut r: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
@@ -93,24 +126,25 @@ fn argmax(probs: &[f32]) -> usize {
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let (info, graph) = super::checkpoint_model(&args.checkpoint, args.model.as_deref())?;
     let ck = checkpoint::load(&args.checkpoint, &graph)?;
+    // The adapter before the data: a missing driver fails before a download.
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let (split, indices) = match &args.image {
         Some(path) => (image_split(path)?, Vec::new()),
         None => {
-            let data = Cifar10::load_or_download(args.data.as_deref())?;
-            let n = args.n.min(data.test.len);
-            let mut order: Vec<usize> = (0..data.test.len).collect();
+            let test = Cifar10::load_test_or_download(args.data.as_deref())?;
+            let n = args.count.min(test.len);
+            let mut order: Vec<usize> = (0..test.len).collect();
             Rng::new(args.seed).shuffle(&mut order);
             order.truncate(n);
             let mut s = Split::default();
             for &i in &order {
-                s.pixels.extend_from_slice(data.test.image(i));
-                s.labels.push(data.test.labels[i]);
+                s.pixels.extend_from_slice(test.image(i));
+                s.labels.push(test.labels[i]);
             }
             s.len = n;
             (s, order)
         }
     };
-    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let adam = AdamConfig {
         lr: ck.lr,
         ..AdamConfig::default()
@@ -128,6 +162,18 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
 
     if let Some(path) = &args.image {
         let top = ranked(&probs[0]);
+        // The one-image figure, where --out asks for it: the image as the
+        // network saw it (32×32), its prediction and that class's probability.
+        if let Some(out) = &args.out {
+            let captions = [[
+                format!("pred = {}", CLASS_NAMES[top[0].0]),
+                format!("p = {:.1}%", 100.0 * top[0].1),
+            ]];
+            save_figure(
+                &gdl_gpu::render::predictions_figure(&[split.image(0)], IMAGE_SIDE, &captions),
+                out,
+            )?;
+        }
         if args.json {
             let v = serde_json::json!({
                 "image": path.display().to_string(),
@@ -136,6 +182,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
                 "classes": top.iter().map(|&(c, p)| serde_json::json!({
                     "class": CLASS_NAMES[c], "probability": p,
                 })).collect::<Vec<_>>(),
+                "figure": args.out.as_ref().map(|p| p.display().to_string()),
             });
             println!("{v}");
         } else {
@@ -143,9 +190,16 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             for &(c, p) in top.iter().take(5) {
                 println!("  {:<11}{:>7.2}%", CLASS_NAMES[c], 100.0 * p);
             }
+            if let Some(out) = &args.out {
+                println!("figure written to {}", out.display());
+            }
         }
         return Ok(());
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FIGURE));
 
     let images: Vec<&[u8]> = (0..split.len).map(|i| split.image(i)).collect();
     let captions: Vec<[String; 2]> = probs
@@ -158,13 +212,10 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let fig = gdl_gpu::render::predictions_figure(&images, IMAGE_SIDE, &captions);
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    }
-    fig.save(&args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    save_figure(
+        &gdl_gpu::render::predictions_figure(&images, IMAGE_SIDE, &captions),
+        &out,
+    )?;
 
     if args.json {
         let rows: Vec<_> = probs
@@ -184,7 +235,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             .collect();
         let v = serde_json::json!({
             "model": info.model,
-            "figure": args.out.display().to_string(),
+            "figure": out.display().to_string(),
             "predictions": rows,
         });
         println!("{v}");
@@ -213,7 +264,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         println!(
             "{right}/{} right; figure written to {}",
             split.len,
-            args.out.display()
+            out.display()
         );
     }
     Ok(())

@@ -1,13 +1,14 @@
 //! `gdl-gpu summary`: a model's layers, output shapes and parameter counts,
-//! and the GPU memory the executor plans for a training step.
+//! and the GPU memory a training run on CIFAR-10 plans, part by part.
 
 use clap::Args;
+use gdl_gpu::data::cifar10::{TEST_IMAGES, TRAIN_IMAGES};
 use gdl_gpu::graph::lower::lower;
 use gdl_gpu::graph::model::human_bytes;
 use gdl_gpu::graph::params::ParamLayout;
-use gdl_gpu::graph::plan::Plan;
 use gdl_gpu::graph::program::Mode;
 use gdl_gpu::models;
+use gdl_gpu::train::gpu::planned_memory;
 
 use super::{parse_model, parse_positive};
 
@@ -25,27 +26,21 @@ pub struct SummaryArgs {
 pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
     let graph = models::load_graph(&args.model)?;
     print!("{}", graph.summary());
+    let parts = planned_memory(&graph, args.batch_size, TRAIN_IMAGES, TEST_IMAGES)?;
+    let total: u64 = parts.iter().map(|p| p.bytes).sum();
+    println!(
+        " Planned GPU memory (batch {}, CIFAR-10): {}",
+        args.batch_size,
+        human_bytes(total as usize)
+    );
+    for p in &parts {
+        println!("   {:<58} {:>12}", p.what, human_bytes(p.bytes as usize));
+    }
+    println!(
+        " Not counted: the small uniform buffers of each dispatch, and kernel scratch that depends on the adapter (batch-norm and reduction partial sums, GEMM operand packing with subgroups)"
+    );
     let layout = ParamLayout::new(&graph);
     let program = lower(&graph, &layout, args.batch_size, Mode::Train)?;
-    let plan = Plan::new(&program);
-    // Parameters, gradients, Adam's m and v share one packed layout.
-    let state = 4 * layout.trainable_len + layout.state_len;
-    let temps = plan.temp_bytes() as usize;
-    let unplanned: usize = program
-        .tensors
-        .iter()
-        .filter(|t| t.home == gdl_gpu::graph::program::Home::Temp)
-        .map(|t| t.len * 4)
-        .sum();
-    println!(
-        " Planned GPU memory (batch {}): {} = parameters, gradients and Adam state {} + activations {} in {} shared buffers (unshared: {})",
-        args.batch_size,
-        human_bytes(4 * state + temps),
-        human_bytes(4 * state),
-        human_bytes(temps),
-        plan.slot_bytes.len(),
-        human_bytes(unplanned)
-    );
     println!(
         " Training step: {} kernel instructions",
         program.insts.len()

@@ -54,7 +54,8 @@ pub struct TrainArgs {
     /// (default: $GDL_GPU_DATA, else the cache folder, downloading when absent)
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = BackendKind::Gpu)]
+    /// Where the ops run
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
@@ -109,18 +110,67 @@ impl Saver<'_> {
     }
 }
 
-fn default_out(model: &str, resume: Option<&Path>) -> PathBuf {
-    if let Some(dir) = resume.and_then(Path::parent) {
-        if !dir.as_os_str().is_empty() {
-            return dir.to_owned();
+/// Seconds between progress lines off a terminal: fit's default, or (for
+/// tests, which cannot wait 10 s) `GDL_GPU_PROGRESS_SECS`, undocumented.
+fn progress_every() -> anyhow::Result<std::time::Duration> {
+    const VAR: &str = "GDL_GPU_PROGRESS_SECS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(gdl_gpu::train::fit::PROGRESS_LINE_EVERY),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .with_context(|| format!("{VAR}={v:?}: expected a number of seconds, 0 or more")),
+    }
+}
+
+/// Where default run folders go.
+const RUNS_DIR: &str = "runs";
+
+/// A new folder `<root>/<model>-<time>`, made with `create_dir`, which
+/// fails when the folder exists: two runs started in the same second
+/// cannot share one, the later takes `<model>-<time>-2` (then `-3`, …).
+fn new_run_folder(root: &Path, model: &str, time: u64) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create run folder {}", root.display()))?;
+    // Bounded, so a folder that cannot be listed properly fails, not loops.
+    const TRIES: u32 = 10_000;
+    for k in 1..=TRIES {
+        let name = match k {
+            1 => format!("{model}-{time}"),
+            k => format!("{model}-{time}-{k}"),
+        };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create run folder {}", dir.display()))
+            }
         }
-        return PathBuf::from(".");
+    }
+    anyhow::bail!(
+        "cannot create run folder {}: {model}-{time} and {TRIES} numbered variants exist",
+        root.display()
+    )
+}
+
+/// The run folder without --out: a resumed checkpoint's own folder, or a
+/// new one under runs/ (also for a checkpoint in the current folder, which
+/// is no run folder: its metrics and plot must not land in `.`).
+fn default_out(model: &str, resume: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = resume.and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() && dir != Path::new(".") {
+            return Ok(dir.to_owned());
+        }
     }
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    PathBuf::from("runs").join(format!("{model}-{t}"))
+    new_run_folder(Path::new(RUNS_DIR), model, t)
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -158,12 +208,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         ),
     };
 
+    // The adapter first: a missing driver or adapter fails before any
+    // folder is made or data is read (or downloaded).
+    let gpu = open_for(args.backend, args.adapter.as_deref())?;
+
     // Every output place is made and checked before any work, so an
     // unwritable path fails now rather than after the first epoch.
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&model, args.resume.as_deref()));
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => default_out(&model, args.resume.as_deref())?,
+    };
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
@@ -208,18 +262,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let cfg = FitConfig {
         epochs: args.epochs,
         batch,
         seed,
         steps_per_epoch: args.steps_per_epoch,
-        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress: !args.json && terminal,
+        // Off a terminal (CI, nohup) a bar draws nothing: lines instead.
+        progress_lines: if terminal {
+            None
+        } else {
+            Some(progress_every()?)
+        },
         first_epoch,
         first_step,
         stop: Some(stop),
     };
 
-    let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let mut backend = make_backend(
         gpu.as_ref(),
         &graph,
@@ -335,4 +395,30 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folders_of_one_second_are_distinct() {
+        let root = tempfile::tempdir().unwrap();
+        let runs = root.path().join("runs");
+        let a = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        let b = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        let c = new_run_folder(&runs, "mlp", 1_700_000_000).unwrap();
+        assert_eq!(a, runs.join("mlp-1700000000"));
+        assert_eq!(b, runs.join("mlp-1700000000-2"));
+        assert_eq!(c, runs.join("mlp-1700000000-3"));
+        assert!(a.is_dir() && b.is_dir() && c.is_dir());
+        // A file in the way is an error naming the path, not a loop.
+        let blocked = root.path().join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        let e = new_run_folder(&blocked, "mlp", 1).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot create run folder"),
+            "{e:#}"
+        );
+    }
 }

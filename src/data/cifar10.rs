@@ -17,6 +17,9 @@ pub const IMAGE_BYTES: usize = CHANNELS * IMAGE_SIDE * IMAGE_SIDE;
 /// One label byte, then the pixels.
 pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
 pub const NUM_CLASSES: usize = 10;
+/// Images in the official training and test splits.
+pub const TRAIN_IMAGES: usize = 50_000;
+pub const TEST_IMAGES: usize = 10_000;
 
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "airplane",
@@ -43,10 +46,22 @@ pub const TRAIN_FILES: [&str; 5] = [
 pub const TEST_FILE: &str = "test_batch.bin";
 pub const META_FILE: &str = "batches.meta.txt";
 
-/// Every file the loader needs, in reading order: training batches, the
-/// test batch, the class names.
-fn expected_files() -> Vec<&'static str> {
-    let mut v = TRAIN_FILES.to_vec();
+/// What a load reads: everything (training), or only the test batch and
+/// the class names (evaluation and prediction never touch the 150 MB of
+/// training batches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Parts {
+    All,
+    TestOnly,
+}
+
+/// Every file a load of `parts` needs, in reading order: training batches,
+/// the test batch, the class names.
+fn expected_files(parts: Parts) -> Vec<&'static str> {
+    let mut v = match parts {
+        Parts::All => TRAIN_FILES.to_vec(),
+        Parts::TestOnly => Vec::new(),
+    };
     v.push(TEST_FILE);
     v.push(META_FILE);
     v
@@ -147,18 +162,29 @@ fn parse_class_names(file: &str, bytes: &[u8]) -> Result<Vec<String>> {
     Ok(names.into_iter().map(|(_, n)| n.to_owned()).collect())
 }
 
-/// Collects the seven files (from a folder or an archive) into the dataset.
-#[derive(Default)]
+/// Collects the files of `parts` (from a folder or an archive) into the
+/// dataset.
 struct Builder {
+    parts: Parts,
     train: [Option<Vec<u8>>; 5],
     test: Option<Vec<u8>>,
     meta: Option<Vec<u8>>,
 }
 
 impl Builder {
+    fn new(parts: Parts) -> Builder {
+        Builder {
+            parts,
+            train: Default::default(),
+            test: None,
+            meta: None,
+        }
+    }
+
+    /// Where file `name` goes; None for a file this load does not read.
     fn slot(&mut self, name: &str) -> Option<&mut Option<Vec<u8>>> {
         if let Some(i) = TRAIN_FILES.iter().position(|f| *f == name) {
-            return Some(&mut self.train[i]);
+            return (self.parts == Parts::All).then_some(&mut self.train[i]);
         }
         match name {
             TEST_FILE => Some(&mut self.test),
@@ -168,7 +194,7 @@ impl Builder {
     }
 
     fn missing(&mut self, prefix: &str) -> Vec<String> {
-        expected_files()
+        expected_files(self.parts)
             .into_iter()
             .filter(|f| self.slot(f).is_some_and(|s| s.is_none()))
             .map(|f| format!("{prefix}{f}"))
@@ -178,8 +204,10 @@ impl Builder {
     /// `source` turns a file name into the name used in errors.
     fn finish(self, source: impl Fn(&str) -> String) -> Result<Cifar10> {
         let mut train = Split::default();
-        for (name, bytes) in TRAIN_FILES.iter().zip(&self.train) {
-            train.append_batch(&source(name), bytes.as_deref().unwrap_or_default())?;
+        if self.parts == Parts::All {
+            for (name, bytes) in TRAIN_FILES.iter().zip(&self.train) {
+                train.append_batch(&source(name), bytes.as_deref().unwrap_or_default())?;
+            }
         }
         let mut test = Split::default();
         test.append_batch(&source(TEST_FILE), self.test.as_deref().unwrap_or_default())?;
@@ -198,29 +226,25 @@ impl Cifar10 {
     /// (or containing `cifar-10-binary.tar.gz`), or the archive itself, read
     /// directly with streaming decompression.
     pub fn load(path: &Path) -> Result<Cifar10> {
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => DataError::NotFound(path.to_owned()),
-            _ => io_err(path, e),
-        })?;
-        if !meta.is_dir() {
-            return load_archive(path);
+        load_parts(path, Parts::All)
+    }
+
+    /// The test split alone, from the same places as [`Cifar10::load`]:
+    /// only `test_batch.bin` and the class names are read (a folder needs
+    /// no training batches; an archive's are streamed past, not kept).
+    pub fn load_test(path: &Path) -> Result<Split> {
+        Ok(load_parts(path, Parts::TestOnly)?.test)
+    }
+
+    /// [`Cifar10::load_test`] from PATH when given, otherwise from where
+    /// [`Cifar10::load_or_download`] looks, downloading likewise.
+    pub fn load_test_or_download(path: Option<&Path>) -> Result<Split> {
+        match path {
+            Some(p) => Self::load_test(p),
+            None => Self::load_test(&download::locate_or_download(
+                &download::Source::official()?
+            )?),
         }
-        let holds_batches = expected_files().iter().any(|f| path.join(f).exists());
-        if holds_batches {
-            return load_folder(path);
-        }
-        let inner = path.join(BATCHES_DIR);
-        if inner.is_dir() {
-            return load_folder(&inner);
-        }
-        let archive = path.join(download::ARCHIVE_NAME);
-        if archive.is_file() {
-            return load_archive(&archive);
-        }
-        Err(DataError::MissingFiles {
-            dir: path.to_owned(),
-            missing: vec![format!("{BATCHES_DIR}/"), download::ARCHIVE_NAME.to_owned()],
-        })
     }
 
     /// Loads from PATH when given; otherwise from `$GDL_GPU_DATA`, else the
@@ -238,6 +262,33 @@ impl Cifar10 {
     }
 }
 
+/// PATH as [`Cifar10::load`] takes it, reading the files of `parts`.
+fn load_parts(path: &Path, parts: Parts) -> Result<Cifar10> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFound(path.to_owned()),
+        _ => io_err(path, e),
+    })?;
+    if !meta.is_dir() {
+        return load_archive(path, parts);
+    }
+    let holds_batches = expected_files(parts).iter().any(|f| path.join(f).exists());
+    if holds_batches {
+        return load_folder(path, parts);
+    }
+    let inner = path.join(BATCHES_DIR);
+    if inner.is_dir() {
+        return load_folder(&inner, parts);
+    }
+    let archive = path.join(download::ARCHIVE_NAME);
+    if archive.is_file() {
+        return load_archive(&archive, parts);
+    }
+    Err(DataError::MissingFiles {
+        dir: path.to_owned(),
+        missing: vec![format!("{BATCHES_DIR}/"), download::ARCHIVE_NAME.to_owned()],
+    })
+}
+
 fn io_err(path: &Path, source: std::io::Error) -> DataError {
     DataError::Io {
         path: path.display().to_string(),
@@ -245,8 +296,8 @@ fn io_err(path: &Path, source: std::io::Error) -> DataError {
     }
 }
 
-fn load_folder(dir: &Path) -> Result<Cifar10> {
-    let mut b = Builder::default();
+fn load_folder(dir: &Path, parts: Parts) -> Result<Cifar10> {
+    let mut b = Builder::new(parts);
     let missing = b.missing("");
     let absent: Vec<String> = missing
         .into_iter()
@@ -258,7 +309,7 @@ fn load_folder(dir: &Path) -> Result<Cifar10> {
             missing: absent,
         });
     }
-    for name in expected_files() {
+    for name in expected_files(parts) {
         let p = dir.join(name);
         let bytes = std::fs::read(&p).map_err(|e| io_err(&p, e))?;
         *b.slot(name).expect("expected file has a slot") = Some(bytes);
@@ -268,7 +319,7 @@ fn load_folder(dir: &Path) -> Result<Cifar10> {
 
 /// Streams the archive once: gunzip → untar, keeping only the seven
 /// members, so the 160 MiB of data are never written to disk.
-fn load_archive(path: &Path) -> Result<Cifar10> {
+fn load_archive(path: &Path, parts: Parts) -> Result<Cifar10> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let head = reader.fill_buf().map_err(|e| io_err(path, e))?;
@@ -293,7 +344,7 @@ fn load_archive(path: &Path) -> Result<Cifar10> {
         source,
     };
     let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(reader));
-    let mut b = Builder::default();
+    let mut b = Builder::new(parts);
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         if !entry.header().entry_type().is_file() {

@@ -61,14 +61,21 @@ pub fn data_dir() -> Result<PathBuf> {
 /// archive), otherwise downloads the archive into it first. A failed
 /// download becomes `DataError::Offline`, which says how to supply the file.
 pub fn load_or_download_with(source: &Source) -> Result<Cifar10> {
+    Cifar10::load(&locate_or_download(source)?)
+}
+
+/// The path to load from `source.dir` (the folder, or the archive
+/// `$GDL_GPU_DATA` names), downloading the archive into it first when the
+/// data is not there; what to read of it is the caller's choice.
+pub fn locate_or_download(source: &Source) -> Result<PathBuf> {
     let dir = &source.dir;
     // `$GDL_GPU_DATA` may name the archive itself.
     if dir.is_file() {
-        return Cifar10::load(dir);
+        return Ok(dir.clone());
     }
     let archive = dir.join(ARCHIVE_NAME);
     if dir.join(BATCHES_DIR).is_dir() || archive.is_file() {
-        return Cifar10::load(dir);
+        return Ok(dir.clone());
     }
     let offline = |cause: DataError| DataError::Offline {
         dir: dir.clone(),
@@ -85,7 +92,7 @@ pub fn load_or_download_with(source: &Source) -> Result<Cifar10> {
         .and_then(|()| {
             fetch(&source.url, &source.md5, &archive, source.progress).map_err(offline)
         })?;
-    Cifar10::load(&archive)
+    Ok(archive)
 }
 
 /// Removes the temporary file on every exit but a successful rename.

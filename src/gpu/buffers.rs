@@ -115,12 +115,35 @@ impl Gpu {
 
     /// Copies the first `count` elements of `buffer` back to the host.
     pub fn read<T: Pod>(&self, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<T>> {
-        let label = format!("{buffer:?}");
-        let bytes = (count * std::mem::size_of::<T>()) as u64;
-        if bytes == 0 {
-            return Ok(Vec::new());
+        Ok(self
+            .read_many(&[(buffer, count)])?
+            .pop()
+            .expect("one part read"))
+    }
+
+    /// Copies the first `count` elements of each buffer back to the host in
+    /// one readback (one submit, one wait, one mapping): each readback
+    /// stalls the queue, so a checkpoint's four tensors share one.
+    pub fn read_many<T: Pod>(&self, parts: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<T>>> {
+        let label = parts
+            .iter()
+            .map(|(b, _)| format!("{b:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Each part at a 4-byte-aligned offset, as copies require.
+        let bytes: Vec<u64> = parts
+            .iter()
+            .map(|&(_, count)| (count * std::mem::size_of::<T>()) as u64)
+            .collect();
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut size = 0u64;
+        for &b in &bytes {
+            offsets.push(size);
+            size += b.div_ceil(4) * 4;
         }
-        let size = bytes.div_ceil(4) * 4;
+        if size == 0 {
+            return Ok(parts.iter().map(|_| Vec::new()).collect());
+        }
         // Readbacks recur (metrics every 50 steps, each evaluation), so the
         // staging buffer comes from the pool and goes back to it.
         let staging = self.take(
@@ -129,8 +152,14 @@ impl Gpu {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         )?;
         let mut enc = self.encoder("readback");
-        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        for ((&(buffer, _), &b), &off) in parts.iter().zip(&bytes).zip(&offsets) {
+            if b > 0 {
+                enc.copy_buffer_to_buffer(buffer, 0, &staging, off, b.div_ceil(4) * 4);
+            }
+        }
         self.submit("readback copy", enc)?;
+        self.readbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = futures::channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -152,8 +181,17 @@ impl Gpu {
                 message: e.to_string(),
             })?;
         // The mapped bytes need not be aligned for T; copy through a Vec<T>.
-        let mut out = vec![T::zeroed(); count];
-        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view[..bytes as usize]);
+        let out = parts
+            .iter()
+            .zip(&bytes)
+            .zip(&offsets)
+            .map(|((&(_, count), &b), &off)| {
+                let mut v = vec![T::zeroed(); count];
+                bytemuck::cast_slice_mut::<T, u8>(&mut v)
+                    .copy_from_slice(&view[off as usize..(off + b) as usize]);
+                v
+            })
+            .collect();
         drop(view);
         staging.unmap();
         self.give(staging);

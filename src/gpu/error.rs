@@ -17,6 +17,11 @@ pub enum GpuError {
         available: Vec<String>,
     },
 
+    #[error(
+        "GDL_GPU_DISABLE names {0:?}, expected a comma-separated list of: subgroups, timestamps"
+    )]
+    UnknownDisable(String),
+
     #[error("unknown backend {0:?} (expected one of: vulkan, metal, dx12, gl)")]
     UnknownBackend(String),
 

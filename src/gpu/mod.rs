@@ -18,20 +18,24 @@ pub use error::{GpuError, Result};
 pub use pipelines::{Binding, KernelSpec};
 pub use view::{Bind, View};
 
-/// Optional features gdl-gpu uses when the adapter has them.
+/// Optional features gdl-gpu uses when the adapter has them: only those a
+/// kernel or the timer uses are requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub timestamps: bool,
     pub subgroups: bool,
-    pub f16: bool,
 }
+
+/// The optional features gdl-gpu requests when present.
+pub const WANTED_FEATURES: wgpu::Features =
+    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SUBGROUP);
 
 /// Options for opening a device beyond the adapter choice.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     pub adapter: AdapterChoice,
     /// Features not to request even when present (to test fallbacks).
-    /// `GDL_GPU_DISABLE=subgroups,timestamps,f16` does the same.
+    /// `GDL_GPU_DISABLE=subgroups,timestamps` does the same.
     pub disable: Option<wgpu::Features>,
 }
 
@@ -46,21 +50,29 @@ pub struct Gpu {
     /// Errors that escaped every error scope, and device loss: set by
     /// wgpu's callbacks, turned into `GpuError` at the next check.
     uncaptured: Arc<Mutex<Option<GpuError>>>,
+    /// Readbacks so far (see [`Gpu::readbacks`]).
+    readbacks: std::sync::atomic::AtomicU64,
 }
 
-fn disabled_from_env() -> wgpu::Features {
+/// The features a `GDL_GPU_DISABLE` list names ("subgroups,timestamps");
+/// an unknown name is an error rather than a fallback silently not tested.
+pub fn parse_disable(list: &str) -> Result<wgpu::Features> {
     let mut f = wgpu::Features::empty();
-    if let Ok(v) = std::env::var("GDL_GPU_DISABLE") {
-        for name in v.split(',').map(str::trim) {
-            match name {
-                "subgroups" => f |= wgpu::Features::SUBGROUP,
-                "timestamps" => f |= wgpu::Features::TIMESTAMP_QUERY,
-                "f16" => f |= wgpu::Features::SHADER_F16,
-                _ => {}
-            }
-        }
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        f |= match name {
+            "subgroups" => wgpu::Features::SUBGROUP,
+            "timestamps" => wgpu::Features::TIMESTAMP_QUERY,
+            _ => return Err(GpuError::UnknownDisable(name.to_owned())),
+        };
     }
-    f
+    Ok(f)
+}
+
+fn disabled_from_env() -> Result<wgpu::Features> {
+    match std::env::var("GDL_GPU_DISABLE") {
+        Ok(v) => parse_disable(&v),
+        Err(_) => Ok(wgpu::Features::empty()),
+    }
 }
 
 impl Gpu {
@@ -71,14 +83,22 @@ impl Gpu {
 
     pub fn with_options(opts: &GpuOptions) -> Result<Self> {
         let adapter = adapter::select(&opts.adapter)?;
-        Self::from_adapter(adapter, opts.disable.unwrap_or_else(disabled_from_env))
+        let disable = match opts.disable {
+            Some(d) => d,
+            None => disabled_from_env()?,
+        };
+        Self::from_adapter(adapter, disable)
+    }
+
+    /// Opens an adapter already chosen (by [`adapter::select`]), honouring
+    /// `GDL_GPU_DISABLE` as [`Gpu::new`] does.
+    pub fn open(adapter: wgpu::Adapter) -> Result<Self> {
+        Self::from_adapter(adapter, disabled_from_env()?)
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
-        let wanted =
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
-        let features = adapter.features() & wanted & !disable;
+        let features = adapter.features() & WANTED_FEATURES & !disable;
         // The adapter's own limits, not wgpu's conservative defaults: the
         // storage binding size and buffer count decide how data is chunked.
         let limits = adapter.limits();
@@ -127,7 +147,6 @@ impl Gpu {
         let caps = Capabilities {
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
-            f16: features.contains(wgpu::Features::SHADER_F16),
         };
         Ok(Gpu {
             device,
@@ -138,6 +157,7 @@ impl Gpu {
             pipelines: pipelines::PipelineCache::default(),
             pool: buffers::BufferPool::default(),
             uncaptured,
+            readbacks: Default::default(),
         })
     }
 
@@ -147,7 +167,13 @@ impl Gpu {
     }
 
     pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        adapter::is_software(&self.info)
+    }
+
+    /// How many readbacks (each a submit, a wait for the queue and a
+    /// mapping) this device has done: what the training loop keeps rare.
+    pub fn readbacks(&self) -> u64 {
+        self.readbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reports (once) an error that escaped the error scopes or a lost device.

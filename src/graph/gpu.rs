@@ -63,18 +63,19 @@ impl GpuState {
         );
     }
 
-    pub fn read(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((
-            gpu.read_f32(&self.params, self.layout.trainable_len)?,
-            gpu.read_f32(&self.state, self.layout.state_len)?,
-        ))
-    }
-
-    pub fn read_adam(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((
-            gpu.read_f32(&self.m, self.layout.trainable_len)?,
-            gpu.read_f32(&self.v, self.layout.trainable_len)?,
-        ))
+    /// Parameters, moving statistics and Adam's m and v, in one readback.
+    pub fn read_all(&self, gpu: &Gpu) -> Result<[Vec<f32>; 4]> {
+        let (t, s) = (self.layout.trainable_len, self.layout.state_len);
+        let parts = [
+            (&self.params, t),
+            (&self.state, s),
+            (&self.m, t),
+            (&self.v, t),
+        ];
+        Ok(gpu
+            .read_many(&parts)?
+            .try_into()
+            .expect("one result per part"))
     }
 
     pub fn write(&self, gpu: &Gpu, trainable: &[f32], state: &[f32]) {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
@@ -24,7 +24,12 @@ pub struct FitConfig {
     pub seed: u64,
     /// Stop each epoch after this many steps (for quick runs).
     pub steps_per_epoch: Option<usize>,
+    /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Without a bar (stderr not a terminal: CI, nohup), print a progress
+    /// line to stderr at the first metrics check this long after the last
+    /// line (or the epoch's start); None for no lines.
+    pub progress_lines: Option<Duration>,
     /// The first epoch to run (for resuming), 0-based.
     pub first_epoch: usize,
     /// Steps of `first_epoch` already taken (resuming mid-epoch).
@@ -77,6 +82,32 @@ pub fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<u32> {
     perm
 }
 
+/// The interval of progress lines when stderr is not a terminal.
+pub const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(10);
+
+/// One progress line: where the epoch is, the running metrics, the time
+/// spent and an estimate of the time left in the epoch, from the pace of
+/// the `steps_timed` steps taken in `elapsed` (fewer than `step` when the
+/// epoch was resumed).
+pub fn progress_line(
+    epoch: usize,
+    epochs: usize,
+    step: usize,
+    steps: usize,
+    m: &Metrics,
+    elapsed: Duration,
+    steps_timed: usize,
+) -> String {
+    let secs = elapsed.as_secs_f64();
+    let eta = secs / steps_timed.max(1) as f64 * (steps - step) as f64;
+    format!(
+        "Epoch {epoch}/{epochs}: step {step}/{steps} ({:.0}%) - loss {:.4} - accuracy {:.4} - {secs:.0} s, about {eta:.0} s left in the epoch",
+        100.0 * step as f64 / steps.max(1) as f64,
+        m.loss(),
+        m.accuracy(),
+    )
+}
+
 /// Runs epochs `cfg.first_epoch..cfg.epochs`; `on_epoch` sees the backend
 /// (to save a checkpoint) and each epoch's report.
 pub fn fit(
@@ -107,6 +138,7 @@ pub fn fit(
             ProgressBar::hidden()
         };
         let t0 = Instant::now();
+        let mut last_line = t0;
         let mut examples = 0;
         // A resumed epoch skips the steps it had taken; its training
         // metrics then cover only the remaining steps.
@@ -115,6 +147,8 @@ pub fn fit(
         } else {
             0
         };
+        // The metrics read at the last step are the epoch's: not read twice.
+        let mut last_read = None;
         for s in first..steps {
             let start = s * cfg.batch;
             let len = cfg.batch.min(n_train - start);
@@ -136,6 +170,26 @@ pub fn fit(
                     m.accuracy()
                 ));
                 bar.set_position(s as u64 + 1);
+                if let Some(every) = cfg.progress_lines {
+                    if last_line.elapsed() >= every && s + 1 < steps {
+                        last_line = Instant::now();
+                        eprintln!(
+                            "{}",
+                            progress_line(
+                                epoch + 1,
+                                cfg.epochs,
+                                s + 1,
+                                steps,
+                                &m,
+                                t0.elapsed(),
+                                s + 1 - first
+                            )
+                        );
+                    }
+                }
+                if s + 1 == steps {
+                    last_read = Some(m);
+                }
             }
             if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) && s + 1 < steps {
                 bar.abandon();
@@ -145,7 +199,11 @@ pub fn fit(
                 });
             }
         }
-        let train = backend.metrics()?;
+        let train = match last_read {
+            Some(m) => m,
+            // A resumed epoch with no steps left to take.
+            None => backend.metrics()?,
+        };
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let t1 = Instant::now();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::backend::{Backend, Metrics, ModelValues};
 use crate::data::Split;
+use crate::gpu::buffers::padded;
 use crate::gpu::Gpu;
 use crate::graph::gpu::{GpuProgram, GpuState};
 use crate::graph::lower::lower;
@@ -55,6 +56,93 @@ fn eval_batch(gpu: &Gpu, graph: &Graph, layout: &ParamLayout) -> Result<usize, G
         .max()
         .unwrap_or(4);
     Ok(((binding_limit(gpu) / per_example) as usize).clamp(1, EVAL_BATCH))
+}
+
+/// One part of what [`GpuBackend`] allocates on the GPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPart {
+    pub what: String,
+    pub bytes: u64,
+}
+
+/// The batch sizes a pass over `len` examples in batches of `batch` runs:
+/// the full batch and the last partial one, each a program of its own.
+fn batch_sizes(len: usize, batch: usize) -> Vec<usize> {
+    let mut v = vec![batch.min(len.max(1))];
+    if len > batch && len % batch != 0 {
+        v.push(len % batch);
+    }
+    v
+}
+
+/// A dataset as `GpuDataset::upload` lays it out: images as u32 words
+/// (whole images per chunk, each chunk padded to 16 bytes; exact for any
+/// chunking when an image is a multiple of 16 bytes, as CIFAR-10's 3,072),
+/// labels as u32.
+fn dataset_bytes(len: usize, image_bytes: usize) -> u64 {
+    padded((len * image_bytes.div_ceil(4) * 4) as u64) + padded((len * 4) as u64)
+}
+
+fn program_bytes(plan: &crate::graph::plan::Plan) -> u64 {
+    plan.slot_bytes.iter().map(|&b| padded(b)).sum()
+}
+
+/// What a [`GpuBackend`] allocates to train `graph` for whole epochs of
+/// `train_len` examples in batches of `batch`, evaluating on `test_len`:
+/// parameters and optimizer state, both datasets, the example orders and
+/// metrics, and the activations of every program an epoch builds (the
+/// training step, the last partial batch's, evaluation's). Not counted:
+/// the small uniform buffers of each dispatch, and kernel scratch whose
+/// size depends on the adapter (batch-norm and reduction partial sums,
+/// GEMM operand packing on subgroup adapters).
+pub fn planned_memory(
+    graph: &Graph,
+    batch: usize,
+    train_len: usize,
+    test_len: usize,
+) -> Result<Vec<MemoryPart>, GraphError> {
+    let layout = ParamLayout::new(graph);
+    let image: usize = graph.input_shape().iter().product();
+    let part = |what: String, bytes: u64| MemoryPart { what, bytes };
+    let t = padded((layout.trainable_len * 4) as u64);
+    let mut parts = vec![
+        part("parameters, gradients and Adam's m and v".into(), 4 * t),
+        part(
+            "moving statistics".into(),
+            padded((layout.state_len * 4) as u64),
+        ),
+        part(
+            format!("training set ({train_len} images, u8)"),
+            dataset_bytes(train_len, image),
+        ),
+        part(
+            format!("test set ({test_len} images, u8)"),
+            dataset_bytes(test_len, image),
+        ),
+        part(
+            "example orders and metrics".into(),
+            padded((train_len.max(1) * 4) as u64) + padded((test_len * 4) as u64) + 2 * padded(16),
+        ),
+    ];
+    let programs = batch_sizes(train_len, batch)
+        .into_iter()
+        .map(|b| (Mode::Train, b, "training step"))
+        .chain(
+            batch_sizes(test_len, EVAL_BATCH)
+                .into_iter()
+                .map(|b| (Mode::Eval, b, "evaluation")),
+        );
+    for (mode, b, name) in programs {
+        let plan = crate::graph::plan::Plan::new(&lower(graph, &layout, b, mode)?);
+        parts.push(part(
+            format!(
+                "{name} activations, batch {b} ({} shared buffers)",
+                plan.slot_bytes.len()
+            ),
+            program_bytes(&plan),
+        ));
+    }
+    Ok(parts)
 }
 
 pub struct GpuBackend<'g> {
@@ -129,6 +217,44 @@ impl<'g> GpuBackend<'g> {
             self.programs.insert((mode, batch), gp);
         }
         Ok(&self.programs[&(mode, batch)])
+    }
+
+    /// Bytes of the buffers this backend has allocated so far, counted as
+    /// [`planned_memory`] counts them (uniforms and kernel scratch aside):
+    /// what the plan is checked against.
+    pub fn allocated_bytes(&self) -> u64 {
+        let st = &self.state;
+        let own = [
+            &st.params,
+            &st.grads,
+            &st.m,
+            &st.v,
+            &st.state,
+            &self.train_indices,
+            &self.test_indices,
+            &self.train_metrics,
+            &self.eval_metrics,
+        ];
+        let dataset = |d: &GpuDataset| -> u64 {
+            let (h, w, c) = d.hwc();
+            let image_words = (h * w * c).div_ceil(4);
+            let per_chunk = d.images_per_chunk();
+            (0..d.chunks())
+                .map(|k| {
+                    let n = per_chunk.min(d.len() - k * per_chunk);
+                    padded((n * image_words * 4) as u64)
+                })
+                .sum::<u64>()
+                + padded((d.len() * 4) as u64)
+        };
+        own.iter().map(|b| b.size()).sum::<u64>()
+            + dataset(&self.train)
+            + dataset(&self.test)
+            + self
+                .programs
+                .values()
+                .map(|p| program_bytes(&p.plan))
+                .sum::<u64>()
     }
 
     fn submit(&self, mode: Mode, batch: usize) -> Result<(), GraphError> {
@@ -212,8 +338,7 @@ impl Backend for GpuBackend<'_> {
     }
 
     fn values(&mut self) -> Result<ModelValues, GraphError> {
-        let (trainable, state) = self.state.read(self.gpu)?;
-        let (adam_m, adam_v) = self.state.read_adam(self.gpu)?;
+        let [trainable, state, adam_m, adam_v] = self.state.read_all(self.gpu)?;
         Ok(ModelValues {
             trainable,
             state,

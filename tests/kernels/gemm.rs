@@ -282,6 +282,10 @@ fn gemm_subgroup_plans() {
         assert_eq!((plan.out_t, plan.pack), (out_t, pack), "{s:?}");
     }
     if !gemm::variant_available(gpu(), Variant::Subgroup) {
+        eprintln!(
+            "gemm_subgroup_plans: GPU part skipped: {} has no 8-lane subgroups",
+            gpu().name()
+        );
         return;
     }
     let mut rng = Rng::new(14);
@@ -339,6 +343,10 @@ fn cpu_reference_matches_naive() {
 fn unavailable_variant_is_an_error() {
     let gpu = gpu();
     if gemm::variant_available(gpu, Variant::Subgroup) {
+        eprintln!(
+            "unavailable_variant_is_an_error: skipped: {} has the subgroup variant",
+            gpu.name()
+        );
         return;
     }
     let a = zeros(4);
