@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod models;
+pub mod profile;
 pub mod render;
 pub mod shaders;
 pub mod train;

@@ -29,7 +29,7 @@ pub fn steps_per_run(quick: bool) -> usize {
 }
 
 /// `len` random images with labels 0..9 in turn.
-fn synthetic(len: usize, seed: u64) -> Split {
+pub fn synthetic(len: usize, seed: u64) -> Split {
     let mut rng = Rng::new(seed);
     Split {
         pixels: (0..len * crate::data::cifar10::IMAGE_BYTES)

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod eval;
 pub mod info;
 pub mod predict;
+pub mod profile;
 pub mod summary;
 pub mod train;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Benchmark every kernel on an adapter
     Bench(bench::BenchArgs),
+    /// Time every instruction of a training step, layer by layer
+    Profile(profile::ProfileArgs),
     /// List GPU adapters, their limits and features, and the one gdl-gpu picks
     Info(info::InfoArgs),
 }
@@ -49,6 +52,7 @@ impl Cli {
             Command::Train(a) => (a.backend, &a.adapter),
             Command::Eval(a) => (a.backend, &a.adapter),
             Command::Predict(a) => (a.backend, &a.adapter),
+            Command::Profile(a) => (a.backend, &a.adapter),
             _ => return Ok(()),
         };
         if backend == BackendKind::Cpu && adapter.is_some() {
@@ -125,6 +129,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Summary(a) => summary::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Profile(a) => profile::run(a),
         Command::Info(a) => info::run(a),
     }
 }

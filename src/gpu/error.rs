@@ -18,7 +18,7 @@ pub enum GpuError {
     },
 
     #[error(
-        "GDL_GPU_DISABLE names {0:?}, expected a comma-separated list of: subgroups, timestamps"
+        "GDL_GPU_DISABLE names {0:?}, expected a comma-separated list of: subgroups, timestamps, timestamps-inside-passes"
     )]
     UnknownDisable(String),
 

@@ -23,12 +23,16 @@ pub use view::{Bind, View};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub timestamps: bool,
+    /// Timestamps between dispatches of one compute pass (only `gdl-gpu
+    /// profile` writes them).
+    pub timestamps_inside_passes: bool,
     pub subgroups: bool,
 }
 
 /// The optional features gdl-gpu requests when present.
-pub const WANTED_FEATURES: wgpu::Features =
-    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SUBGROUP);
+pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    .union(wgpu::Features::SUBGROUP);
 
 /// Options for opening a device beyond the adapter choice.
 #[derive(Clone, Debug, Default)]
@@ -54,14 +58,19 @@ pub struct Gpu {
     readbacks: std::sync::atomic::AtomicU64,
 }
 
-/// The features a `GDL_GPU_DISABLE` list names ("subgroups,timestamps");
+/// The features a `GDL_GPU_DISABLE` list names ("subgroups,timestamps";
+/// "timestamps" includes those inside passes, "timestamps-inside-passes"
+/// is only those);
 /// an unknown name is an error rather than a fallback silently not tested.
 pub fn parse_disable(list: &str) -> Result<wgpu::Features> {
     let mut f = wgpu::Features::empty();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         f |= match name {
             "subgroups" => wgpu::Features::SUBGROUP,
-            "timestamps" => wgpu::Features::TIMESTAMP_QUERY,
+            "timestamps" => {
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            }
+            "timestamps-inside-passes" => wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
             _ => return Err(GpuError::UnknownDisable(name.to_owned())),
         };
     }
@@ -98,7 +107,10 @@ impl Gpu {
 
     pub fn from_adapter(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
-        let features = adapter.features() & WANTED_FEATURES & !disable;
+        let mut features = adapter.features() & WANTED_FEATURES & !disable;
+        if !features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            features.remove(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+        }
         // The adapter's own limits, not wgpu's conservative defaults: the
         // storage binding size and buffer count decide how data is chunked.
         let limits = adapter.limits();
@@ -146,6 +158,8 @@ impl Gpu {
 
         let caps = Capabilities {
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamps_inside_passes: features
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         };
         Ok(Gpu {

@@ -121,6 +121,20 @@ pub fn run_prefix(
     metrics: &mut [u32; 4],
     n: usize,
 ) -> CpuRun {
+    run_observed(p, st, inp, metrics, n, &mut |_| {})
+}
+
+/// [`run_prefix`], calling `mark(i)` just before instruction i and
+/// `mark(n)` after the last: the time between two calls is one
+/// instruction's (what `gdl-gpu profile` measures).
+pub fn run_observed(
+    p: &Program,
+    st: &mut CpuState,
+    inp: &StepInputs,
+    metrics: &mut [u32; 4],
+    n: usize,
+    mark: &mut dyn FnMut(usize),
+) -> CpuRun {
     let nt = p.tensors.len();
     let mut env = Env {
         p,
@@ -129,7 +143,8 @@ pub fn run_prefix(
         u32s: vec![Vec::new(); nt],
         metrics,
     };
-    for inst in &p.insts[..n] {
+    for (i, inst) in p.insts[..n].iter().enumerate() {
+        mark(i);
         match *inst {
             Inst::Gather { x, labels } => {
                 let (xs, ls) = gather::cpu::gather(
@@ -394,6 +409,7 @@ pub fn run_prefix(
             }
         }
     }
+    mark(n);
     debug_assert!(p
         .tensors
         .iter()

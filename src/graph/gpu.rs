@@ -404,6 +404,13 @@ impl GpuProgram {
         }
     }
 
+    /// The dispatches of instruction `i`, in recording order (a profile
+    /// records and times them one instruction at a time).
+    pub fn inst_dispatches(&self, i: usize) -> &[Dispatch] {
+        let start = if i == 0 { 0 } else { self.inst_end[i - 1] };
+        &self.dispatches[start..self.inst_end[i]]
+    }
+
     /// Reads any f32 tensor of the program as it is now.
     pub fn read_any(&self, gpu: &Gpu, st: &GpuState, t: TensorId) -> Result<Vec<f32>> {
         let info = &self.program.tensors[t];

@@ -8,6 +8,7 @@
 
 use super::error::GraphError;
 use super::model::{Graph, NodeId};
+use super::origin::{Origin, Phase};
 use super::params::ParamLayout;
 use super::program::{DType, Home, Inst, Mode, Program, TensorId, TensorInfo};
 
@@ -36,6 +37,9 @@ pub struct Lowering<'a> {
     pub mode: Mode,
     tensors: Vec<TensorInfo>,
     insts: Vec<Inst>,
+    /// The origin of each instruction, and the one `emit` gives the next.
+    origin: Vec<Origin>,
+    current: Origin,
     labels: TensorId,
     out: Vec<TensorId>,
     saved: Vec<Vec<TensorId>>,
@@ -127,6 +131,11 @@ impl Lowering<'_> {
 
     pub fn emit(&mut self, inst: Inst) {
         self.insts.push(inst);
+        self.origin.push(self.current);
+    }
+
+    fn at(&mut self, node: Option<NodeId>, phase: Phase) {
+        self.current = Origin { node, phase };
     }
 
     /// Tensors the forward pass keeps for `node`'s backward rule.
@@ -195,7 +204,7 @@ impl Lowering<'_> {
         self.grads[input] = Some(match self.grads[input] {
             None => Grad { tensor: t, owned },
             Some(g) if g.owned => {
-                self.insts.push(Inst::Accumulate {
+                self.emit(Inst::Accumulate {
                     n,
                     src: t,
                     acc: g.tensor,
@@ -204,7 +213,7 @@ impl Lowering<'_> {
             }
             Some(g) => {
                 let sum = self.grad_temp(node, i);
-                self.insts.push(Inst::Add {
+                self.emit(Inst::Add {
                     n,
                     a: g.tensor,
                     b: t,
@@ -244,6 +253,11 @@ pub fn lower(
         mode,
         tensors: Vec::new(),
         insts: Vec::new(),
+        origin: Vec::new(),
+        current: Origin {
+            node: Some(0),
+            phase: Phase::Forward,
+        },
         labels: 0,
         out: vec![usize::MAX; n],
         saved: vec![Vec::new(); n],
@@ -254,6 +268,7 @@ pub fn lower(
     let metrics = cx.push("metrics".into(), 4, DType::U32, Home::Metrics);
 
     for (id, node) in graph.nodes.iter().enumerate() {
+        cx.at(Some(id), Phase::Forward);
         cx.out[id] = node.op.layer().forward(&mut cx, id);
     }
     let input = cx.out[0];
@@ -263,6 +278,7 @@ pub fn lower(
     let classes = cx.per_example(head);
     let mut probs = None;
     let labels = cx.labels;
+    cx.at(Some(head), Phase::Loss);
     match mode {
         Mode::Predict => {
             let p = cx.act("probabilities".into(), classes);
@@ -305,8 +321,10 @@ pub fn lower(
     if mode == Mode::Train {
         for id in (1..n).rev() {
             let Some(g) = cx.grads[id] else { continue };
+            cx.at(Some(id), Phase::Backward);
             graph.nodes[id].op.layer().backward(&mut cx, id, g.tensor);
         }
+        cx.at(None, Phase::Optimizer);
         cx.emit(Inst::Adam);
     }
 
@@ -320,5 +338,6 @@ pub fn lower(
         metrics,
         probs,
         logits,
+        origin: cx.origin,
     })
 }

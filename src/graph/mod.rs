@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod lower;
 pub mod model;
 pub mod ops;
+pub mod origin;
 pub mod params;
 pub mod plan;
 pub mod program;

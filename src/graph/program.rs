@@ -4,6 +4,7 @@
 //! instruction.
 
 use super::ops::PoolKind;
+use super::origin::Origin;
 use crate::kernels::batchnorm::BnShape;
 use crate::kernels::conv::Conv2dGeom;
 use crate::kernels::elementwise::ActKind;
@@ -265,4 +266,6 @@ pub struct Program {
     /// Class probabilities, in `Predict` mode.
     pub probs: Option<TensorId>,
     pub logits: TensorId,
+    /// The layer and phase of each instruction (`origin[i]` is `insts[i]`'s).
+    pub origin: Vec<Origin>,
 }

@@ -28,7 +28,7 @@ fn binding_limit(gpu: &Gpu) -> u64 {
 
 /// Every tensor of `prog` fits one binding, or an error that names the
 /// tensor and what to do, before any buffer is made.
-fn fits(gpu: &Gpu, prog: &Program) -> Result<(), GraphError> {
+pub(crate) fn fits(gpu: &Gpu, prog: &Program) -> Result<(), GraphError> {
     let limit = binding_limit(gpu);
     match prog.tensors.iter().find(|t| t.len as u64 * 4 > limit) {
         None => Ok(()),

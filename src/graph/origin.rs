@@ -1,0 +1,36 @@
+//! Where each instruction of a program comes from: the layer whose rule
+//! emitted it and the part of the step it belongs to, recorded at lowering
+//! time (`Lowering::emit`) so that a profile can name every row.
+
+use super::model::NodeId;
+
+/// The part of a step an instruction belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Forward,
+    Backward,
+    /// The head: softmax with the cross-entropy (or the probabilities) and
+    /// the running metrics.
+    Loss,
+    /// The Adam update over every parameter.
+    Optimizer,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::Loss => "loss",
+            Phase::Optimizer => "optimizer",
+        }
+    }
+}
+
+/// The layer (none for the optimizer, which spans them all) and phase of
+/// one instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub node: Option<NodeId>,
+    pub phase: Phase,
+}
