@@ -4,14 +4,14 @@
 
 use super::model::NodeId;
 
-/// The part of a step an instruction belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The part of a step an instruction belongs to, in program order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
     Forward,
-    Backward,
     /// The head: softmax with the cross-entropy (or the probabilities) and
     /// the running metrics.
     Loss,
+    Backward,
     /// The Adam update over every parameter.
     Optimizer,
 }
@@ -20,8 +20,8 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Forward => "forward",
-            Phase::Backward => "backward",
             Phase::Loss => "loss",
+            Phase::Backward => "backward",
             Phase::Optimizer => "optimizer",
         }
     }

@@ -225,7 +225,11 @@ pub fn profile(gpu: &Gpu, graph: &Graph, cfg: &ProfileConfig) -> Result<Profile,
 
     let variants = (0..n)
         .map(|i| {
-            let ds: Vec<&Dispatch> = gp.inst_dispatches(i).iter().filter(|d| recorded(d)).collect();
+            let ds: Vec<&Dispatch> = gp
+                .inst_dispatches(i)
+                .iter()
+                .filter(|d| recorded(d))
+                .collect();
             let entries: Vec<String> = ds.iter().map(|d| entry(d)).collect();
             (variant_from_entries(&entries), entries, Some(ds.len()))
         })

@@ -229,10 +229,7 @@ pub(crate) fn assemble(
     let step_wall_us = median(step_walls) * 1e6;
     let totals = Totals {
         instructions: rows.len(),
-        dispatches: rows
-            .iter()
-            .map(|r| r.dispatches)
-            .sum::<Option<usize>>(),
+        dispatches: rows.iter().map(|r| r.dispatches).sum::<Option<usize>>(),
         submits: submits.0,
         profiled_submits: submits.1,
         bytes: rows.iter().map(|r| r.bytes).sum(),
@@ -431,8 +428,16 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
             shape.m,
             shape.n,
             shape.k,
-            if shape.trans_a { format!(" A{t}") } else { String::new() },
-            if shape.trans_b { format!(" B{t}") } else { String::new() },
+            if shape.trans_a {
+                format!(" A{t}")
+            } else {
+                String::new()
+            },
+            if shape.trans_b {
+                format!(" B{t}")
+            } else {
+                String::new()
+            },
             if *accumulate { " +=" } else { "" }
         ),
         Inst::Im2col { geom: g, .. } | Inst::Col2im { geom: g, .. } => format!(

@@ -150,5 +150,10 @@ pub fn render_text(p: &Profile) -> String {
         us(t.overhead_us),
         pct(t.overhead_us),
     ));
+    if t.overhead_us < 0.0 {
+        out.push_str(
+            "(negative overhead: the instructions, timed on steps of their own, took longer than the plain steps, e.g. by the barriers or submits between them)\n",
+        );
+    }
     out
 }
