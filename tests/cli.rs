@@ -19,7 +19,9 @@ fn help_lists_every_subcommand() {
     let out = gdl(&["--help"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
-    for cmd in ["train", "eval", "summary", "predict", "bench", "info"] {
+    for cmd in [
+        "train", "eval", "summary", "predict", "bench", "info", "profile",
+    ] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
     let out = gdl(&["train", "--help"]);
