@@ -78,7 +78,7 @@ fn disable_lists_name_only_features_gdl_gpu_requests() {
         wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY
     );
     assert_eq!(
-        parse_disable("subgroups,timestamps").unwrap(),
+        parse_disable("subgroups,timestamps,timestamps-inside-passes").unwrap(),
         WANTED_FEATURES
     );
     // No shader uses f16, so it is neither requested nor a name here.

@@ -14,6 +14,8 @@
 //! with the timed ones: its difference from the sum of the instruction
 //! times is overhead (submit, synchronisation, barriers, host work).
 
+#![warn(missing_docs)]
+
 pub mod cpu;
 pub mod gpu;
 mod table;
@@ -28,11 +30,14 @@ pub use table::render_text;
 /// compiled state, the next settle caches.
 pub const WARMUP_STEPS: usize = 2;
 
+/// What to profile: the batch size and how many steps.
 #[derive(Clone, Copy, Debug)]
 pub struct ProfileConfig {
+    /// Examples per step.
     pub batch: usize,
     /// Timed steps: each instruction's time is its median over these.
     pub steps: usize,
+    /// Untimed steps first.
     pub warmup: usize,
 }
 
@@ -61,6 +66,7 @@ pub enum Method {
 }
 
 impl Method {
+    /// Its name in the JSON (`timing.method`).
     pub fn name(self) -> &'static str {
         match self {
             Method::TimestampsInsidePasses => "timestamps-inside-passes",
@@ -90,34 +96,43 @@ impl Method {
 /// One instruction of the step.
 #[derive(Clone, Debug)]
 pub struct Row {
+    /// The instruction's position in the program.
     pub index: usize,
     /// The layer whose rule emitted it ("(all parameters)" for Adam).
     pub layer: String,
+    /// Forward, loss, backward or optimizer.
     pub phase: Phase,
     /// The kernel ("gemm", "im2col", …) and the variant that ran
     /// ("subgroup", "vec4", …; on the CPU backend, the reference).
     pub kernel: String,
+    /// See `kernel`.
     pub variant: String,
     /// The entry points of its dispatches, in order (GPU only).
     pub entries: Vec<String>,
+    /// M×N×K for a GEMM, NHWC and window for convolution copies and
+    /// pooling, the element count for elementwise kernels.
     pub shape: String,
     /// Dispatches recorded per step (GPU; none on the CPU backend).
     pub dispatches: Option<usize>,
+    /// Median microseconds over the timed steps.
     pub median_us: f64,
     /// Percent of the sum of all instruction times.
     pub share: f64,
+    /// Floating-point operations, for GEMMs (2·M·N·K).
     pub flops: Option<f64>,
     /// Bytes of the tensors it reads and writes, each counted once.
     pub bytes: u64,
 }
 
 impl Row {
+    /// GFLOP/s, for GEMMs.
     pub fn gflops(&self) -> Option<f64> {
         self.flops
             .filter(|_| self.median_us > 0.0)
             .map(|f| f / (self.median_us * 1e3))
     }
 
+    /// GB/s of `bytes`.
     pub fn gbps(&self) -> Option<f64> {
         (self.median_us > 0.0).then(|| self.bytes as f64 / (self.median_us * 1e3))
     }
@@ -132,8 +147,10 @@ impl Row {
     }
 }
 
+/// A step's totals.
 #[derive(Clone, Debug)]
 pub struct Totals {
+    /// Instructions per step (rows).
     pub instructions: usize,
     /// Dispatches of one training step (GPU).
     pub dispatches: Option<usize>,
@@ -141,7 +158,9 @@ pub struct Totals {
     pub submits: Option<usize>,
     /// Submits of one timed step of this profile (GPU).
     pub profiled_submits: Option<usize>,
+    /// Sum of the rows' bytes.
     pub bytes: u64,
+    /// Sum of the GEMMs' floating-point operations.
     pub flops: f64,
     /// Median wall time of a plain step.
     pub step_wall_us: f64,
@@ -151,22 +170,31 @@ pub struct Totals {
     pub overhead_us: f64,
 }
 
+/// A profiled step: one row per instruction and the totals.
 #[derive(Clone, Debug)]
 pub struct Profile {
+    /// The model's name.
     pub model: String,
     /// "GPU: llvmpipe … [Vulkan]" or "CPU reference".
     pub backend: String,
+    /// Examples per step.
     pub batch: usize,
+    /// Timed steps.
     pub steps: usize,
+    /// Warm-up steps before them.
     pub warmup: usize,
+    /// How instructions were timed.
     pub method: Method,
+    /// One per instruction, in program order.
     pub rows: Vec<Row>,
     /// Layers that lower to no instruction (Flatten, Reshape: a view of
     /// their input).
     pub silent_layers: Vec<String>,
+    /// Per step.
     pub totals: Totals,
 }
 
+/// The median of `v` (NaN when empty).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -477,6 +505,7 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
 }
 
 impl Profile {
+    /// The readable table and totals.
     pub fn text(&self) -> String {
         render_text(self)
     }

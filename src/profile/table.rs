@@ -61,6 +61,7 @@ fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     out
 }
 
+/// The table (columns sized to fit) and the totals below it.
 pub fn render_text(p: &Profile) -> String {
     let gpu = p.totals.dispatches.is_some();
     let mut header = vec!["#", "layer", "phase", "kernel", "shape"];
@@ -101,7 +102,8 @@ pub fn render_text(p: &Profile) -> String {
     debug_assert_eq!(right.last(), Some(&(n - 1)));
     let mut out = format!(
         "Profile of {}, batch {}, on {}: median of {} timed steps after {} warm-up\n\
-         Timing: {} [{}]\n\n",
+         Timing: {} [{}]\n\
+         Shapes: M×N×K (op(A) M×K, op(B) K×N) for GEMMs; rates: GFLOP/s for GEMMs, else GB/s of the tensors read and written\n\n",
         p.model,
         p.batch,
         p.backend,
@@ -152,7 +154,7 @@ pub fn render_text(p: &Profile) -> String {
     ));
     if t.overhead_us < 0.0 {
         out.push_str(
-            "(negative overhead: the instructions, timed on steps of their own, took longer than the plain steps, e.g. by the barriers or submits between them)\n",
+            "(negative: the timed steps took longer than the plain ones: run-to-run variation, or what timing adds, such as timestamps, passes or submits between instructions)\n",
         );
     }
     out
