@@ -209,7 +209,10 @@ fn evaluation_matches_cpu() {
 /// result (one batch of 250 there).
 #[test]
 fn wide_model_evaluates_in_batches_that_fit() {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/examples/residual.toml");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/models/examples/residual.toml"
+    );
     let graph = models::load_graph(file).unwrap();
     let (train, test) = (synthetic(8, 30), synthetic(300, 31));
     let init = initial(&graph, 17);

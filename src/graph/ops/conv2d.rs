@@ -14,7 +14,7 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{DType, Inst, TensorId};
 use crate::kernels::conv::Conv2dGeom;
-use crate::kernels::window::{window_out, Padding};
+use crate::kernels::window::{window_out, Padding, Window2d};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2d {
@@ -129,15 +129,17 @@ impl Conv2d {
     fn geom(&self, batch: usize, input: &[usize]) -> Conv2dGeom {
         Conv2dGeom {
             batch,
-            in_h: input[0],
-            in_w: input[1],
             in_c: input[2],
             out_c: self.filters,
-            kh: self.kernel[0],
-            kw: self.kernel[1],
-            stride_h: self.strides[0],
-            stride_w: self.strides[1],
-            padding: self.padding,
+            window: Window2d {
+                in_h: input[0],
+                in_w: input[1],
+                kh: self.kernel[0],
+                kw: self.kernel[1],
+                stride_h: self.strides[0],
+                stride_w: self.strides[1],
+                padding: self.padding,
+            },
         }
     }
 }

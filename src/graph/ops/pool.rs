@@ -13,7 +13,7 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 use crate::kernels::pool::Pool2dGeom;
-use crate::kernels::window::Padding;
+use crate::kernels::window::{Padding, Window2d};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
@@ -55,14 +55,16 @@ impl Pool2d {
     pub fn geom(&self, batch: usize, input: &[usize]) -> Pool2dGeom {
         Pool2dGeom {
             batch,
-            in_h: input[0],
-            in_w: input[1],
             channels: input[2],
-            kh: self.pool_size[0],
-            kw: self.pool_size[1],
-            stride_h: self.strides[0],
-            stride_w: self.strides[1],
-            padding: self.padding,
+            window: Window2d {
+                in_h: input[0],
+                in_w: input[1],
+                kh: self.pool_size[0],
+                kw: self.pool_size[1],
+                stride_h: self.strides[0],
+                stride_w: self.strides[1],
+                padding: self.padding,
+            },
         }
     }
 }
