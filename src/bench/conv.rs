@@ -1,3 +1,5 @@
+//! im2col and col2im benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::conv::{self, Conv2dGeom, Padding};

@@ -1,3 +1,5 @@
+//! Pooling benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::pool::{self, Pool2dGeom};

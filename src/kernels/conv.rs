@@ -164,6 +164,7 @@ pub mod cpu {
         }
     }
 
+    /// cols = im2col(x), as the kernel: [col_rows, col_cols] row-major, zeros in the padding.
     pub fn im2col(g: &Conv2dGeom, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), g.input_len(), "im2col: x length");
         let k = g.col_cols();
@@ -193,7 +194,7 @@ pub mod cpu {
         v.into_iter().map(|a| a as f32).collect()
     }
 
-    /// y[b, oy, ox, o] = bias[o] + Σ_{ky,kx,c} x[b, iy, ix, c]·w[ky, kx, c, o]
+    /// `y[b, oy, ox, o] = bias[o] + Σ_{ky,kx,c} x[b, iy, ix, c]·w[ky, kx, c, o]`
     /// directly from the definition. Weights in Keras layout
     /// [kh, kw, in_c, out_c]; y is NHWC [batch, out_h, out_w, out_c].
     pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -211,6 +212,7 @@ pub mod cpu {
         (narrow(dx), narrow(dw), narrow(db))
     }
 
+    /// `conv2d_forward` in f64 throughout.
     pub fn conv2d_forward_f64(g: &Conv2dGeom, x: &[f64], w: &[f64], bias: &[f64]) -> Vec<f64> {
         assert_eq!(x.len(), g.input_len(), "conv2d_forward: x length");
         assert_eq!(w.len(), g.weight_len(), "conv2d_forward: w length");
@@ -230,6 +232,7 @@ pub mod cpu {
         y
     }
 
+    /// `conv2d_backward` in f64 throughout.
     pub fn conv2d_backward_f64(
         g: &Conv2dGeom,
         x: &[f64],

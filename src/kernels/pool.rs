@@ -118,7 +118,7 @@ pub fn max_forward<'b>(
     g.forward(gpu, &MAX_FORWARD, x, y)
 }
 
-/// dx[i] = Σ dy over the windows whose (first) argmax is x[i], in window
+/// `dx[i] = Σ dy` over the windows whose (first) argmax is `x[i]`, in window
 /// order; dx is fully overwritten.
 pub fn max_backward<'b>(
     gpu: &Gpu,
@@ -144,7 +144,7 @@ pub fn avg_forward<'b>(
     g.forward(gpu, &AVG_FORWARD, x, y)
 }
 
-/// dx[i] = Σ dy/taps over the windows containing x[i]; fully overwritten.
+/// `dx[i] = Σ dy/taps` over the windows containing `x[i]`; fully overwritten.
 pub fn avg_backward<'b>(
     gpu: &Gpu,
     g: &Pool2dGeom,
@@ -214,22 +214,27 @@ pub mod cpu {
         dx
     }
 
+    /// Max pooling forward, in f32 (exactly the kernel's result).
     pub fn max_forward(g: &Pool2dGeom, x: &[f32]) -> Vec<f32> {
         max_fwd(g, x)
     }
 
+    /// Max pooling backward, in f32 (exactly the kernel's result).
     pub fn max_backward(g: &Pool2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         max_bwd(g, x, dy)
     }
 
+    /// Max pooling forward, in f64.
     pub fn max_forward_f64(g: &Pool2dGeom, x: &[f64]) -> Vec<f64> {
         max_fwd(g, x)
     }
 
+    /// Max pooling backward, in f64.
     pub fn max_backward_f64(g: &Pool2dGeom, x: &[f64], dy: &[f64]) -> Vec<f64> {
         max_bwd(g, x, dy)
     }
 
+    /// Average pooling forward, in f64.
     pub fn avg_forward_f64(g: &Pool2dGeom, x: &[f64]) -> Vec<f64> {
         assert_eq!(x.len(), g.input_len(), "avg_forward: x length");
         let mut y = vec![0.0; g.output_len()];
@@ -239,6 +244,7 @@ pub mod cpu {
         y
     }
 
+    /// Average pooling backward, in f64.
     pub fn avg_backward_f64(g: &Pool2dGeom, dy: &[f64]) -> Vec<f64> {
         assert_eq!(dy.len(), g.output_len(), "avg_backward: dy length");
         let mut dx = vec![0.0; g.input_len()];
@@ -258,10 +264,12 @@ pub mod cpu {
         v.into_iter().map(|a| a as f32).collect()
     }
 
+    /// Average pooling forward, accumulated in f64, rounded to f32.
     pub fn avg_forward(g: &Pool2dGeom, x: &[f32]) -> Vec<f32> {
         narrow(avg_forward_f64(g, &widen(x)))
     }
 
+    /// Average pooling backward, accumulated in f64, rounded to f32.
     pub fn avg_backward(g: &Pool2dGeom, dy: &[f32]) -> Vec<f32> {
         narrow(avg_backward_f64(g, &widen(dy)))
     }
