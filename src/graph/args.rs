@@ -17,6 +17,7 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The arguments `map` of layer `layer`, Keras class `class`, none read yet.
     pub fn new(layer: &'a str, class: &'a str, map: Map<String, Value>) -> Self {
         Args {
             layer,
@@ -26,6 +27,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// An error naming this layer and class.
     pub fn error(&self, message: impl Into<String>) -> GraphError {
         GraphError::Layer {
             layer: self.layer.to_owned(),
@@ -118,6 +120,7 @@ impl<'a> Args<'a> {
         list.ok_or_else(|| self.bad(key, "a list of whole numbers ≥ 1 (or one −1)", &v))
     }
 
+    /// Number `key` as f32, or `default` when absent; anything but a finite number is an error.
     pub fn float(&mut self, key: &'static str, default: f32) -> Result<f32, GraphError> {
         match self.take(key) {
             None => Ok(default),
@@ -128,6 +131,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// Boolean `key`, or `default` when absent.
     pub fn boolean(&mut self, key: &'static str, default: bool) -> Result<bool, GraphError> {
         match self.take(key) {
             None => Ok(default),
@@ -136,6 +140,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// String `key`, or `default` when absent.
     pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, GraphError> {
         match self.take(key) {
             None => Ok(default.to_owned()),
@@ -281,6 +286,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct ArgsOut(pub Map<String, Value>);
 
 impl ArgsOut {
+    /// Adds `key` = `v`.
     pub fn set(mut self, key: &str, v: impl Into<Value>) -> Self {
         self.0.insert(key.to_owned(), v.into());
         self

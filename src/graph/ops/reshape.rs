@@ -9,6 +9,7 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::TensorId;
 
+/// The `Reshape` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reshape {
     /// Without the batch dimension; at most one −1.
@@ -16,6 +17,7 @@ pub struct Reshape {
 }
 
 impl Reshape {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let target_shape = a.int_list("target_shape")?;
         if target_shape.is_empty() || target_shape.iter().filter(|&&d| d == -1).count() > 1 {
