@@ -35,14 +35,8 @@
 //!     &init,
 //! )?;
 //! let cfg = FitConfig {
-//!     epochs: 1,
-//!     batch: 32,
-//!     seed,
-//!     steps_per_epoch: None,
 //!     progress: true,
-//!     first_epoch: 0,
-//!     first_step: 0,
-//!     stop: None,
+//!     ..FitConfig::new(1, 32, seed)
 //! };
 //! let reports = fit(&mut backend, data.train.len, &cfg, |_, _| Ok(()))?;
 //! println!("test accuracy {:.3}", reports[0].test.accuracy());

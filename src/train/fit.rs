@@ -38,6 +38,24 @@ pub struct FitConfig {
     pub stop: Option<Arc<AtomicBool>>,
 }
 
+impl FitConfig {
+    /// `epochs` from the start in batches of `batch`, no progress display,
+    /// no stop flag: set the other fields with struct update syntax.
+    pub fn new(epochs: usize, batch: usize, seed: u64) -> Self {
+        FitConfig {
+            epochs,
+            batch,
+            seed,
+            steps_per_epoch: None,
+            progress: false,
+            progress_lines: None,
+            first_epoch: 0,
+            first_step: 0,
+            stop: None,
+        }
+    }
+}
+
 /// Why `fit` stopped early.
 #[derive(Debug, Error)]
 pub enum FitError {
