@@ -148,7 +148,18 @@ impl Graph {
                 "its output shape {shape:?} is empty (its input is too small)"
             )));
         }
+        if elements(&shape).is_none() {
+            return Err(invalid(format!(
+                "its output shape {shape:?} has more than {MAX_ELEMENTS} elements per example"
+            )));
+        }
         let params = layer.params(&shapes);
+        if let Some(p) = params.iter().find(|p| elements(&p.shape).is_none()) {
+            return Err(invalid(format!(
+                "its {} of shape {:?} has more than {MAX_ELEMENTS} elements",
+                p.name, p.shape
+            )));
+        }
         self.nodes.push(Node {
             name,
             op,
@@ -315,6 +326,18 @@ impl Graph {
         ));
         s
     }
+}
+
+/// The most elements one tensor (per example, for activations) may have:
+/// kernels index with u32, and no adapter binds more.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// The element count of `shape`, if at most `MAX_ELEMENTS`.
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
 }
 
 /// 592554 → "592,554", as Keras's summary writes counts.

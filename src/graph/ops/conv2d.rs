@@ -172,8 +172,10 @@ impl Layer for Conv2d {
             name: "kernel",
             shape: vec![kh, kw, c, self.filters],
             init: Init::GlorotUniform {
-                fan_in: kh * kw * c,
-                fan_out: kh * kw * self.filters,
+                // Saturating: a kernel too large to exist is rejected by
+                // Graph::add from its shape, after this.
+                fan_in: kh.saturating_mul(kw).saturating_mul(c),
+                fan_out: kh.saturating_mul(kw).saturating_mul(self.filters),
             },
             trainable: true,
         }];

@@ -36,12 +36,12 @@ impl Layer for Reshape {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         let total: usize = inputs[0].iter().product();
-        let known: usize = self
+        let known = self
             .target_shape
             .iter()
             .filter(|&&d| d > 0)
-            .map(|&d| d as usize)
-            .product();
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+            .unwrap_or(0);
         let fits = || {
             format!(
                 "an input whose {total} elements fit target_shape {:?}",
