@@ -146,11 +146,9 @@ impl Gpu {
             s.get_or_insert(err);
         }));
         let slot = uncaptured.clone();
+        // Dropping the device reports a loss too (reason Destroyed), but then
+        // nothing reads the slot again; a device destroyed while in use is lost.
         device.set_device_lost_callback(move |reason, message| {
-            // Dropping the device at exit reports a loss too: not an error.
-            if reason == wgpu::DeviceLostReason::Destroyed {
-                return;
-            }
             let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert(GpuError::DeviceLost {
                 reason: format!("{reason:?}"),
