@@ -229,6 +229,13 @@ impl Cifar10 {
         load_parts(path, Parts::All)
     }
 
+    /// Reads `cifar-10-binary.tar.gz`'s bytes from `reader` (the archive
+    /// path of [`Cifar10::load`] without the file); `name` names it in
+    /// errors. For fuzzing and for archives held in memory.
+    pub fn from_archive(name: &Path, reader: impl BufRead) -> Result<Cifar10> {
+        read_archive(name, reader, Parts::All)
+    }
+
     /// The test split alone, from the same places as [`Cifar10::load`]:
     /// only `test_batch.bin` and the class names are read (a folder needs
     /// no training batches; an archive's are streamed past, not kept).
@@ -321,7 +328,11 @@ fn load_folder(dir: &Path, parts: Parts) -> Result<Cifar10> {
 /// members, so the 160 MiB of data are never written to disk.
 fn load_archive(path: &Path, parts: Parts) -> Result<Cifar10> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    read_archive(path, BufReader::with_capacity(1 << 20, file), parts)
+}
+
+/// The archive's bytes from `reader`; `path` names it in errors.
+fn read_archive(path: &Path, mut reader: impl BufRead, parts: Parts) -> Result<Cifar10> {
     let head = reader.fill_buf().map_err(|e| io_err(path, e))?;
     if head.len() < 2 || head[..2] != [0x1f, 0x8b] {
         let magic = head

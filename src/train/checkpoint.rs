@@ -336,14 +336,24 @@ impl CheckpointInfo {
 /// The checkpoint's metadata (model, epoch, …), so `eval` and
 /// `predict` need no --model. Checks the file is a whole safetensors file.
 pub fn peek(path: &Path) -> Result<CheckpointInfo> {
-    info_from(path, &read(path)?)
+    peek_bytes(path, &read(path)?)
+}
+
+/// [`peek`] of a checkpoint's bytes; `path` names it in errors.
+pub fn peek_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointInfo> {
+    info_from(path, bytes)
 }
 
 /// Loads a checkpoint for `graph`: every tensor the model has must be there
 /// with its shape, as f32, and nothing else.
 pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint> {
-    let bytes = read(path)?;
-    let info = info_from(path, &bytes)?;
+    from_bytes(path, &read(path)?, graph)
+}
+
+/// [`load`] of a checkpoint's bytes; `path` names it in errors. For
+/// fuzzing and for checkpoints held in memory.
+pub fn from_bytes(path: &Path, bytes: &[u8], graph: &Graph) -> Result<Checkpoint> {
+    let info = info_from(path, bytes)?;
     if info.model != graph.name {
         return Err(CheckpointError::ModelMismatch {
             path: path.to_owned(),
@@ -351,7 +361,7 @@ pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint> {
             found: info.model,
         });
     }
-    let st = parse(path, &bytes)?;
+    let st = parse(path, bytes)?;
     let layout = ParamLayout::new(graph);
     let mut values = ModelValues {
         trainable: vec![0.0; layout.trainable_len],
