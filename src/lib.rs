@@ -5,7 +5,7 @@
 //! The layers: [`graph`] holds models (a [`graph::Graph`] of Keras layers,
 //! lowered to a [`graph::program::Program`] of kernel instructions),
 //! [`models`] reads model files and the built-ins, [`kernels`] wraps each
-//! shader, [`gpu`] owns the device, and `train` runs epochs on a GPU or
+//! shader, [`gpu`] owns the device, and [`train`] runs epochs on a GPU or
 //! CPU backend. Images are NHWC f32, matrices row-major, and lengths in
 //! elements unless a name says bytes.
 //!
@@ -68,19 +68,13 @@
 #![warn(missing_docs)]
 
 pub mod bench;
-// documented in a follow-up
-#[allow(missing_docs)]
 pub mod data;
 pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod models;
-// documented in a follow-up
-#[allow(missing_docs)]
 pub mod render;
 pub mod shaders;
-// documented in a follow-up
-#[allow(missing_docs)]
 pub mod train;
 pub mod util;
 

@@ -2,8 +2,6 @@
 //! and features it got, the pipeline cache and the buffer pool. It is passed
 //! down explicitly; there is no global state.
 
-// documented in a follow-up
-#[allow(missing_docs)]
 pub mod adapter;
 pub mod buffers;
 pub mod dispatch;
