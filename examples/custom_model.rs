@@ -84,15 +84,8 @@ fn main() -> anyhow::Result<()> {
         )?),
     };
     let cfg = FitConfig {
-        epochs: 1,
-        batch: 32,
-        seed: 0,
         steps_per_epoch: Some(steps),
-        progress: false,
-        progress_lines: None,
-        first_epoch: 0,
-        first_step: 0,
-        stop: None,
+        ..FitConfig::new(1, 32, 0)
     };
     let reports = fit(backend.as_mut(), data.train.len, &cfg, |_, _| Ok(()))?;
     let r = reports.last().expect("one epoch");

@@ -18,15 +18,18 @@ use std::borrow::Cow;
 pub struct Prelude {
     /// The file's stem: `shaders/prelude/<name>.wgsl`.
     pub name: &'static str,
+    /// The file's text.
     pub source: &'static str,
 }
 
+/// One WGSL compute shader file and the preludes appended to it.
 #[derive(Debug)]
 pub struct Shader {
     /// The file's stem: `shaders/<name>.wgsl`.
     pub name: &'static str,
     /// The file alone; private so that everything compiles [`Shader::source`].
     file: &'static str,
+    /// Appended to the file, in this order.
     pub preludes: &'static [&'static Prelude],
     /// Uses `subgroupBroadcast` and friends: needs `Features::SUBGROUP`.
     pub needs_subgroups: bool,
@@ -65,6 +68,7 @@ impl Shader {
 }
 
 impl Prelude {
+    /// The file's path from the crate root.
     pub fn path(&self) -> String {
         format!("shaders/prelude/{}.wgsl", self.name)
     }
@@ -72,6 +76,7 @@ impl Prelude {
 
 macro_rules! prelude {
     ($ident:ident, $name:literal) => {
+        #[doc = concat!("`shaders/prelude/", $name, ".wgsl`.")]
         pub static $ident: Prelude = Prelude {
             name: $name,
             source: include_str!(concat!("../shaders/prelude/", $name, ".wgsl")),
@@ -84,6 +89,7 @@ macro_rules! shader {
         shader!($ident, $name, [$($prelude),*], false);
     };
     ($ident:ident, $name:literal, [$($prelude:ident),*], $subgroups:expr) => {
+        #[doc = concat!("`shaders/", $name, ".wgsl` and its preludes.")]
         pub static $ident: Shader = Shader {
             name: $name,
             file: include_str!(concat!("../shaders/", $name, ".wgsl")),

@@ -7,10 +7,12 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed` (equal seeds give equal streams).
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -35,6 +37,7 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// `n` values uniform in [lo, hi).
     pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(lo, hi)).collect()
     }
@@ -58,9 +61,13 @@ impl Rng {
 /// Where two arrays differ most, for error messages and tolerance checks.
 #[derive(Clone, Copy, Debug)]
 pub struct Diff {
+    /// The largest |got − want|.
     pub max_abs: f64,
+    /// Where it is.
     pub index: usize,
+    /// The value there.
     pub got: f32,
+    /// The expected value there.
     pub want: f32,
 }
 

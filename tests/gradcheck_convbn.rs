@@ -4,6 +4,7 @@
 
 use gdl_gpu::kernels::batchnorm::{cpu as bn, BnShape};
 use gdl_gpu::kernels::conv::{cpu as conv, Conv2dGeom, Padding};
+use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::Rng;
 
 fn randn(rng: &mut Rng, n: usize) -> Vec<f64> {
@@ -45,15 +46,17 @@ fn check(
 fn conv_cases() -> Vec<Conv2dGeom> {
     let g = |h, w, c, oc, kh, kw, stride, padding| Conv2dGeom {
         batch: 2,
-        in_h: h,
-        in_w: w,
         in_c: c,
         out_c: oc,
-        kh,
-        kw,
-        stride_h: stride,
-        stride_w: stride,
-        padding,
+        window: Window2d {
+            in_h: h,
+            in_w: w,
+            kh,
+            kw,
+            stride_h: stride,
+            stride_w: stride,
+            padding,
+        },
     };
     use Padding::*;
     vec![
@@ -65,15 +68,15 @@ fn conv_cases() -> Vec<Conv2dGeom> {
         g(4, 5, 1, 2, 2, 3, 3, Same),
         g(1, 1, 1, 1, 1, 1, 1, Valid),
         // Non-square strides.
-        Conv2dGeom {
-            stride_h: 1,
-            stride_w: 2,
-            ..g(5, 6, 2, 2, 3, 3, 1, Same)
+        {
+            let mut g = g(5, 6, 2, 2, 3, 3, 1, Same);
+            (g.window.stride_h, g.window.stride_w) = (1, 2);
+            g
         },
-        Conv2dGeom {
-            stride_h: 3,
-            stride_w: 1,
-            ..g(7, 4, 2, 2, 2, 3, 1, Valid)
+        {
+            let mut g = g(7, 4, 2, 2, 2, 3, 1, Valid);
+            (g.window.stride_h, g.window.stride_w) = (3, 1);
+            g
         },
     ]
 }

@@ -3,6 +3,7 @@
 
 use gdl_gpu::kernels::pool::{cpu, Pool2dGeom};
 use gdl_gpu::kernels::window::Padding::{self, *};
+use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::Rng;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -12,14 +13,16 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn g(h: usize, w: usize, c: usize, k: (usize, usize), s: (usize, usize), p: Padding) -> Pool2dGeom {
     Pool2dGeom {
         batch: 2,
-        in_h: h,
-        in_w: w,
         channels: c,
-        kh: k.0,
-        kw: k.1,
-        stride_h: s.0,
-        stride_w: s.1,
-        padding: p,
+        window: Window2d {
+            in_h: h,
+            in_w: w,
+            kh: k.0,
+            kw: k.1,
+            stride_h: s.0,
+            stride_w: s.1,
+            padding: p,
+        },
     }
 }
 

@@ -204,7 +204,7 @@ fn bad_model_files_get_errors_naming_file_line_layer_and_expectation() {
             vec!["bad.toml:3", "unknown argument \"filtres\""],
         ),
         (conv("filters = \"8\""), vec!["bad.toml:3", "\"filters\"", "whole number"]),
-        (conv("filters = 0"), vec!["bad.toml:3", "\"filters\"", "≥ 1"]),
+        (conv("filters = 0"), vec!["bad.toml:3", "\"filters\"", "from 1 to"]),
         (conv("filters = 8\nstrides = 0"), vec!["\"strides\"", "≥ 1"]),
         (conv("filters = 8\npadding = \"full\""), vec!["\"padding\"", "\"valid\", \"same\""]),
         (conv("filters = 8\nactivation = \"swish\""), vec!["unknown activation \"swish\""]),

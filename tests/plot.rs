@@ -21,14 +21,12 @@ fn report(epoch: usize, loss: f64, acc: f64) -> EpochReport {
 
 /// Decodes the PNG at `path` into (width, height, RGB pixels).
 fn decode(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
+    let reader = image::ImageReader::open(path).unwrap();
+    assert_eq!(reader.format(), Some(image::ImageFormat::Png));
+    let img = reader.decode().unwrap();
+    assert_eq!(img.color(), image::ColorType::Rgb8);
+    let (w, h) = (img.width(), img.height());
+    (w, h, img.into_rgb8().into_raw())
 }
 
 /// Pixels of exactly `rgb`.

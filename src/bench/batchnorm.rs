@@ -1,3 +1,5 @@
+//! BatchNorm benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::batchnorm::{self, BnBuffers, BnShape, EPSILON, MOMENTUM};

@@ -7,31 +7,49 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
+/// Why a report could not be read.
 #[derive(Debug, Error)]
 pub enum CompareError {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The report file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not JSON.
     #[error("{path}: not JSON: {source}")]
     Json {
+        /// The report file.
         path: PathBuf,
+        /// The parse error.
         #[source]
         source: serde_json::Error,
     },
+    /// The JSON is not a bench report.
     #[error("{path}: not a gdl-gpu bench report: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The report file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        message: String,
+    },
 }
 
 /// One result row of a report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// Kernel name, e.g. `gemm_tiled`.
     pub kernel: String,
+    /// Shape description, e.g. `32x8x8x64 global`.
     pub shape: String,
+    /// The measured rate, in `unit`.
     pub rate: f64,
+    /// The rate's unit, e.g. `GFLOP/s`, `GB/s`, `µs`.
     pub unit: String,
+    /// Whether a larger rate is better (throughput) or worse (latency).
     pub higher_is_better: bool,
 }
 
@@ -42,11 +60,14 @@ pub struct Report {
     pub adapter: String,
     /// "0.1.0 (abc1234)", or "?" when the report predates the field.
     pub build: String,
+    /// When the report was made, as the report wrote it.
     pub date: String,
+    /// Its results, in file order.
     pub rows: Vec<Row>,
 }
 
 impl Report {
+    /// Reads a report from JSON `text`; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Report, CompareError> {
         let v: Value = serde_json::from_str(text).map_err(|source| CompareError::Json {
             path: path.to_owned(),
@@ -124,6 +145,7 @@ impl Report {
         })
     }
 
+    /// Reads and parses the report file at `path`.
     pub fn load(path: &Path) -> Result<Report, CompareError> {
         let text = std::fs::read_to_string(path).map_err(|source| CompareError::Io {
             path: path.to_owned(),

@@ -1,6 +1,9 @@
+//! im2col and col2im benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::conv::{self, Conv2dGeom, Padding};
+use crate::kernels::window::Window2d;
 
 /// im2col and col2im at the CNN's four convolutions (batch 32, 3×3, "same").
 /// Bytes: every cols element read (padding excepted, counted anyway) and
@@ -10,15 +13,17 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     for (hw, c, stride) in [(32, 3, 1), (32, 32, 2), (16, 32, 1), (16, 64, 2)] {
         let g = Conv2dGeom {
             batch: 32,
-            in_h: hw,
-            in_w: hw,
             in_c: c,
             out_c: c,
-            kh: 3,
-            kw: 3,
-            stride_h: stride,
-            stride_w: stride,
-            padding: Padding::Same,
+            window: Window2d {
+                in_h: hw,
+                in_w: hw,
+                kh: 3,
+                kw: 3,
+                stride_h: stride,
+                stride_w: stride,
+                padding: Padding::Same,
+            },
         };
         let n = g.col_rows() * g.col_cols();
         let x = gpu.storage("bench x", (g.input_len() * 4) as u64)?;

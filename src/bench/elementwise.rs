@@ -1,3 +1,5 @@
+//! Activation benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::elementwise::{self, ActKind};

@@ -1,3 +1,5 @@
+//! GEMM benchmarks, every variant.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::gemm::{self, Epilogue, GemmShape, Variant};

@@ -10,6 +10,7 @@ use crate::kernels::{add, concat, dropout, reduce, softmax_xent};
 /// The MLP's parameter count: 3072·200+200 + 200·150+150 + 150·10+10.
 const MLP_PARAMS: usize = 646_260;
 
+/// Softmax cross-entropy, metrics, Adam, gather, dropout, add, concat and column sums.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     let step = gpu.uniform("bench step", &StepUniform::new(0, 1, 1))?;

@@ -19,6 +19,7 @@ use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result};
 use crate::graph::GraphError;
 
+/// The work one run does, from which a rate follows.
 #[derive(Clone, Copy, Debug)]
 pub enum Work {
     /// Floating-point operations per run (an FMA counts as 2).
@@ -29,16 +30,26 @@ pub enum Work {
     Images(f64),
     /// Operations per run of a fixed cost (a dispatch, a readback), shown
     /// as µs per operation: lower is better.
-    Latency { ops: f64, unit: &'static str },
+    Latency {
+        /// Operations per run.
+        ops: f64,
+        /// The rate's unit, e.g. `µs/dispatch`.
+        unit: &'static str,
+    },
 }
 
+/// One benchmark result.
 #[derive(Clone, Debug)]
 pub struct Measurement {
+    /// Kernel (or step) name.
     pub kernel: String,
+    /// Shape description.
     pub shape: String,
     /// Median seconds per run.
     pub seconds: f64,
+    /// What one run does.
     pub work: Work,
+    /// How the time was measured.
     pub clock: Clock,
 }
 

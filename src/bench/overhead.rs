@@ -34,6 +34,7 @@ fn wall_clock(quick: bool, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     .median())
 }
 
+/// Dispatch, submit and readback latencies, in µs per operation.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     // The smallest real kernel: LeakyReLU of 4 values, one workgroup.
     let n = 4;

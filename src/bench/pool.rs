@@ -1,7 +1,9 @@
+//! Pooling benchmarks.
+
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::pool::{self, Pool2dGeom};
-use crate::kernels::window::Padding;
+use crate::kernels::window::{Padding, Window2d};
 
 /// Max and average pooling, forward and backward, at the CNN's first pool
 /// (batch 32, 32×32×32, 2×2 stride 2) and global average pooling of its last
@@ -11,14 +13,16 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     let pool2 = Pool2dGeom {
         batch: 32,
-        in_h: 32,
-        in_w: 32,
         channels: 32,
-        kh: 2,
-        kw: 2,
-        stride_h: 2,
-        stride_w: 2,
-        padding: Padding::Valid,
+        window: Window2d {
+            in_h: 32,
+            in_w: 32,
+            kh: 2,
+            kw: 2,
+            stride_h: 2,
+            stride_w: 2,
+            padding: Padding::Valid,
+        },
     };
     for (g, shape, max) in [
         (pool2, "32x32x32x32 k2 s2", true),

@@ -13,6 +13,7 @@ use crate::gpu::{adapter, Gpu};
 pub const SCHEMA: u64 = 1;
 /// `git rev-parse --short HEAD` at build time, or "unknown" (see build.rs).
 pub const GIT_REVISION: &str = env!("GDL_GPU_GIT_REVISION");
+/// This crate's version (Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian

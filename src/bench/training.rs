@@ -16,6 +16,7 @@ use crate::train::gpu::GpuBackend;
 use crate::train::{Backend, ModelValues};
 use crate::util::Rng;
 
+/// Examples per training step benchmarked.
 pub const BATCH: usize = 32;
 
 /// Training steps per timed run: the CNN's step takes 0.1–0.3 s on

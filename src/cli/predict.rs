@@ -99,17 +99,8 @@ fn save_figure(fig: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create folder {}", dir.display()))?;
     }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(format!(".part-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = fig
-        .save_with_format(&tmp, format)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
+    gdl_gpu::render::save_image(fig, path, format)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Classes by falling probability.

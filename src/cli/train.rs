@@ -376,7 +376,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                     .join(" and ")
             )));
         }
-        Err(e @ FitError::NonFinite { .. }) => {
+        // A NaN loss, a lost device: the epoch-end checkpoint is still good.
+        Err(e @ (FitError::NonFinite { .. } | FitError::Graph(_))) => {
             return Err(anyhow::Error::new(e).context(format!(
                 "the last good checkpoint (end of the last finished epoch, if any) is {}",
                 saver.paths[0].display()

@@ -10,17 +10,22 @@ use std::path::Path;
 use super::download;
 use super::error::{DataError, Result};
 
+/// Width and height of an image in pixels.
 pub const IMAGE_SIDE: usize = 32;
+/// Colour channels per image: R, G, B.
 pub const CHANNELS: usize = 3;
 /// Bytes of pixels per image: 32×32 per channel, channels one after another.
 pub const IMAGE_BYTES: usize = CHANNELS * IMAGE_SIDE * IMAGE_SIDE;
 /// One label byte, then the pixels.
 pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
+/// Classes, labels `0..10`.
 pub const NUM_CLASSES: usize = 10;
-/// Images in the official training and test splits.
+/// Images in the official training split (five batches of 10,000).
 pub const TRAIN_IMAGES: usize = 50_000;
+/// Images in the official test split.
 pub const TEST_IMAGES: usize = 10_000;
 
+/// Class names indexed by label, as in `batches.meta.txt`.
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "airplane",
     "automobile",
@@ -36,6 +41,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 
 /// The folder inside the archive (and usually on disk).
 pub const BATCHES_DIR: &str = "cifar-10-batches-bin";
+/// The five training batch files, in reading order.
 pub const TRAIN_FILES: [&str; 5] = [
     "data_batch_1.bin",
     "data_batch_2.bin",
@@ -43,7 +49,9 @@ pub const TRAIN_FILES: [&str; 5] = [
     "data_batch_4.bin",
     "data_batch_5.bin",
 ];
+/// The test batch file.
 pub const TEST_FILE: &str = "test_batch.bin";
+/// The class names file: one name per line, in label order.
 pub const META_FILE: &str = "batches.meta.txt";
 
 /// What a load reads: everything (training), or only the test batch and
@@ -73,7 +81,9 @@ fn expected_files(parts: Parts) -> Vec<&'static str> {
 pub struct Split {
     /// `len · 3072` bytes; per image CHW (1,024 R, 1,024 G, 1,024 B, row-major).
     pub pixels: Vec<u8>,
+    /// `len` class indices, each `0..10`.
     pub labels: Vec<u8>,
+    /// Number of images.
     pub len: usize,
 }
 
@@ -124,9 +134,12 @@ impl Split {
     }
 }
 
+/// The whole data set, as loaded by [`Cifar10::load`] and friends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cifar10 {
+    /// The 50,000 training images (empty after a test-only load).
     pub train: Split,
+    /// The 10,000 test images.
     pub test: Split,
     /// The ten names of `batches.meta.txt`, checked equal to `CLASS_NAMES`.
     pub class_names: Vec<String>,
@@ -229,6 +242,13 @@ impl Cifar10 {
         load_parts(path, Parts::All)
     }
 
+    /// Reads `cifar-10-binary.tar.gz`'s bytes from `reader` (the archive
+    /// path of [`Cifar10::load`] without the file); `name` names it in
+    /// errors. For fuzzing and for archives held in memory.
+    pub fn from_archive(name: &Path, reader: impl BufRead) -> Result<Cifar10> {
+        read_archive(name, reader, Parts::All)
+    }
+
     /// The test split alone, from the same places as [`Cifar10::load`]:
     /// only `test_batch.bin` and the class names are read (a folder needs
     /// no training batches; an archive's are streamed past, not kept).
@@ -257,6 +277,7 @@ impl Cifar10 {
         }
     }
 
+    /// Number of classes: the length of `class_names`, 10.
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
@@ -321,7 +342,11 @@ fn load_folder(dir: &Path, parts: Parts) -> Result<Cifar10> {
 /// members, so the 160 MiB of data are never written to disk.
 fn load_archive(path: &Path, parts: Parts) -> Result<Cifar10> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    read_archive(path, BufReader::with_capacity(1 << 20, file), parts)
+}
+
+/// The archive's bytes from `reader`; `path` names it in errors.
+fn read_archive(path: &Path, mut reader: impl BufRead, parts: Parts) -> Result<Cifar10> {
     let head = reader.fill_buf().map_err(|e| io_err(path, e))?;
     if head.len() < 2 || head[..2] != [0x1f, 0x8b] {
         let magic = head

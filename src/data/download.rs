@@ -14,8 +14,11 @@ use md5::{Digest, Md5};
 use super::cifar10::{Cifar10, BATCHES_DIR};
 use super::error::{DataError, Result};
 
+/// File name of the binary archive, downloaded or looked for in a folder.
 pub const ARCHIVE_NAME: &str = "cifar-10-binary.tar.gz";
+/// Where the official archive is fetched from.
 pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+/// Lower-case hex MD5 of the official archive.
 pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 
 /// Where the data lives and where to fetch it from when it does not.
@@ -23,6 +26,7 @@ pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 pub struct Source {
     /// A folder, or (from `$GDL_GPU_DATA`) possibly the archive itself.
     pub dir: PathBuf,
+    /// Where to download the archive from when `dir` lacks the data.
     pub url: String,
     /// Lower-case hex MD5 of the archive.
     pub md5: String,

@@ -7,13 +7,17 @@ use super::error::{GpuError, Result};
 /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`), then to defaults.
 #[derive(Clone, Debug, Default)]
 pub struct AdapterChoice {
+    /// The backends to try (else `WGPU_BACKEND`, else primary and GL).
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter's name.
     pub name: Option<String>,
+    /// Which adapter wgpu prefers (else `WGPU_POWER_PREF`, else high performance).
     pub power: Option<wgpu::PowerPreference>,
 }
 
 impl AdapterChoice {
+    /// A choice of the adapter whose name contains `name`, or of none in
+    /// particular; everything else from the environment.
     pub fn from_name(name: Option<&str>) -> Self {
         AdapterChoice {
             name: name.map(str::to_owned),
@@ -21,6 +25,7 @@ impl AdapterChoice {
         }
     }
 
+    /// The backends to try: `backends`, else `WGPU_BACKEND`, else primary and GL.
     pub fn resolved_backends(&self) -> wgpu::Backends {
         self.backends
             .or_else(wgpu::Backends::from_env)
@@ -57,6 +62,8 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
     }
 }
 
+/// A wgpu instance limited to `backends` (other settings from wgpu's
+/// environment variables), with no window attached.
 pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;

@@ -10,6 +10,7 @@ use wgpu::util::DeviceExt;
 use super::error::{GpuError, Result};
 use super::Gpu;
 
+/// Usages of every storage buffer: bindable, copyable both ways.
 pub const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
@@ -94,6 +95,7 @@ impl Gpu {
         })
     }
 
+    /// A storage buffer holding `data`, padded to a multiple of 16 bytes.
     pub fn upload_storage<T: Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
         self.upload(label, data, STORAGE)
     }
@@ -198,6 +200,7 @@ impl Gpu {
         Ok(out)
     }
 
+    /// Reads the first `count` f32s of `buffer`; waits for the GPU.
     pub fn read_f32(&self, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<f32>> {
         self.read(buffer, count)
     }

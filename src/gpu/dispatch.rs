@@ -12,9 +12,13 @@ use super::pipelines::{KernelSpec, Pipeline};
 use super::view::View;
 use super::Gpu;
 
+/// A kernel launch ready to record: pipeline, bound buffers and grid.
 pub struct Dispatch {
+    /// The compiled kernel.
     pub pipeline: Arc<Pipeline>,
+    /// Its bound buffers (group 0).
     pub bind_group: wgpu::BindGroup,
+    /// Workgroup counts (x, y, z); any 0 means nothing to run.
     pub workgroups: [u32; 3],
 }
 
@@ -43,6 +47,7 @@ pub fn grid_1d_or_none(n: u64, per_group: u32) -> [u32; 3] {
 }
 
 impl Dispatch {
+    /// Records the dispatch into `pass` (nothing for an empty grid).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         let [x, y, z] = self.workgroups;
         if x == 0 || y == 0 || z == 0 {

@@ -22,10 +22,12 @@ pub use view::{Bind, View};
 /// kernel or the timer uses are requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
+    /// GPU timestamp queries (`Features::TIMESTAMP_QUERY`): kernel timings without host overhead.
     pub timestamps: bool,
     /// Timestamps between dispatches of one compute pass (only `gdl-gpu
     /// profile` writes them).
     pub timestamps_inside_passes: bool,
+    /// Subgroup operations (`Features::SUBGROUP`): the subgroup GEMM.
     pub subgroups: bool,
 }
 
@@ -37,17 +39,24 @@ pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
 /// Options for opening a device beyond the adapter choice.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
+    /// Which adapter to open.
     pub adapter: AdapterChoice,
     /// Features not to request even when present (to test fallbacks).
     /// `GDL_GPU_DISABLE=subgroups,timestamps` does the same.
     pub disable: Option<wgpu::Features>,
 }
 
+/// An open device: everything that runs kernels takes a `&Gpu`.
 pub struct Gpu {
+    /// The wgpu device.
     pub device: wgpu::Device,
+    /// Its queue.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend and type.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with (the adapter's own).
     pub limits: wgpu::Limits,
+    /// The optional features it got.
     pub caps: Capabilities,
     pipelines: pipelines::PipelineCache,
     pool: buffers::BufferPool,
@@ -88,6 +97,8 @@ impl Gpu {
         Self::with_options(&GpuOptions::default())
     }
 
+    /// Opens the adapter `opts` choose, without the features it disables
+    /// (default: those `GDL_GPU_DISABLE` names).
     pub fn with_options(opts: &GpuOptions) -> Result<Self> {
         let adapter = adapter::select(&opts.adapter)?;
         let disable = match opts.disable {
@@ -103,6 +114,7 @@ impl Gpu {
         Self::from_adapter(adapter, disabled_from_env()?)
     }
 
+    /// Opens a device on `adapter` with every optional feature it has but `disable`.
     pub fn from_adapter(adapter: wgpu::Adapter, disable: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
         let mut features = adapter.features() & WANTED_FEATURES & !disable;
@@ -142,11 +154,9 @@ impl Gpu {
             s.get_or_insert(err);
         }));
         let slot = uncaptured.clone();
+        // Dropping the device reports a loss too (reason Destroyed), but then
+        // nothing reads the slot again; a device destroyed while in use is lost.
         device.set_device_lost_callback(move |reason, message| {
-            // Dropping the device at exit reports a loss too: not an error.
-            if reason == wgpu::DeviceLostReason::Destroyed {
-                return;
-            }
             let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert(GpuError::DeviceLost {
                 reason: format!("{reason:?}"),
@@ -178,6 +188,7 @@ impl Gpu {
         format!("{} [{:?}]", self.info.name, self.info.backend)
     }
 
+    /// Whether the adapter is a CPU implementation (lavapipe, llvmpipe, WARP).
     pub fn is_software(&self) -> bool {
         adapter::is_software(&self.info)
     }
@@ -220,6 +231,7 @@ impl Gpu {
         Ok(out)
     }
 
+    /// A command encoder labelled `label`.
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
         self.device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })

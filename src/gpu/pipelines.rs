@@ -12,6 +12,7 @@ use crate::shaders::Shader;
 /// The kind of each binding of group 0, in binding order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
+    /// `var<uniform>`
     Uniform,
     /// `var<storage, read>`
     Storage,
@@ -22,14 +23,21 @@ pub enum Binding {
 /// One entry point of one shader and the shape of its bind group.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSpec {
+    /// The shader module.
     pub shader: &'static Shader,
+    /// The entry point's name.
     pub entry: &'static str,
+    /// Its bindings of group 0, in binding order.
     pub bindings: &'static [Binding],
 }
 
+/// A compiled compute pipeline and its bind group layout.
 pub struct Pipeline {
+    /// The pipeline.
     pub pipeline: wgpu::ComputePipeline,
+    /// The layout of its bind group 0.
     pub layout: wgpu::BindGroupLayout,
+    /// `shader::entry`, for labels and messages.
     pub label: String,
 }
 

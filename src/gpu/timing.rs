@@ -7,13 +7,17 @@ use super::dispatch::Dispatch;
 use super::error::Result;
 use super::Gpu;
 
+/// How a [`Timing`] was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
+    /// GPU timestamp queries around the pass: kernel time only.
     Timestamps,
+    /// Host wall clock around submit and wait: includes the submit's overhead.
     WallClock,
 }
 
 impl Clock {
+    /// The clock's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Clock::Timestamps => "timestamps",
@@ -22,14 +26,17 @@ impl Clock {
     }
 }
 
+/// Repeated timings of the same work.
 #[derive(Clone, Debug)]
 pub struct Timing {
     /// Seconds for each repeat, in order.
     pub samples: Vec<f64>,
+    /// How they were measured.
     pub clock: Clock,
 }
 
 impl Timing {
+    /// The median sample, in seconds (NaN if none).
     pub fn median(&self) -> f64 {
         let mut s = self.samples.clone();
         s.sort_by(f64::total_cmp);
@@ -44,6 +51,7 @@ impl Timing {
         }
     }
 
+    /// The fastest sample, in seconds.
     pub fn min(&self) -> f64 {
         self.samples.iter().copied().fold(f64::INFINITY, f64::min)
     }

@@ -4,8 +4,10 @@
 
 use std::num::NonZeroU64;
 
+/// A byte range of a buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct View<'a> {
+    /// The buffer.
     pub buffer: &'a wgpu::Buffer,
     /// Bytes; a multiple of the adapter's storage offset alignment.
     pub offset: u64,
@@ -14,6 +16,7 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
+    /// Bytes `offset..offset + size` of `buffer`.
     pub fn new(buffer: &'a wgpu::Buffer, offset: u64, size: u64) -> Self {
         View {
             buffer,
@@ -22,6 +25,7 @@ impl<'a> View<'a> {
         }
     }
 
+    /// As a bind group resource.
     pub fn binding(self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
@@ -45,8 +49,10 @@ impl<'a> From<&'a wgpu::Buffer> for View<'a> {
 /// or a `View` of part of one. Wrappers take `impl Bind`, so callers pass
 /// `&buffer` or a view alike.
 pub trait Bind<'a>: Copy {
+    /// The bound range.
     fn view(self) -> View<'a>;
 
+    /// The bound range as a bind group resource.
     fn as_entire_binding(self) -> wgpu::BindingResource<'a> {
         self.view().binding()
     }

@@ -7,6 +7,11 @@ use serde_json::{Map, Value};
 
 use super::error::GraphError;
 
+/// The largest size argument a layer takes: with sizes below 2³², window
+/// arithmetic cannot overflow; tensors are bounded separately, by
+/// `Graph::add`.
+pub const MAX_INT: u64 = u32::MAX as u64;
+
 /// The arguments of one layer, in a format-neutral form (TOML and Keras
 /// JSON both map onto JSON values).
 pub struct Args<'a> {
@@ -17,6 +22,7 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The arguments `map` of layer `layer`, Keras class `class`, none read yet.
     pub fn new(layer: &'a str, class: &'a str, map: Map<String, Value>) -> Self {
         Args {
             layer,
@@ -26,6 +32,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// An error naming this layer and class.
     pub fn error(&self, message: impl Into<String>) -> GraphError {
         GraphError::Layer {
             layer: self.layer.to_owned(),
@@ -66,8 +73,8 @@ impl<'a> Args<'a> {
             return self.required(key, default);
         };
         match v.as_u64() {
-            Some(n) if n as usize >= min => Ok(n as usize),
-            _ => Err(self.bad(key, &format!("a whole number ≥ {min}"), &v)),
+            Some(n) if n as usize >= min && n <= MAX_INT => Ok(n as usize),
+            _ => Err(self.bad(key, &format!("a whole number from {min} to {MAX_INT}"), &v)),
         }
     }
 
@@ -92,7 +99,11 @@ impl<'a> Args<'a> {
     }
 
     fn pair_value(&self, key: &str, v: &Value) -> Result<[usize; 2], GraphError> {
-        let one = |x: &Value| x.as_u64().filter(|&n| n >= 1).map(|n| n as usize);
+        let one = |x: &Value| {
+            x.as_u64()
+                .filter(|&n| (1..=MAX_INT).contains(&n))
+                .map(|n| n as usize)
+        };
         let pair = match v {
             Value::Array(a) if a.len() == 2 => one(&a[0]).zip(one(&a[1])).map(|(a, b)| [a, b]),
             x => one(x).map(|n| [n, n]),
@@ -112,12 +123,16 @@ impl<'a> Args<'a> {
         let v = self.required(key, v)?;
         let list = v.as_array().and_then(|a| {
             a.iter()
-                .map(|x| x.as_i64().filter(|&n| n >= 1 || n == -1))
+                .map(|x| {
+                    x.as_i64()
+                        .filter(|&n| (1..=MAX_INT as i64).contains(&n) || n == -1)
+                })
                 .collect::<Option<Vec<i64>>>()
         });
         list.ok_or_else(|| self.bad(key, "a list of whole numbers ≥ 1 (or one −1)", &v))
     }
 
+    /// Number `key` as f32, or `default` when absent; anything but a finite number is an error.
     pub fn float(&mut self, key: &'static str, default: f32) -> Result<f32, GraphError> {
         match self.take(key) {
             None => Ok(default),
@@ -128,6 +143,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// Boolean `key`, or `default` when absent.
     pub fn boolean(&mut self, key: &'static str, default: bool) -> Result<bool, GraphError> {
         match self.take(key) {
             None => Ok(default),
@@ -136,6 +152,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// String `key`, or `default` when absent.
     pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, GraphError> {
         match self.take(key) {
             None => Ok(default.to_owned()),
@@ -281,6 +298,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct ArgsOut(pub Map<String, Value>);
 
 impl ArgsOut {
+    /// Adds `key` = `v`.
     pub fn set(mut self, key: &str, v: impl Into<Value>) -> Self {
         self.0.insert(key.to_owned(), v.into());
         self

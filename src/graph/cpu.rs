@@ -13,15 +13,22 @@ use crate::kernels::{
 /// Parameters and optimizer state on the host, packed as `ParamLayout` says.
 #[derive(Clone, Debug)]
 pub struct CpuState {
+    /// Where each parameter and state array lives in the packed vectors.
     pub layout: ParamLayout,
+    /// Trainable parameters, packed.
     pub params: Vec<f32>,
+    /// Their gradients, same layout.
     pub grads: Vec<f32>,
+    /// Adam's first moments, same layout.
     pub m: Vec<f32>,
+    /// Adam's second moments, same layout.
     pub v: Vec<f32>,
+    /// Non-trainable state (moving statistics), packed.
     pub state: Vec<f32>,
 }
 
 impl CpuState {
+    /// From packed parameters and state; gradients and Adam moments start at 0.
     pub fn new(layout: &ParamLayout, trainable: Vec<f32>, state: Vec<f32>) -> Self {
         let n = layout.trainable_len;
         CpuState {
@@ -39,13 +46,19 @@ impl CpuState {
 pub struct StepInputs<'a> {
     /// CHW u8 images and labels of the split being read.
     pub pixels: &'a [u8],
+    /// The split's labels, one per image.
     pub labels: &'a [u8],
+    /// (height, width, channels) of each image.
     pub hwc: (usize, usize, usize),
+    /// The split's example order: the batch is `indices[batch_base..batch_base + batch]`.
     pub indices: &'a [u32],
+    /// First position of this batch in `indices`.
     pub batch_base: usize,
+    /// Dropout seed.
     pub seed: u32,
     /// Adam's t (from 1) and the dropout RNG step.
     pub step: u64,
+    /// Adam's hyperparameters.
     pub adam: AdamConfig,
 }
 
@@ -55,6 +68,7 @@ pub struct CpuRun {
 }
 
 impl CpuRun {
+    /// The contents of tensor `t` as this run left it (temporaries included).
     pub fn tensor(&self, t: TensorId) -> &[f32] {
         &self.f32s[t]
     }

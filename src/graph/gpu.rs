@@ -16,17 +16,27 @@ use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, reduce
 
 /// The model's parameters, optimizer state and per-step uniforms on the GPU.
 pub struct GpuState {
+    /// Where each parameter and state array lives in the packed buffers.
     pub layout: ParamLayout,
+    /// Trainable parameters, packed f32 (`ParamLayout` offsets).
     pub params: wgpu::Buffer,
+    /// Their gradients, same layout.
     pub grads: wgpu::Buffer,
+    /// Adam's first moments, same layout.
     pub m: wgpu::Buffer,
+    /// Adam's second moments, same layout.
     pub v: wgpu::Buffer,
+    /// Non-trainable state (moving statistics), packed f32.
     pub state: wgpu::Buffer,
+    /// The per-step `StepUniform` (batch offset, dropout seed and step).
     pub step_uniform: wgpu::Buffer,
+    /// Adam's uniform.
     pub adam_uniform: wgpu::Buffer,
 }
 
 impl GpuState {
+    /// Uploads the parameters and state (lengths `layout.trainable_len` and
+    /// `layout.state_len`); gradients and Adam moments start zeroed.
     pub fn new(gpu: &Gpu, layout: &ParamLayout, trainable: &[f32], state: &[f32]) -> Result<Self> {
         let t = layout.trainable_len;
         Ok(GpuState {
@@ -78,11 +88,13 @@ impl GpuState {
             .expect("one result per part"))
     }
 
+    /// Overwrites the parameters and state, ordered before the next submit.
     pub fn write(&self, gpu: &Gpu, trainable: &[f32], state: &[f32]) {
         gpu.write(&self.params, trainable);
         gpu.write(&self.state, state);
     }
 
+    /// Overwrites Adam's moments, ordered before the next submit.
     pub fn write_adam(&self, gpu: &Gpu, m: &[f32], v: &[f32]) {
         gpu.write(&self.m, m);
         gpu.write(&self.v, v);
@@ -91,7 +103,9 @@ impl GpuState {
 
 /// A program ready to record: its buffers and dispatches.
 pub struct GpuProgram {
+    /// The program.
     pub program: Program,
+    /// Its buffer plan (which slot each temporary uses).
     pub plan: Plan,
     slots: Vec<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
@@ -389,6 +403,7 @@ impl GpuProgram {
         })
     }
 
+    /// Records every dispatch into `pass`, in program order.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
             d.record(pass);

@@ -24,6 +24,7 @@ struct Grad {
 /// Where a rule that writes a gradient with a GEMM should put it.
 #[derive(Clone, Copy, Debug)]
 pub struct GradDest {
+    /// The gradient tensor.
     pub tensor: TensorId,
     /// Add to what `tensor` holds rather than overwrite it.
     pub accumulate: bool,
@@ -31,9 +32,12 @@ pub struct GradDest {
 
 /// The state of one lowering, handed to each layer's rules.
 pub struct Lowering<'a> {
+    /// The graph being lowered.
     pub graph: &'a Graph,
     layout: &'a ParamLayout,
+    /// Examples per step.
     pub batch: usize,
+    /// What the program computes.
     pub mode: Mode,
     tensors: Vec<TensorInfo>,
     insts: Vec<Inst>,
@@ -50,10 +54,12 @@ pub struct Lowering<'a> {
 }
 
 impl Lowering<'_> {
+    /// Whether this is a training program (dropout on, batch statistics, backward).
     pub fn train(&self) -> bool {
         self.mode == Mode::Train
     }
 
+    /// `node`'s output shape, without the batch.
     pub fn shape(&self, node: NodeId) -> &[usize] {
         &self.graph.nodes[node].shape
     }
@@ -63,6 +69,7 @@ impl Lowering<'_> {
         self.shape(node).iter().product()
     }
 
+    /// `node`'s name.
     pub fn name(&self, node: NodeId) -> &str {
         &self.graph.nodes[node].name
     }
@@ -72,6 +79,7 @@ impl Lowering<'_> {
         self.graph.nodes[node].inputs[i]
     }
 
+    /// The shape of input `i` of `node`, without the batch.
     pub fn input_shape(&self, node: NodeId, i: usize) -> &[usize] {
         self.shape(self.input_node(node, i))
     }
@@ -86,10 +94,12 @@ impl Lowering<'_> {
         self.out[node]
     }
 
+    /// The batch's labels, u32 `[batch]`.
     pub fn labels(&self) -> TensorId {
         self.labels
     }
 
+    /// A new temporary of `len` elements (the whole batch's).
     pub fn temp(&mut self, name: String, len: usize, dtype: DType) -> TensorId {
         self.push(name, len, dtype, Home::Temp)
     }
@@ -129,6 +139,7 @@ impl Lowering<'_> {
         self.push(n, len, DType::F32, Home::Grad(e.offset))
     }
 
+    /// Appends `inst` to the program.
     pub fn emit(&mut self, inst: Inst) {
         self.insts.push(inst);
         self.origin.push(self.current);
@@ -143,6 +154,7 @@ impl Lowering<'_> {
         self.saved[node] = tensors;
     }
 
+    /// What [`Lowering::save`] kept for `node` (empty if nothing).
     pub fn saved(&self, node: NodeId) -> &[TensorId] {
         &self.saved[node]
     }

@@ -7,21 +7,30 @@
 use super::error::GraphError;
 use super::ops::{Input, Op, ParamSpec};
 
+/// Index of a node in `Graph::nodes`.
 pub type NodeId = usize;
 
+/// One layer of a graph.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// Its unique name (Keras's).
     pub name: String,
+    /// The layer.
     pub op: Op,
+    /// The nodes it reads, all earlier in `Graph::nodes`.
     pub inputs: Vec<NodeId>,
     /// Output shape without the batch dimension.
     pub shape: Vec<usize>,
+    /// Its weights, in Keras's order.
     pub params: Vec<ParamSpec>,
 }
 
+/// A model: layers in topological order, node 0 the input, the last node the output.
 #[derive(Clone, Debug)]
 pub struct Graph {
+    /// The model's name.
     pub name: String,
+    /// Its layers.
     pub nodes: Vec<Node>,
 }
 
@@ -31,6 +40,8 @@ impl Graph {
         Self::with_input(name, "input_layer", [height, width, channels])
     }
 
+    /// A graph holding only its input node, named `input_name`, of shape
+    /// [height, width, channels].
     pub fn with_input(name: &str, input_name: &str, shape: [usize; 3]) -> Self {
         Graph {
             name: name.to_owned(),
@@ -59,6 +70,7 @@ impl Graph {
             .expect("an unused name exists")
     }
 
+    /// The node named `name`.
     pub fn find(&self, name: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.name == name)
     }
@@ -136,7 +148,18 @@ impl Graph {
                 "its output shape {shape:?} is empty (its input is too small)"
             )));
         }
+        if elements(&shape).is_none() {
+            return Err(invalid(format!(
+                "its output shape {shape:?} has more than {MAX_ELEMENTS} elements per example"
+            )));
+        }
         let params = layer.params(&shapes);
+        if let Some(p) = params.iter().find(|p| elements(&p.shape).is_none()) {
+            return Err(invalid(format!(
+                "its {} of shape {:?} has more than {MAX_ELEMENTS} elements",
+                p.name, p.shape
+            )));
+        }
         self.nodes.push(Node {
             name,
             op,
@@ -208,10 +231,12 @@ impl Graph {
         self.nodes.len() - 1
     }
 
+    /// [height, width, channels] of the input.
     pub fn input_shape(&self) -> &[usize] {
         &self.nodes[0].shape
     }
 
+    /// Classes: the length of the output.
     pub fn classes(&self) -> usize {
         self.nodes[self.output()].shape.iter().product()
     }
@@ -303,6 +328,18 @@ impl Graph {
     }
 }
 
+/// The most elements one tensor (per example, for activations) may have:
+/// kernels index with u32, and no adapter binds more.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// The element count of `shape`, if at most `MAX_ELEMENTS`.
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+}
+
 /// 592554 → "592,554", as Keras's summary writes counts.
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();
@@ -316,6 +353,7 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// `b` bytes as Keras's summary writes them: `1.23 MB` (units of 1024²), `4.00 KB`, `12 B`.
 pub fn human_bytes(b: usize) -> String {
     let b = b as f64;
     if b >= 1024.0 * 1024.0 {

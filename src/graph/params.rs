@@ -8,27 +8,35 @@ use super::model::{Graph, NodeId};
 use super::ops::{Init, ParamSpec};
 use crate::util::Rng;
 
+/// Alignment of every tensor in the packed buffers, in elements (256 bytes).
 pub const ALIGN: usize = 64;
 
+/// One parameter or state tensor and where it is packed.
 #[derive(Clone, Debug)]
 pub struct ParamEntry {
+    /// The node it belongs to.
     pub node: NodeId,
     /// "dense/kernel", "batch_normalization_1/moving_mean", …
     pub name: String,
+    /// Its shape, initialisation and trainability.
     pub spec: ParamSpec,
     /// Element offset in the trainable buffer, or in the state buffer.
     pub offset: usize,
 }
 
+/// The packing of a graph's parameters: trainable and state buffers.
 #[derive(Clone, Debug)]
 pub struct ParamLayout {
+    /// Every tensor, in node then Keras order.
     pub entries: Vec<ParamEntry>,
     /// Elements in the trainable buffer, padding included.
     pub trainable_len: usize,
+    /// Elements in the state buffer, padding included.
     pub state_len: usize,
 }
 
 impl ParamLayout {
+    /// Packs `graph`'s weights in node order, each at a multiple of [`ALIGN`].
     pub fn new(graph: &Graph) -> Self {
         let mut entries = Vec::new();
         let (mut t, mut s) = (0usize, 0usize);
@@ -52,6 +60,7 @@ impl ParamLayout {
         }
     }
 
+    /// The entry of parameter `name` ("kernel") of `node`; panics if absent.
     pub fn find(&self, node: NodeId, name: &str) -> &ParamEntry {
         self.entries
             .iter()

@@ -5,6 +5,7 @@
 
 use super::program::{Home, Program, TensorId};
 
+/// Which buffer slot each temporary uses.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// For each tensor, its slot (temporaries only).
@@ -14,6 +15,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Plans `p`'s temporaries.
     pub fn new(p: &Program) -> Plan {
         let nt = p.tensors.len();
         let mut first = vec![usize::MAX; nt];
@@ -71,6 +73,7 @@ impl Plan {
         }
     }
 
+    /// Bytes of all slots together.
     pub fn temp_bytes(&self) -> u64 {
         self.slot_bytes.iter().sum()
     }

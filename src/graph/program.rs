@@ -11,11 +11,15 @@ use crate::kernels::elementwise::ActKind;
 use crate::kernels::gemm::{Epilogue, GemmShape};
 use crate::kernels::pool::Pool2dGeom;
 
+/// Index of a tensor in `Program::tensors`.
 pub type TensorId = usize;
 
+/// Element type of a tensor (both 4 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// 32-bit float.
     F32,
+    /// 32-bit unsigned integer (labels, correct flags, metrics counters).
     U32,
 }
 
@@ -34,14 +38,20 @@ pub enum Home {
     Temp,
 }
 
+/// One tensor of a program.
 #[derive(Clone, Debug)]
 pub struct TensorInfo {
+    /// Its name, for traces and errors (the layer's, with a suffix).
     pub name: String,
+    /// Length in elements (all examples of the batch).
     pub len: usize,
+    /// Element type.
     pub dtype: DType,
+    /// Where its storage lives.
     pub home: Home,
 }
 
+/// What a program computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Forward in training mode, loss, backward, Adam.
@@ -52,159 +62,280 @@ pub enum Mode {
     Predict,
 }
 
+/// One kernel-level step of a program. Tensor lengths are in elements;
+/// images are NHWC and matrices row-major.
 #[derive(Clone, Debug)]
 pub enum Inst {
     /// x ← dataset images indices[base..base+batch] / 255 (NHWC), labels.
-    Gather { x: TensorId, labels: TensorId },
+    Gather {
+        /// The batch's images, f32 NHWC in [0, 1].
+        x: TensorId,
+        /// The batch's labels, u32 class indices.
+        labels: TensorId,
+    },
     /// c = op(a)·op(b) (+ bias, then the epilogue), or c += op(a)·op(b).
     Gemm {
+        /// m, n, k and whether a and/or b are read transposed.
         shape: GemmShape,
+        /// Left operand: [m, k] row-major, or [k, m] if transposed.
         a: TensorId,
+        /// Right operand: [k, n] row-major, or [n, k] if transposed.
         b: TensorId,
+        /// Bias added to every row, `[n]`.
         bias: Option<TensorId>,
+        /// The result, [m, n] row-major.
         c: TensorId,
+        /// Activation applied after the bias.
         epilogue: Epilogue,
+        /// Add the product into c instead of overwriting it (no bias or epilogue then).
         accumulate: bool,
     },
+    /// cols = im2col(x): one row per output pixel, one column per (ky, kx, c).
     Im2col {
+        /// The convolution's shape.
         geom: Conv2dGeom,
+        /// The input, NHWC.
         x: TensorId,
+        /// The im2col matrix, [col_rows, col_cols] row-major; overwritten.
         cols: TensorId,
     },
+    /// dx = col2im(dcols): each input pixel's sum of its im2col entries.
     Col2im {
+        /// The convolution's shape.
         geom: Conv2dGeom,
+        /// Gradient of the im2col matrix, [col_rows, col_cols].
         dcols: TensorId,
+        /// Gradient of the input, NHWC; overwritten.
         dx: TensorId,
     },
+    /// BatchNorm forward with batch statistics; updates the moving statistics
+    /// and saves the batch mean and inverse std for backward.
     BnTrain {
+        /// x viewed as [rows, channels].
         shape: BnShape,
+        /// The input.
         x: TensorId,
+        /// The output, like x.
         y: TensorId,
+        /// The layer's parameters, state and saved statistics.
         bn: BnTensors,
+        /// Moving-average momentum (Keras: 0.99).
         momentum: f32,
+        /// Added to the variance (Keras: 1e-3).
         eps: f32,
     },
+    /// BatchNorm forward with the moving statistics.
     BnInfer {
+        /// x viewed as [rows, channels].
         shape: BnShape,
+        /// The input.
         x: TensorId,
+        /// The output, like x.
         y: TensorId,
+        /// The layer's parameters and state (the saved statistics are not read).
         bn: BnTensors,
+        /// Added to the moving variance.
         eps: f32,
     },
+    /// BatchNorm backward from the statistics saved by `BnTrain`.
     BnBackward {
+        /// x viewed as [rows, channels].
         shape: BnShape,
+        /// The forward input.
         x: TensorId,
+        /// Gradient of the output.
         dy: TensorId,
+        /// The layer's parameters and saved statistics.
         bn: BnTensors,
+        /// Gradient of the input; overwritten.
         dx: TensorId,
+        /// Gradient of γ, `[channels]`; overwritten.
         dgamma: TensorId,
+        /// Gradient of β, `[channels]`; overwritten.
         dbeta: TensorId,
     },
+    /// y = f(x) elementwise.
     Act {
+        /// Elements.
         n: usize,
+        /// The activation.
         kind: ActKind,
+        /// The input.
         x: TensorId,
+        /// The output.
         y: TensorId,
     },
     /// dx = dy · f'(x).
     ActBackward {
+        /// Elements.
         n: usize,
+        /// The activation.
         kind: ActKind,
+        /// The forward input.
         x: TensorId,
+        /// Gradient of the output.
         dy: TensorId,
+        /// Gradient of the input; overwritten.
         dx: TensorId,
     },
+    /// Inverted dropout: y = x·mask/(1 − rate), a fresh mask every step.
     Dropout {
+        /// Elements.
         n: usize,
+        /// Fraction of elements dropped, in [0, 1).
         rate: f32,
         /// The layer's own random stream.
         stream: u32,
+        /// The input.
         x: TensorId,
+        /// The output.
         y: TensorId,
     },
+    /// dx = dy·mask/(1 − rate) with the forward step's mask.
     DropoutBackward {
+        /// Elements.
         n: usize,
+        /// Fraction of elements dropped, as in the forward.
         rate: f32,
+        /// The forward's random stream.
         stream: u32,
+        /// Gradient of the output.
         dy: TensorId,
+        /// Gradient of the input; overwritten.
         dx: TensorId,
     },
+    /// db = the column sums of dy (a bias gradient).
     ColumnSums {
+        /// Rows of dy.
         rows: usize,
+        /// Columns of dy and length of db.
         cols: usize,
+        /// The matrix, [rows, cols] row-major.
         dy: TensorId,
+        /// The sums, `[cols]`; overwritten.
         db: TensorId,
     },
+    /// Max or average pooling forward.
     Pool {
+        /// The pooling's shape.
         geom: Pool2dGeom,
+        /// Max or average.
         kind: PoolKind,
+        /// The input, NHWC.
         x: TensorId,
+        /// The output, NHWC.
         y: TensorId,
     },
     /// dx from dy; max pooling also reads the forward input x.
     PoolBackward {
+        /// The pooling's shape.
         geom: Pool2dGeom,
+        /// Max or average.
         kind: PoolKind,
+        /// The forward input, NHWC (read by max pooling only).
         x: TensorId,
+        /// Gradient of the output, NHWC.
         dy: TensorId,
+        /// Gradient of the input, NHWC; overwritten.
         dx: TensorId,
     },
     /// c = a + b.
     Add {
+        /// Elements.
         n: usize,
+        /// First addend.
         a: TensorId,
+        /// Second addend.
         b: TensorId,
+        /// The sum; overwritten.
         c: TensorId,
     },
     /// acc += src.
     Accumulate {
+        /// Elements.
         n: usize,
+        /// What is added.
         src: TensorId,
+        /// The accumulator, updated in place.
         acc: TensorId,
     },
     /// A rows × width block between row-major matrices (channel concatenation).
     CopyColumns {
+        /// Rows copied.
         rows: usize,
+        /// Elements copied per row.
         width: usize,
+        /// The source matrix.
         src: TensorId,
+        /// Elements per source row.
         src_stride: usize,
+        /// Element offset of the block within each source row.
         src_offset: usize,
+        /// The destination matrix; elements outside the block are kept.
         dst: TensorId,
+        /// Elements per destination row.
         dst_stride: usize,
+        /// Element offset of the block within each destination row.
         dst_offset: usize,
     },
+    /// Fused softmax and categorical cross-entropy per example, with the
+    /// gradient in training.
     SoftmaxXent {
+        /// Examples.
         batch: usize,
+        /// Classes per example.
         classes: usize,
+        /// The logits, [batch, classes] row-major.
         logits: TensorId,
+        /// Labels, u32 `[batch]`.
         labels: TensorId,
+        /// Per-example loss, f32 `[batch]`; overwritten.
         loss: TensorId,
+        /// Per-example 1 if the argmax is the label else 0, u32 `[batch]`; overwritten.
         correct: TensorId,
+        /// Gradient of the logits, (softmax − onehot)/batch; overwritten. `None` in evaluation.
         dlogits: Option<TensorId>,
     },
+    /// Class probabilities for prediction.
     Softmax {
+        /// Examples.
         batch: usize,
+        /// Classes per example.
         classes: usize,
+        /// The logits, [batch, classes] row-major.
         logits: TensorId,
+        /// The probabilities, like logits; overwritten.
         probs: TensorId,
     },
+    /// Adds the batch's loss sum, correct count and example count to the running metrics.
     Metrics {
+        /// Examples.
         batch: usize,
+        /// Per-example loss, f32 `[batch]`.
         loss: TensorId,
+        /// Per-example correct flags, u32 `[batch]`.
         correct: TensorId,
+        /// The running metrics, `Home::Metrics`; accumulated into.
         metrics: TensorId,
     },
     /// One Adam update over every trainable parameter.
     Adam,
 }
 
+/// The tensors of one BatchNorm layer, each `[channels]`.
 #[derive(Clone, Copy, Debug)]
 pub struct BnTensors {
+    /// Scale γ (a parameter).
     pub gamma: TensorId,
+    /// Offset β (a parameter).
     pub beta: TensorId,
+    /// Moving mean (state).
     pub moving_mean: TensorId,
+    /// Moving variance (state).
     pub moving_var: TensorId,
+    /// The batch mean, saved by `BnTrain` for backward.
     pub save_mean: TensorId,
+    /// The batch's 1/√(σ² + ε), saved by `BnTrain` for backward.
     pub save_inv_std: TensorId,
 }
 
@@ -254,17 +385,26 @@ impl Inst {
     }
 }
 
+/// A lowered graph: the tensors and the instructions both backends run, in order.
 #[derive(Clone, Debug)]
 pub struct Program {
+    /// What it computes.
     pub mode: Mode,
+    /// Examples per step.
     pub batch: usize,
+    /// Every tensor, indexed by `TensorId`.
     pub tensors: Vec<TensorInfo>,
+    /// The instructions, in execution order.
     pub insts: Vec<Inst>,
+    /// The batch's images, NHWC f32 (written by `Inst::Gather`).
     pub input: TensorId,
+    /// The batch's labels, u32 `[batch]`.
     pub labels: TensorId,
+    /// The running metrics tensor (`Home::Metrics`).
     pub metrics: TensorId,
     /// Class probabilities, in `Predict` mode.
     pub probs: Option<TensorId>,
+    /// The last layer's output before the softmax, [batch, classes].
     pub logits: TensorId,
     /// The layer and phase of each instruction (`origin[i]` is `insts[i]`'s).
     pub origin: Vec<Origin>,

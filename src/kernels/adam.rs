@@ -8,6 +8,7 @@ use crate::shaders::ADAM;
 
 const WG: u32 = 64;
 
+/// `adam.wgsl`'s `adam_update`: one invocation per vec4 of the packed parameters.
 pub static UPDATE: KernelSpec = KernelSpec {
     shader: &ADAM,
     entry: "adam_update",
@@ -23,9 +24,13 @@ pub static UPDATE: KernelSpec = KernelSpec {
 /// Keras' Adam hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f32,
+    /// Decay of the first-moment average.
     pub beta1: f32,
+    /// Decay of the second-moment average.
     pub beta2: f32,
+    /// ε added to √v (Keras: 1e-7).
     pub eps: f32,
 }
 
@@ -44,11 +49,17 @@ impl Default for AdamConfig {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AdamUniform {
+    /// The bias-corrected step size for this step ([`AdamConfig::lr_t`]).
     pub lr_t: f32,
+    /// As in [`AdamConfig`].
     pub beta1: f32,
+    /// As in [`AdamConfig`].
     pub beta2: f32,
+    /// As in [`AdamConfig`].
     pub eps: f32,
+    /// Elements updated.
     pub n: u32,
+    /// Padding to 32 bytes; 0.
     pub _pad: [u32; 3],
 }
 
@@ -117,6 +128,7 @@ pub fn update<'b>(
     )
 }
 
+/// Plain-Rust reference of the update.
 pub mod cpu {
     use super::AdamConfig;
 

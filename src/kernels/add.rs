@@ -14,21 +14,25 @@ const ADD_BINDINGS: &[Binding] = &[
 ];
 const ACC_BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
+/// `add`: c = a + b, one invocation per element.
 pub static ADD_F32: KernelSpec = KernelSpec {
     shader: &ADD,
     entry: "add",
     bindings: ADD_BINDINGS,
 };
+/// `add_vec4`: c = a + b, one invocation per vec4 (n % 4 == 0).
 pub static ADD_VEC4: KernelSpec = KernelSpec {
     shader: &ADD,
     entry: "add_vec4",
     bindings: ADD_BINDINGS,
 };
+/// `accumulate`: acc += src, one invocation per element.
 pub static ACCUMULATE: KernelSpec = KernelSpec {
     shader: &ADD,
     entry: "accumulate",
     bindings: ACC_BINDINGS,
 };
+/// `accumulate_vec4`: acc += src, one invocation per vec4 (n % 4 == 0).
 pub static ACCUMULATE_VEC4: KernelSpec = KernelSpec {
     shader: &ADD,
     entry: "accumulate_vec4",
@@ -97,11 +101,14 @@ pub fn accumulate<'b>(
     )
 }
 
+/// Plain-Rust references.
 pub mod cpu {
+    /// a + b elementwise.
     pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
         a.iter().zip(b).map(|(x, y)| x + y).collect()
     }
 
+    /// acc += src elementwise.
     pub fn accumulate(src: &[f32], acc: &mut [f32]) {
         for (a, s) in acc.iter_mut().zip(src) {
             *a += s;

@@ -32,6 +32,7 @@ use Binding::{Storage as R, StorageRw as W, Uniform as U};
 
 macro_rules! spec {
     ($name:ident, $entry:literal, $bindings:expr) => {
+        #[doc = concat!("`batchnorm.wgsl`'s `", $entry, "`.")]
         pub static $name: KernelSpec = KernelSpec {
             shader: &BATCHNORM,
             entry: $entry,
@@ -57,17 +58,22 @@ spec!(
     &[U, R, R, R, R, R, R, R, W]
 );
 
+/// x viewed as [rows, channels] row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnShape {
+    /// N for dense inputs, N·H·W for NHWC images.
     pub rows: usize,
+    /// Normalized channels (the last axis).
     pub channels: usize,
 }
 
 impl BnShape {
+    /// Elements of x: rows·channels.
     pub fn len(&self) -> usize {
         self.rows * self.channels
     }
 
+    /// No elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -93,9 +99,13 @@ impl BnShape {
 
 /// The layer's per-channel parameters and state, each `channels` floats.
 pub struct BnBuffers<'a> {
+    /// Scale γ.
     pub gamma: View<'a>,
+    /// Offset β.
     pub beta: View<'a>,
+    /// Moving mean: read in inference, updated in training.
     pub moving_mean: View<'a>,
+    /// Moving (biased) variance: read in inference, updated in training.
     pub moving_var: View<'a>,
     /// Batch mean, written by `forward_train`, read by `backward`.
     pub save_mean: View<'a>,
@@ -363,10 +373,13 @@ pub mod cpu {
 
     /// What a training step computes per batch.
     pub struct TrainOut<T> {
+        /// The output, [rows, channels].
         pub y: Vec<T>,
+        /// Batch mean, `[channels]`.
         pub mean: Vec<T>,
         /// Biased batch variance (what the moving variance is updated with).
         pub var: Vec<T>,
+        /// 1/√(var + ε), `[channels]`.
         pub inv_std: Vec<T>,
     }
 
@@ -378,6 +391,8 @@ pub mod cpu {
         v.into_iter().map(|a| a as f32).collect()
     }
 
+    /// Training forward in f64: returns y and the batch statistics (the
+    /// moving statistics are the caller's to update).
     pub fn forward_train_f64(
         s: BnShape,
         x: &[f64],
@@ -446,6 +461,7 @@ pub mod cpu {
         }
     }
 
+    /// Inference: `y = γ·(x − moving_mean)/√(moving_var + ε) + β`.
     pub fn forward_infer(
         s: BnShape,
         x: &[f32],
@@ -501,6 +517,7 @@ pub mod cpu {
         (dx, dgamma, dbeta)
     }
 
+    /// (dx, dgamma, dbeta) from the saved batch statistics, as `backward_f64`.
     pub fn backward(
         s: BnShape,
         x: &[f32],

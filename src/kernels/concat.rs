@@ -7,11 +7,13 @@ use crate::shaders::CONCAT;
 const WG: u32 = 256;
 const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
+/// `copy_columns`: one invocation per copied element.
 pub static COPY_COLUMNS: KernelSpec = KernelSpec {
     shader: &CONCAT,
     entry: "copy_columns",
     bindings: BINDINGS,
 };
+/// `copy_columns_vec4`: one invocation per copied vec4 (width, strides and offsets multiples of 4).
 pub static COPY_COLUMNS_VEC4: KernelSpec = KernelSpec {
     shader: &CONCAT,
     entry: "copy_columns_vec4",
@@ -80,6 +82,7 @@ pub fn copy_columns<'b>(
     )
 }
 
+/// Plain-Rust reference.
 pub mod cpu {
     /// As the kernel, in place on `dst`.
     #[allow(clippy::too_many_arguments)]

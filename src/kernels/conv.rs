@@ -4,90 +4,67 @@
 //! [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c]. The GEMM lives in its
 //! own module; `cpu` has a direct (no im2col) reference of the whole layer.
 
-use crate::gpu::{grid_1d_or_none, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use super::window::{assert_holds, launch, Window2d};
+use crate::gpu::{Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::CONV;
 
-const WG: u32 = 64;
 const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
+/// `conv.wgsl`'s `im2col`: one invocation per (output pixel, kernel row).
 pub static IM2COL: KernelSpec = KernelSpec {
     shader: &CONV,
     entry: "im2col",
     bindings: BINDINGS,
 };
+/// `conv.wgsl`'s `im2col_vec4`: one invocation per vec4 of cols (in_c % 4 == 0).
 pub static IM2COL_VEC4: KernelSpec = KernelSpec {
     shader: &CONV,
     entry: "im2col_vec4",
     bindings: BINDINGS,
 };
+/// `conv.wgsl`'s `col2im`: one invocation per element of dx.
 pub static COL2IM: KernelSpec = KernelSpec {
     shader: &CONV,
     entry: "col2im",
     bindings: BINDINGS,
 };
+/// `conv.wgsl`'s `col2im_vec4`: one invocation per vec4 of dx (in_c % 4 == 0).
 pub static COL2IM_VEC4: KernelSpec = KernelSpec {
     shader: &CONV,
     entry: "col2im_vec4",
     bindings: BINDINGS,
 };
 
-use super::window::window_out;
 pub use super::window::Padding;
 
-/// The shape of one Conv2D layer applied to a batch.
+/// The shape of one Conv2D layer applied to a batch: NHWC input
+/// [batch, in_h, in_w, in_c], output [batch, out_h, out_w, out_c].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeom {
+    /// Images in the batch.
     pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
+    /// Input channels.
     pub in_c: usize,
+    /// Output channels (filters).
     pub out_c: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub padding: Padding,
+    /// Image size, kernel size, strides and padding.
+    pub window: Window2d,
 }
 
 impl Conv2dGeom {
-    /// (out_h, pad_top); a "valid" kernel larger than the image has no output.
-    fn rows(&self) -> (usize, usize) {
-        window_out(self.in_h, self.kh, self.stride_h, self.padding).unwrap_or((0, 0))
-    }
-
-    fn columns(&self) -> (usize, usize) {
-        window_out(self.in_w, self.kw, self.stride_w, self.padding).unwrap_or((0, 0))
-    }
-
-    pub fn out_h(&self) -> usize {
-        self.rows().0
-    }
-
-    pub fn out_w(&self) -> usize {
-        self.columns().0
-    }
-
-    pub fn pad_top(&self) -> usize {
-        self.rows().1
-    }
-
-    pub fn pad_left(&self) -> usize {
-        self.columns().1
-    }
-
     /// Rows of the im2col matrix: one per output pixel, batch·out_h·out_w.
     pub fn col_rows(&self) -> usize {
-        self.batch * self.out_h() * self.out_w()
+        self.batch * self.window.out_pixels()
     }
 
     /// Columns of the im2col matrix: one per kernel tap and channel, kh·kw·in_c.
     pub fn col_cols(&self) -> usize {
-        self.kh * self.kw * self.in_c
+        self.window.taps() * self.in_c
     }
 
     /// Elements of x (NHWC).
     pub fn input_len(&self) -> usize {
-        self.batch * self.in_h * self.in_w * self.in_c
+        self.batch * self.window.in_pixels() * self.in_c
     }
 
     /// Elements of y (NHWC).
@@ -100,77 +77,27 @@ impl Conv2dGeom {
         self.col_cols() * self.out_c
     }
 
-    /// Zero stride, kernel size or channels is a programmer error, not bad data
-    /// (and would be a division by zero in the shader's constants).
-    fn assert_valid(&self) {
-        assert!(
-            self.stride_h >= 1
-                && self.stride_w >= 1
-                && self.kh >= 1
-                && self.kw >= 1
-                && self.in_c >= 1,
-            "conv2d: stride, kernel size and channels must be ≥ 1: {self:?}"
-        );
+    /// `n` invocations of `spec` reading `src` and writing `dst`.
+    fn launch<'b>(
+        &self,
+        gpu: &Gpu,
+        spec: &KernelSpec,
+        n: usize,
+        src: impl Bind<'b>,
+        dst: impl Bind<'b>,
+    ) -> Result<Dispatch> {
+        self.window.assert_valid("conv2d", self.in_c, self);
+        let buffers = [src.view(), dst.view()];
+        launch(
+            gpu,
+            "conv2d",
+            &self.window,
+            ("IN_C", self.in_c),
+            spec,
+            n,
+            &buffers,
+        )
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    _pad: [u32; 3],
-}
-
-/// The shader's override constants: the geometry, baked into the pipeline.
-fn constants(g: &Conv2dGeom) -> [(&'static str, f64); 12] {
-    [
-        ("WG", WG as f64),
-        ("IN_H", g.in_h as f64),
-        ("IN_W", g.in_w as f64),
-        ("IN_C", g.in_c as f64),
-        ("OUT_H", g.out_h() as f64),
-        ("OUT_W", g.out_w() as f64),
-        ("KH", g.kh as f64),
-        ("KW", g.kw as f64),
-        ("STRIDE_H", g.stride_h as f64),
-        ("STRIDE_W", g.stride_w as f64),
-        ("PAD_TOP", g.pad_top() as f64),
-        ("PAD_LEFT", g.pad_left() as f64),
-    ]
-}
-
-fn assert_holds<'b>(what: &str, buf: impl Bind<'b>, elems: usize) {
-    assert!(
-        buf.size() >= (elems * 4) as u64,
-        "conv2d: {what} holds {} bytes, needs {}",
-        buf.size(),
-        elems * 4
-    );
-}
-
-/// `n` invocations of `spec`.
-fn build<'b>(
-    gpu: &Gpu,
-    g: &Conv2dGeom,
-    spec: &KernelSpec,
-    n: usize,
-    src: impl Bind<'b>,
-    dst: impl Bind<'b>,
-) -> Result<Dispatch> {
-    assert!(
-        n <= u32::MAX as usize,
-        "conv2d: {n} work items overflow u32"
-    );
-    gpu.launch(
-        spec,
-        &constants(g),
-        &Params {
-            n: n as u32,
-            _pad: [0; 3],
-        },
-        &[src.view(), dst.view()],
-        grid_1d_or_none(n as u64, WG),
-    )
 }
 
 /// cols[row = (b, oy, ox), col = (ky, kx, c)] =
@@ -182,16 +109,13 @@ pub fn im2col<'b>(
     x: impl Bind<'b>,
     cols: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    g.assert_valid();
     let n = g.col_rows() * g.col_cols();
-    assert_holds("x", x, g.input_len());
-    assert_holds("cols", cols, n);
+    assert_holds("conv2d", "x", x, g.input_len());
+    assert_holds("conv2d", "cols", cols, n);
     if g.in_c % 4 == 0 {
-        // One invocation per vec4 of cols.
-        build(gpu, g, &IM2COL_VEC4, n / 4, x, cols)
+        g.launch(gpu, &IM2COL_VEC4, n / 4, x, cols)
     } else {
-        // One invocation per (output pixel, kernel row).
-        build(gpu, g, &IM2COL, g.col_rows() * g.kh, x, cols)
+        g.launch(gpu, &IM2COL, g.col_rows() * g.window.kh, x, cols)
     }
 }
 
@@ -204,14 +128,12 @@ pub fn col2im<'b>(
     dcols: impl Bind<'b>,
     dx: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    g.assert_valid();
-    assert_holds("dcols", dcols, g.col_rows() * g.col_cols());
-    assert_holds("dx", dx, g.input_len());
-    // One invocation per element of dx, or per vec4.
+    assert_holds("conv2d", "dcols", dcols, g.col_rows() * g.col_cols());
+    assert_holds("conv2d", "dx", dx, g.input_len());
     if g.in_c % 4 == 0 {
-        build(gpu, g, &COL2IM_VEC4, g.input_len() / 4, dcols, dx)
+        g.launch(gpu, &COL2IM_VEC4, g.input_len() / 4, dcols, dx)
     } else {
-        build(gpu, g, &COL2IM, g.input_len(), dcols, dx)
+        g.launch(gpu, &COL2IM, g.input_len(), dcols, dx)
     }
 }
 
@@ -223,20 +145,18 @@ pub mod cpu {
     /// Calls `f(x_index, col)` for every in-image tap of output pixel `row`;
     /// taps in the zero padding are skipped.
     fn for_taps(g: &Conv2dGeom, row: usize, mut f: impl FnMut(usize, usize)) {
-        let (oh, ow) = (g.out_h(), g.out_w());
+        let w = &g.window;
+        let (oh, ow) = (w.out_h(), w.out_w());
         let (ox, oy, b) = (row % ow, (row / ow) % oh, row / (ow * oh));
-        for ky in 0..g.kh {
-            let iy = (oy * g.stride_h + ky) as isize - g.pad_top() as isize;
-            if iy < 0 || iy >= g.in_h as isize {
-                continue;
-            }
-            for kx in 0..g.kw {
-                let ix = (ox * g.stride_w + kx) as isize - g.pad_left() as isize;
-                if ix < 0 || ix >= g.in_w as isize {
-                    continue;
-                }
-                let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                let col = (ky * g.kw + kx) * g.in_c;
+        let (rows, cols) = w.in_image(oy, ox);
+        // Window tap (ky, kx) of input pixel (iy, ix).
+        let (y0, x0) = (oy * w.stride_h, ox * w.stride_w);
+        for iy in rows {
+            let ky = iy + w.pad_top() - y0;
+            for ix in cols.clone() {
+                let kx = ix + w.pad_left() - x0;
+                let base = ((b * w.in_h + iy) * w.in_w + ix) * g.in_c;
+                let col = (ky * w.kw + kx) * g.in_c;
                 for c in 0..g.in_c {
                     f(base + c, col + c);
                 }
@@ -244,6 +164,7 @@ pub mod cpu {
         }
     }
 
+    /// cols = im2col(x), as the kernel: [col_rows, col_cols] row-major, zeros in the padding.
     pub fn im2col(g: &Conv2dGeom, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), g.input_len(), "im2col: x length");
         let k = g.col_cols();
@@ -273,7 +194,7 @@ pub mod cpu {
         v.into_iter().map(|a| a as f32).collect()
     }
 
-    /// y[b, oy, ox, o] = bias[o] + Σ_{ky,kx,c} x[b, iy, ix, c]·w[ky, kx, c, o]
+    /// `y[b, oy, ox, o] = bias[o] + Σ_{ky,kx,c} x[b, iy, ix, c]·w[ky, kx, c, o]`
     /// directly from the definition. Weights in Keras layout
     /// [kh, kw, in_c, out_c]; y is NHWC [batch, out_h, out_w, out_c].
     pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -291,6 +212,7 @@ pub mod cpu {
         (narrow(dx), narrow(dw), narrow(db))
     }
 
+    /// `conv2d_forward` in f64 throughout.
     pub fn conv2d_forward_f64(g: &Conv2dGeom, x: &[f64], w: &[f64], bias: &[f64]) -> Vec<f64> {
         assert_eq!(x.len(), g.input_len(), "conv2d_forward: x length");
         assert_eq!(w.len(), g.weight_len(), "conv2d_forward: w length");
@@ -310,6 +232,7 @@ pub mod cpu {
         y
     }
 
+    /// `conv2d_backward` in f64 throughout.
     pub fn conv2d_backward_f64(
         g: &Conv2dGeom,
         x: &[f64],

@@ -9,6 +9,7 @@ use crate::shaders::DROPOUT;
 
 const WG: u32 = 256;
 
+/// `dropout_apply`: forward and backward alike (the mask applied to its input), one invocation per element.
 pub static APPLY: KernelSpec = KernelSpec {
     shader: &DROPOUT,
     entry: "dropout_apply",
@@ -80,6 +81,7 @@ pub fn backward<'b>(
     build(gpu, n, rate, stream, step, dy, dx)
 }
 
+/// Plain-Rust reference, bit-exact with the shader (same hash, same f32 product).
 pub mod cpu {
     /// Keep when hash ≥ threshold = round(rate·2³²): P(keep) = 1 − rate to
     /// within 2⁻³².
@@ -115,6 +117,7 @@ pub mod cpu {
         pcg(key ^ pcg(i))
     }
 
+    /// Whether element `i` is kept at this seed, step and stream.
     pub fn keep(seed: u32, step: u32, stream: u32, i: u32, rate: f32) -> bool {
         hash(seed, step, stream, i) >= threshold(rate)
     }
@@ -134,10 +137,12 @@ pub mod cpu {
             .collect()
     }
 
+    /// y = x·mask/(1 − rate).
     pub fn forward(seed: u32, step: u32, stream: u32, rate: f32, x: &[f32]) -> Vec<f32> {
         apply(seed, step, stream, rate, x)
     }
 
+    /// dx = dy·mask/(1 − rate), the forward's mask.
     pub fn backward(seed: u32, step: u32, stream: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
         apply(seed, step, stream, rate, dy)
     }

@@ -6,11 +6,13 @@ use crate::shaders::ELEMENTWISE;
 
 const WG: u32 = 256;
 
+/// `act_forward`: y = f(x), one invocation per element.
 pub static FORWARD: KernelSpec = KernelSpec {
     shader: &ELEMENTWISE,
     entry: "act_forward",
     bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
 };
+/// `act_backward`: dx = dy·f'(x), one invocation per element.
 pub static BACKWARD: KernelSpec = KernelSpec {
     shader: &ELEMENTWISE,
     entry: "act_backward",
@@ -25,11 +27,13 @@ pub static BACKWARD: KernelSpec = KernelSpec {
 /// The activations, with Keras semantics.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActKind {
+    /// max(x, 0).
     Relu,
     /// x > 0 ? x : slope·x, slope ≥ 0.
     LeakyRelu(f32),
     /// 1/(1 + exp(−x)).
     Sigmoid,
+    /// The hyperbolic tangent.
     Tanh,
     /// x > 0 ? x : alpha·(exp(x) − 1).
     Elu(f32),
@@ -148,6 +152,7 @@ pub mod cpu {
                     + v
             }
 
+            /// f(v), as the shader computes it.
             pub fn $act(kind: ActKind, v: $t) -> $t {
                 match kind {
                     ActKind::Relu | ActKind::LeakyRelu(_) => {
@@ -184,6 +189,7 @@ pub mod cpu {
                 }
             }
 
+            /// g·f'(v): the gradient through f at v given the output gradient g.
             pub fn $grad(kind: ActKind, v: $t, g: $t) -> $t {
                 match kind {
                     ActKind::Relu | ActKind::LeakyRelu(_) => {
@@ -238,18 +244,22 @@ pub mod cpu {
         }
     }
 
+    /// y = f(x) elementwise, in f32.
     pub fn forward(kind: ActKind, x: &[f32]) -> Vec<f32> {
         x.iter().map(|&v| act(kind, v)).collect()
     }
 
+    /// dx = dy·f'(x) elementwise, in f32.
     pub fn backward(kind: ActKind, x: &[f32], dy: &[f32]) -> Vec<f32> {
         x.iter().zip(dy).map(|(&v, &g)| grad(kind, v, g)).collect()
     }
 
+    /// y = f(x) elementwise, in f64 (gradient checks).
     pub fn forward_f64(kind: ActKind, x: &[f64]) -> Vec<f64> {
         x.iter().map(|&v| act_f64(kind, v)).collect()
     }
 
+    /// dx = dy·f'(x) elementwise, in f64 (gradient checks).
     pub fn backward_f64(kind: ActKind, x: &[f64], dy: &[f64]) -> Vec<f64> {
         x.iter()
             .zip(dy)

@@ -168,18 +168,22 @@ impl GpuDataset {
         })
     }
 
+    /// Images.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// No images.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Storage buffers the images are split across (each within the binding limit).
     pub fn chunks(&self) -> usize {
         self.chunks.len()
     }
 
+    /// Images per chunk (the last may hold fewer).
     pub fn images_per_chunk(&self) -> usize {
         self.images_per_chunk
     }
@@ -191,7 +195,7 @@ impl GpuDataset {
 }
 
 /// x[b, y, x, c] (NHWC f32) = pixel·(1/255) of image indices[step.batch_base + b];
-/// labels_out[b] = its label (u32). `indices` is the epoch's permutation
+/// `labels_out[b]` = its label (u32). `indices` is the epoch's permutation
 /// (u32, every entry < ds.len(): the kernel trusts it); `step` holds a `StepUniform`.
 pub fn gather<'b>(
     gpu: &Gpu,
@@ -250,6 +254,7 @@ pub fn gather<'b>(
     )
 }
 
+/// Plain-Rust reference.
 pub mod cpu {
     use super::PIXEL_SCALE;
 

@@ -17,8 +17,11 @@ use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 /// Applied to each element after the bias add.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Epilogue {
+    /// Nothing: c = the product (+ bias).
     None,
+    /// max(c, 0).
     Relu,
+    /// c > 0 ? c : slope·c.
     LeakyRelu(f32),
 }
 
@@ -37,14 +40,20 @@ impl Epilogue {
 /// B is stored K×N, or N×K when `trans_b`; C is M×N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GemmShape {
+    /// Rows of op(A) and C.
     pub m: usize,
+    /// Columns of op(B) and C.
     pub n: usize,
+    /// The inner dimension: columns of op(A), rows of op(B).
     pub k: usize,
+    /// A is stored [k, m] row-major (op(A) = Aᵀ) rather than [m, k].
     pub trans_a: bool,
+    /// B is stored [n, k] row-major (op(B) = Bᵀ) rather than [k, n].
     pub trans_b: bool,
 }
 
 impl GemmShape {
+    /// C[m, n] = op(A)[m, k]·op(B)[k, n].
     pub fn new(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
         GemmShape {
             m,
@@ -70,12 +79,16 @@ impl GemmShape {
     }
 }
 
+/// Which GEMM shader to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// The best variant available on this adapter (see [`auto_variant`]).
     Auto,
+    /// `shaders/gemm_tiled.wgsl`: workgroup-memory tiles.
     Tiled,
+    /// `shaders/gemm_regblock.wgsl`: register blocks, no workgroup memory.
     RegisterBlocked,
+    /// `shaders/gemm_subgroup.wgsl`: subgroup operations (needs `Features::SUBGROUP`).
     Subgroup,
 }
 
@@ -126,16 +139,19 @@ const BINDINGS: &[Binding] = &[
     Binding::StorageRw,
 ];
 
+/// [`Variant::Tiled`]'s entry point.
 pub static TILED: KernelSpec = KernelSpec {
     shader: &GEMM_TILED,
     entry: "gemm_tiled",
     bindings: BINDINGS,
 };
+/// [`Variant::RegisterBlocked`]'s entry point.
 pub static REGISTER_BLOCKED: KernelSpec = KernelSpec {
     shader: &GEMM_REGBLOCK,
     entry: "gemm_regblock",
     bindings: BINDINGS,
 };
+/// [`Variant::Subgroup`]'s entry point.
 pub static SUBGROUP: KernelSpec = KernelSpec {
     shader: &GEMM_SUBGROUP,
     entry: "gemm_subgroup",
@@ -155,7 +171,7 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// C = op(A)·op(B) (+ bias[N] per row) then `epilogue`; with `accumulate`,
+/// C = op(A)·op(B) (+ `bias[N]` per row) then `epilogue`; with `accumulate`,
 /// C += op(A)·op(B) (no bias, no epilogue). Buffers are bound whole from
 /// offset 0. Returns the dispatches to record, in order.
 #[allow(clippy::too_many_arguments)]
@@ -303,6 +319,7 @@ pub struct SubgroupPlan {
 }
 
 impl SubgroupPlan {
+    /// The cheaper plan for `shape` (pack or not, C or Cᵀ).
     pub fn new(shape: GemmShape) -> Self {
         let GemmShape { m, n, k, .. } = shape;
         let a_direct = !shape.trans_a && k % 4 == 0;
@@ -353,6 +370,8 @@ struct PackParams {
 /// Invocations per workgroup of the pack pre-pass.
 const PACK_WG: u32 = 64;
 
+/// The pack pre-pass of [`Variant::Subgroup`]: copies an operand into the
+/// layout the subgroup kernel reads.
 pub static PACK: KernelSpec = KernelSpec {
     shader: &GEMM_PACK,
     entry: "gemm_pack",
@@ -465,6 +484,7 @@ fn subgroup(
     Ok(out)
 }
 
+/// Plain-Rust references of the GEMM, accumulating in f64.
 pub mod cpu {
     use super::{Epilogue, GemmShape};
 

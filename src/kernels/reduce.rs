@@ -13,11 +13,13 @@ pub const CHUNK: usize = 128;
 
 const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
 
+/// `column_sums_scalar`: one invocation per (chunk, column).
 pub static SCALAR: KernelSpec = KernelSpec {
     shader: &REDUCE,
     entry: "column_sums_scalar",
     bindings: BINDINGS,
 };
+/// `column_sums_vec4`: one invocation per (chunk, 4 columns); cols % 4 == 0.
 pub static VEC4: KernelSpec = KernelSpec {
     shader: &REDUCE,
     entry: "column_sums_vec4",
@@ -75,7 +77,7 @@ fn pass<'s, 'd>(
     )
 }
 
-/// db[c] = Σ_r dy[r, c] over rows (column sums); overwrites db. One dispatch
+/// `db[c] = Σ_r dy[r, c]` over rows (column sums); overwrites db. One dispatch
 /// when rows ≤ CHUNK, else two (partial sums into a scratch buffer owned by
 /// the returned dispatches, then the same kernel over the scratch as one
 /// chunk); record them in order.
@@ -97,6 +99,7 @@ pub fn column_sums<'b>(
     ])
 }
 
+/// Plain-Rust reference.
 pub mod cpu {
     /// Column sums, accumulated in f64 and rounded once.
     pub fn column_sums(rows: usize, cols: usize, dy: &[f32]) -> Vec<f32> {

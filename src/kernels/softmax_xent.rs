@@ -5,13 +5,14 @@
 //! Loss: Keras' categorical cross-entropy on softmax outputs, which clips
 //! probabilities to [1e-7, 1 − 1e-7] before the log. Gradient: the plain
 //! (softmax − onehot)/batch of TF's from-logits path; it ignores the clip,
-//! which only matters when p[label] is within 1e-7 of 0 or 1.
+//! which only matters when `p[label]` is within 1e-7 of 0 or 1.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::{METRICS, SOFTMAX, SOFTMAX_XENT};
 
 const WG: u32 = 64;
 
+/// [`forward`]'s entry point.
 pub static FORWARD: KernelSpec = KernelSpec {
     shader: &SOFTMAX_XENT,
     entry: "xent_forward",
@@ -23,6 +24,7 @@ pub static FORWARD: KernelSpec = KernelSpec {
         Binding::StorageRw,
     ],
 };
+/// [`forward_backward`]'s entry point.
 pub static FORWARD_BACKWARD: KernelSpec = KernelSpec {
     shader: &SOFTMAX_XENT,
     entry: "xent_forward_backward",
@@ -35,11 +37,13 @@ pub static FORWARD_BACKWARD: KernelSpec = KernelSpec {
         Binding::StorageRw,
     ],
 };
+/// [`softmax`]'s entry point.
 pub static SOFTMAX_PROBS: KernelSpec = KernelSpec {
     shader: &SOFTMAX,
     entry: "softmax",
     bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
 };
+/// [`accumulate_metrics`]'s entry point.
 pub static ACCUMULATE: KernelSpec = KernelSpec {
     shader: &METRICS,
     entry: "accumulate_metrics",
@@ -87,8 +91,8 @@ fn per_row(
 }
 
 /// Training: per row, numerically stable (max-subtracted) softmax;
-/// loss[i] = −log clip(softmax[i, label]); dlogits = (softmax − onehot)/batch;
-/// correct[i] = 1 if argmax == label (first max wins, like numpy/TF argmax) else 0.
+/// `loss[i] = −log clip(softmax[i, label])`; `dlogits = (softmax − onehot)/batch`;
+/// `correct[i]` = 1 if argmax == label (first max wins, like numpy/TF argmax) else 0.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_backward<'b>(
     gpu: &Gpu,
@@ -175,22 +179,29 @@ pub fn accumulate_metrics<'b>(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Metrics {
+    /// Σ of per-example losses.
     pub loss_sum: f32,
+    /// Examples whose argmax is the label.
     pub correct: u32,
+    /// Examples counted.
     pub examples: u32,
+    /// Padding to 16 bytes; 0.
     pub _pad: u32,
 }
 
 impl Metrics {
+    /// loss_sum / examples (0 when empty).
     pub fn mean_loss(&self) -> f64 {
         self.loss_sum as f64 / self.examples.max(1) as f64
     }
 
+    /// correct / examples (0 when empty).
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.examples.max(1) as f64
     }
 }
 
+/// Plain-Rust references: softmax in f64, losses rounded to f32 once.
 pub mod cpu {
     use super::{Metrics, EPSILON};
 
@@ -224,6 +235,7 @@ pub mod cpu {
         -(c as f64).ln() as f32
     }
 
+    /// Softmax probabilities, [batch, classes] row-major, like the kernel's.
     pub fn softmax(batch: usize, classes: usize, logits: &[f32]) -> Vec<f32> {
         let mut out = Vec::with_capacity(batch * classes);
         for row in logits[..batch * classes].chunks(classes) {

@@ -12,10 +12,12 @@ pub struct StepUniform {
     pub seed: u32,
     /// The step counter (advances every step, so dropout masks differ).
     pub step: u32,
+    /// Padding to 16 bytes; 0.
     pub _pad: u32,
 }
 
 impl StepUniform {
+    /// The uniform for one step.
     pub fn new(batch_base: u32, seed: u32, step: u32) -> Self {
         StepUniform {
             batch_base,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::spec::{LayerSpec, ModelError, ModelSpec};
 use crate::graph::error::GraphError;
 
+/// Reads `model.to_json()` output `text`; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<ModelSpec, ModelError> {
     let syntax = |message: String| ModelError::Syntax {
         file: file.to_owned(),

@@ -10,24 +10,46 @@ use crate::data::CLASS_NAMES;
 use crate::graph::error::GraphError;
 use crate::graph::{Graph, Op};
 
+/// Why a model could not be loaded.
 #[derive(Debug, Error)]
 pub enum ModelError {
+    /// The model file could not be read.
     #[error("{file}: cannot read the model file: {error}")]
-    Io { file: String, error: std::io::Error },
+    Io {
+        /// The path as given.
+        file: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// Not TOML or JSON, or not the shape of a model file.
     #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
+    Syntax {
+        /// The path as given.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A layer that does not fit: its class, arguments, inputs or shapes.
     #[error("{file}{}: {source}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Layer {
+        /// The path as given.
         file: String,
+        /// The line the layer starts on, when the format tells.
         line: Option<usize>,
+        /// What the graph builder rejected.
         source: GraphError,
     },
+    /// A model name that is neither a built-in nor a file.
     #[error("unknown model {name:?}: expected a built-in model ({builtins}) or the path of a .toml or .json model file")]
-    Unknown { name: String, builtins: String },
+    Unknown {
+        /// The name as given.
+        name: String,
+        /// The built-ins' names, comma-separated.
+        builtins: String,
+    },
 }
 
+/// One layer of a model file, before it is checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSpec {
     /// Keras's class name ("Conv2D").
@@ -36,19 +58,24 @@ pub struct LayerSpec {
     pub name: Option<String>,
     /// The layers it reads, by name; None: the layer before it.
     pub inputs: Option<Vec<String>>,
+    /// Its arguments as written (Keras's config keys).
     pub args: Map<String, Value>,
     /// Where the layer starts in its file, when the format tells.
     pub line: Option<usize>,
 }
 
+/// A model description, in file order; [`ModelSpec::build`] makes the graph.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
+    /// The model's name.
     pub name: String,
     /// Where it came from, for errors.
     pub file: String,
+    /// The input layer's name.
     pub input_name: String,
     /// [height, width, channels]
     pub input: [usize; 3],
+    /// The layers after the input.
     pub layers: Vec<LayerSpec>,
 }
 

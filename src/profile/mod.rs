@@ -471,12 +471,12 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::Im2col { geom: g, .. } | Inst::Col2im { geom: g, .. } => format!(
             "{}×{}×{}×{} k{}×{} s{} → {}×{}",
             g.batch,
-            g.in_h,
-            g.in_w,
+            g.window.in_h,
+            g.window.in_w,
             g.in_c,
-            g.kh,
-            g.kw,
-            g.stride_h,
+            g.window.kh,
+            g.window.kw,
+            g.window.stride_h,
             g.col_rows(),
             g.col_cols()
         ),
@@ -492,7 +492,7 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::ColumnSums { rows, cols, .. } => format!("{rows}×{cols}"),
         Inst::Pool { geom: g, kind, .. } | Inst::PoolBackward { geom: g, kind, .. } => format!(
             "{kind:?} {}×{}×{}×{} k{}×{}",
-            g.batch, g.in_h, g.in_w, g.channels, g.kh, g.kw
+            g.batch, g.window.in_h, g.window.in_w, g.channels, g.window.kh, g.window.kw
         ),
         Inst::Add { n, .. } | Inst::Accumulate { n, .. } => format!("{n}"),
         Inst::CopyColumns { rows, width, .. } => format!("{rows}×{width}"),

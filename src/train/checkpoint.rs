@@ -25,40 +25,59 @@ use crate::models::{self, toml_file, ModelSpec};
 /// Written into `__metadata__["format"]`; a file without it is not ours.
 pub const FORMAT: &str = "gdl-gpu checkpoint 1";
 
+/// Why a checkpoint could not be written or read.
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     /// The I/O error is shown in the message rather than chained as a
     /// source, so `{:#}` does not print it twice.
     #[error("{path}: {error}")]
     Io {
+        /// The file (or its temporary sibling, or its folder).
         path: PathBuf,
+        /// The operating system's error.
         error: std::io::Error,
     },
     /// Not safetensors at all, or truncated, or a corrupt header.
     #[error("{path}: not a readable safetensors checkpoint: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        message: String,
+    },
     /// A safetensors file missing (or with a bad) gdl-gpu metadata entry.
     #[error("{path}: checkpoint metadata {key:?}: {message}")]
     Metadata {
+        /// The file.
         path: PathBuf,
+        /// The `__metadata__` key.
         key: &'static str,
+        /// What is wrong with its value (absent, unparsable).
         message: String,
     },
+    /// [`load`] was given a graph of another name than the checkpoint's.
     #[error("{path}: checkpoint of model {found:?}, but model {expected:?} was asked for")]
     ModelMismatch {
+        /// The file.
         path: PathBuf,
+        /// The graph's name.
         expected: String,
+        /// The checkpoint's model name.
         found: String,
     },
     /// A tensor missing, extra, or of the wrong shape or type.
     #[error("{path}: tensor {name:?}: {message}")]
     Tensor {
+        /// The file.
         path: PathBuf,
+        /// The tensor's name (`conv2d/kernel`, `optimizer/m/...`).
         name: String,
+        /// What is wrong with it.
         message: String,
     },
 }
 
+/// A result whose error defaults to [`CheckpointError`].
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
 
 /// Everything needed to resume training or to predict.
@@ -71,25 +90,38 @@ pub struct Checkpoint {
     /// Steps already taken in epoch `epoch` (0-based) when the run was
     /// interrupted mid-epoch; 0 at an epoch boundary.
     pub epoch_step: usize,
+    /// The run's seed (initial weights, shuffling, dropout).
     pub seed: u64,
+    /// Adam's learning rate.
     pub lr: f32,
+    /// Batch size, in examples.
     pub batch: usize,
+    /// Weights, state, Adam moments and step.
     pub values: ModelValues,
 }
 
 /// The metadata of a checkpoint, read without its tensors being checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointInfo {
+    /// The model's name (the graph's).
     pub model: String,
     /// The model the checkpoint was written for: its `model_file`, or for a
     /// checkpoint written before models were files, the built-in by name.
     pub spec: ModelSpec,
+    /// Epochs completed.
     pub epoch: usize,
+    /// Steps already taken in the epoch after `epoch`; 0 at an epoch boundary.
     pub epoch_step: usize,
+    /// The run's seed.
     pub seed: u64,
+    /// Adam's learning rate.
     pub lr: f32,
+    /// Batch size, in examples.
     pub batch: usize,
+    /// Adam steps taken.
     pub adam_step: u64,
+    /// The model's name and its layers with their Keras classes,
+    /// `<model> (<layer>:<class> -> ...)`.
     pub description: String,
 }
 
@@ -336,14 +368,24 @@ impl CheckpointInfo {
 /// The checkpoint's metadata (model, epoch, …), so `eval` and
 /// `predict` need no --model. Checks the file is a whole safetensors file.
 pub fn peek(path: &Path) -> Result<CheckpointInfo> {
-    info_from(path, &read(path)?)
+    peek_bytes(path, &read(path)?)
+}
+
+/// [`peek`] of a checkpoint's bytes; `path` names it in errors.
+pub fn peek_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointInfo> {
+    info_from(path, bytes)
 }
 
 /// Loads a checkpoint for `graph`: every tensor the model has must be there
 /// with its shape, as f32, and nothing else.
 pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint> {
-    let bytes = read(path)?;
-    let info = info_from(path, &bytes)?;
+    from_bytes(path, &read(path)?, graph)
+}
+
+/// [`load`] of a checkpoint's bytes; `path` names it in errors. For
+/// fuzzing and for checkpoints held in memory.
+pub fn from_bytes(path: &Path, bytes: &[u8], graph: &Graph) -> Result<Checkpoint> {
+    let info = info_from(path, bytes)?;
     if info.model != graph.name {
         return Err(CheckpointError::ModelMismatch {
             path: path.to_owned(),
@@ -351,7 +393,7 @@ pub fn load(path: &Path, graph: &Graph) -> Result<Checkpoint> {
             found: info.model,
         });
     }
-    let st = parse(path, &bytes)?;
+    let st = parse(path, bytes)?;
     let layout = ParamLayout::new(graph);
     let mut values = ModelValues {
         trainable: vec![0.0; layout.trainable_len],

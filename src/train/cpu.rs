@@ -13,6 +13,7 @@ use crate::graph::program::{Mode, Program};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 
+/// A [`Backend`] on the CPU reference, borrowing the data sets.
 pub struct CpuBackend<'d> {
     graph: Graph,
     state: CpuState,
@@ -29,6 +30,9 @@ pub struct CpuBackend<'d> {
 }
 
 impl<'d> CpuBackend<'d> {
+    /// Starts from `init` (its lengths must match `graph`'s layout) with
+    /// Adam settings `adam`; `seed` drives dropout. Fails when the graph's
+    /// input is not `[height, width, channels]`.
     pub fn new(
         graph: &Graph,
         train: &'d Split,

@@ -17,10 +17,14 @@ use crate::util::Rng;
 /// and reads 16 bytes back, so it must not happen every step.
 pub const PROGRESS_EVERY: usize = 50;
 
+/// How [`fit`] runs; build with [`FitConfig::new`].
 #[derive(Clone, Debug)]
 pub struct FitConfig {
+    /// Total epochs of the run (the last epoch run is `epochs - 1`, 0-based).
     pub epochs: usize,
+    /// Examples per step; the last step of an epoch may have fewer.
     pub batch: usize,
+    /// Seeds each epoch's shuffle (see [`permutation`]).
     pub seed: u64,
     /// Stop each epoch after this many steps (for quick runs).
     pub steps_per_epoch: Option<usize>,
@@ -38,9 +42,28 @@ pub struct FitConfig {
     pub stop: Option<Arc<AtomicBool>>,
 }
 
+impl FitConfig {
+    /// `epochs` from the start in batches of `batch`, no progress display,
+    /// no stop flag: set the other fields with struct update syntax.
+    pub fn new(epochs: usize, batch: usize, seed: u64) -> Self {
+        FitConfig {
+            epochs,
+            batch,
+            seed,
+            steps_per_epoch: None,
+            progress: false,
+            progress_lines: None,
+            first_epoch: 0,
+            first_step: 0,
+            stop: None,
+        }
+    }
+}
+
 /// Why `fit` stopped early.
 #[derive(Debug, Error)]
 pub enum FitError {
+    /// The backend failed (device error, bad argument).
     #[error(transparent)]
     Graph(#[from] GraphError),
     /// A checkpoint could not be written.
@@ -51,25 +74,39 @@ pub enum FitError {
     /// every `PROGRESS_EVERY` steps and at the end of each epoch.
     #[error("training loss became {loss} in epoch {epoch}, by step {step}; stopped")]
     NonFinite {
+        /// The epoch, 1-based.
         epoch: usize,
+        /// The step, 1-based within the epoch.
         step: usize,
+        /// The running loss sum seen (NaN or ±∞).
         loss: f64,
     },
     /// Stopped by `FitConfig::stop` after `steps_done` steps of the 0-based
     /// epoch `epoch` (the state is consistent: the step finished).
     #[error("interrupted in epoch {} after step {steps_done}", epoch + 1)]
-    Interrupted { epoch: usize, steps_done: usize },
+    Interrupted {
+        /// The epoch, 0-based.
+        epoch: usize,
+        /// Steps of that epoch completed.
+        steps_done: usize,
+    },
 }
 
+/// What one epoch did, passed to `fit`'s callback and returned.
 #[derive(Clone, Debug)]
 pub struct EpochReport {
     /// 1-based, as Keras prints it.
     pub epoch: usize,
+    /// Running metrics over the epoch's training steps (weights changing
+    /// as they went, as Keras reports them).
     pub train: Metrics,
+    /// The whole test set after the epoch, inference mode.
     pub test: Metrics,
     /// Seconds of training steps (evaluation excluded).
     pub train_seconds: f64,
+    /// Seconds of the test-set evaluation.
     pub eval_seconds: f64,
+    /// Training examples per second of `train_seconds`.
     pub images_per_sec: f64,
 }
 

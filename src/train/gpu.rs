@@ -61,7 +61,9 @@ fn eval_batch(gpu: &Gpu, graph: &Graph, layout: &ParamLayout) -> Result<usize, G
 /// One part of what [`GpuBackend`] allocates on the GPU.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryPart {
+    /// What the buffers hold, for a listing.
     pub what: String,
+    /// Their size in bytes, each buffer rounded up to 16.
     pub bytes: u64,
 }
 
@@ -145,6 +147,8 @@ pub fn planned_memory(
     Ok(parts)
 }
 
+/// A [`Backend`] on a [`Gpu`]: the model's state and both data sets live in
+/// GPU buffers, and a training step is one queued submission.
 pub struct GpuBackend<'g> {
     gpu: &'g Gpu,
     graph: Graph,
@@ -163,6 +167,10 @@ pub struct GpuBackend<'g> {
 }
 
 impl<'g> GpuBackend<'g> {
+    /// Uploads `init` (its lengths must match `graph`'s layout), the train
+    /// and test sets (u8 CHW, normalised on the GPU) and sets Adam to `adam`;
+    /// `seed` drives dropout. Fails when the graph's input is not
+    /// `[height, width, channels]` or a buffer does not fit the device.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &'g Gpu,

@@ -1,7 +1,8 @@
 //! Training curves: loss and accuracy per epoch, train and test, drawn as a
 //! PNG in the run folder. Rendered in memory by plotters' bitmap backend
 //! with DejaVu Sans compiled into the binary (no system fonts, so a headless
-//! server draws the same picture as a desktop), encoded with `png`.
+//! server draws the same picture as a desktop), written as PNG by
+//! [`crate::render::save_image`].
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,24 +12,31 @@ use plotters::prelude::*;
 use thiserror::Error;
 
 use super::fit::EpochReport;
+use crate::render::{save_image, SaveError};
 
-/// Size of the picture in pixels: two panels side by side.
+/// Width of the picture in pixels: two panels side by side.
 pub const PLOT_WIDTH: u32 = 1200;
+/// Height of the picture in pixels.
 pub const PLOT_HEIGHT: u32 = 450;
 
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const TEST_COLOR: RGBColor = RGBColor(255, 127, 14);
 
+/// Why the training plot could not be drawn or written.
 #[derive(Debug, Error)]
 pub enum PlotError {
     /// The drawing library refused (bad coordinates, font missing).
     #[error("drawing the training plot: {0}")]
     Draw(String),
+    /// The PNG encoder refused the picture.
     #[error("encoding the training plot as PNG: {0}")]
-    Encode(#[from] png::EncodingError),
+    Encode(image::ImageError),
+    /// Writing the file failed (a missing folder, no permission, a full disk).
     #[error("{path}: {source}")]
     Io {
+        /// The file being written: the temporary one, or the plot on rename.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -185,24 +193,10 @@ pub fn render_training_plot(reports: &[EpochReport]) -> Result<Vec<u8>, PlotErro
 /// during training never sees half a picture.
 pub fn write_training_plot(path: &Path, reports: &[EpochReport]) -> Result<(), PlotError> {
     let pixels = render_training_plot(reports)?;
-    let mut encoded = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut encoded, PLOT_WIDTH, PLOT_HEIGHT);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header()?;
-        w.write_image_data(&pixels)?;
-        w.finish()?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, &encoded).map_err(|source| PlotError::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io {
-        path: path.to_owned(),
-        source,
+    let img = image::RgbImage::from_raw(PLOT_WIDTH, PLOT_HEIGHT, pixels)
+        .expect("the plot buffer is PLOT_WIDTH × PLOT_HEIGHT RGB8");
+    save_image(&img, path, image::ImageFormat::Png).map_err(|e| match e {
+        SaveError::Encode { source, .. } => PlotError::Encode(source),
+        SaveError::Io { path, source } => PlotError::Io { path, source },
     })
 }

@@ -1,4 +1,5 @@
 use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, Padding};
+use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::{Rng, F32_EPS};
 
 use crate::common::*;
@@ -16,15 +17,17 @@ fn geom(
 ) -> Conv2dGeom {
     Conv2dGeom {
         batch,
-        in_h: h,
-        in_w: w,
         in_c: c,
         out_c,
-        kh: k,
-        kw: k,
-        stride_h: stride,
-        stride_w: stride,
-        padding,
+        window: Window2d {
+            in_h: h,
+            in_w: w,
+            kh: k,
+            kw: k,
+            stride_h: stride,
+            stride_w: stride,
+            padding,
+        },
     }
 }
 
@@ -46,37 +49,38 @@ fn cases() -> Vec<Conv2dGeom> {
         // Non-square kernel, stride larger than the kernel.
         Conv2dGeom {
             batch: 2,
-            in_h: 9,
-            in_w: 6,
             in_c: 5,
             out_c: 3,
-            kh: 2,
-            kw: 3,
-            stride_h: 3,
-            stride_w: 3,
-            padding: Same,
+            window: Window2d {
+                in_h: 9,
+                in_w: 6,
+                kh: 2,
+                kw: 3,
+                stride_h: 3,
+                stride_w: 3,
+                padding: Same,
+            },
         },
         // Non-square strides, with and without the vec4 path, both paddings.
-        Conv2dGeom {
-            stride_h: 1,
-            stride_w: 2,
-            ..geom(2, 7, 9, 3, 2, 3, 1, Same)
+        {
+            let mut g = geom(2, 7, 9, 3, 2, 3, 1, Same);
+            (g.window.stride_h, g.window.stride_w) = (1, 2);
+            g
         },
-        Conv2dGeom {
-            stride_h: 2,
-            stride_w: 1,
-            ..geom(2, 9, 7, 4, 2, 3, 1, Same)
+        {
+            let mut g = geom(2, 9, 7, 4, 2, 3, 1, Same);
+            (g.window.stride_h, g.window.stride_w) = (2, 1);
+            g
         },
-        Conv2dGeom {
-            stride_h: 3,
-            stride_w: 2,
-            kw: 2,
-            ..geom(3, 11, 8, 8, 3, 3, 1, Valid)
+        {
+            let mut g = geom(3, 11, 8, 8, 3, 3, 1, Valid);
+            (g.window.stride_h, g.window.stride_w, g.window.kw) = (3, 2, 2);
+            g
         },
-        Conv2dGeom {
-            stride_h: 2,
-            stride_w: 3,
-            ..geom(2, 5, 13, 5, 2, 4, 1, Valid)
+        {
+            let mut g = geom(2, 5, 13, 5, 2, 4, 1, Valid);
+            (g.window.stride_h, g.window.stride_w) = (2, 3);
+            g
         },
         // The CNN (batch 32): 32×32×3 k3 s1; 32×32×32 k3 s2; 16×16×32 k3 s1;
         // 16×16×64 k3 s2 (all "same").
@@ -94,15 +98,17 @@ fn cases() -> Vec<Conv2dGeom> {
             for p in [Same, Valid] {
                 v.push(Conv2dGeom {
                     batch: 2,
-                    in_h: 7,
-                    in_w: 5,
                     in_c: c,
                     out_c: 2,
-                    kh: 3,
-                    kw: 3,
-                    stride_h: s,
-                    stride_w: s,
-                    padding: p,
+                    window: Window2d {
+                        in_h: 7,
+                        in_w: 5,
+                        kh: 3,
+                        kw: 3,
+                        stride_h: s,
+                        stride_w: s,
+                        padding: p,
+                    },
                 });
             }
         }
@@ -115,45 +121,63 @@ fn geometry_follows_tensorflow() {
     // CIFAR CNN: 32×32, 3×3 stride 2 "same" → 16, pad_total 1, top 0 (bottom 1).
     let g = geom(1, 32, 32, 32, 32, 3, 2, Padding::Same);
     assert_eq!(
-        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (
+            g.window.out_h(),
+            g.window.out_w(),
+            g.window.pad_top(),
+            g.window.pad_left()
+        ),
         (16, 16, 0, 0)
     );
     // Stride 1 "same" 3×3: pad 1 each side.
     let g = geom(1, 32, 32, 3, 32, 3, 1, Padding::Same);
-    assert_eq!((g.out_h(), g.pad_top()), (32, 1));
+    assert_eq!((g.window.out_h(), g.window.pad_top()), (32, 1));
     // 4×4 stride 2 "same" on 32: out 16, pad_total 2, top 1.
     let g = geom(1, 32, 32, 3, 10, 4, 2, Padding::Same);
-    assert_eq!((g.out_h(), g.pad_top()), (16, 1));
+    assert_eq!((g.window.out_h(), g.window.pad_top()), (16, 1));
     // 5×5 on 2×3 "same": out 2×3, pad_total 4 / 4 → top 2, left 2.
     let g = geom(1, 2, 3, 1, 1, 5, 1, Padding::Same);
     assert_eq!(
-        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (
+            g.window.out_h(),
+            g.window.out_w(),
+            g.window.pad_top(),
+            g.window.pad_left()
+        ),
         (2, 3, 2, 2)
     );
     // "valid": floor((7 − 3)/2) + 1 = 3; kernel larger than the image → 0.
     let g = geom(1, 7, 5, 1, 1, 3, 2, Padding::Valid);
-    assert_eq!((g.out_h(), g.out_w(), g.pad_top()), (3, 2, 0));
+    assert_eq!(
+        (g.window.out_h(), g.window.out_w(), g.window.pad_top()),
+        (3, 2, 0)
+    );
     let g = geom(1, 2, 2, 1, 1, 3, 1, Padding::Valid);
-    assert_eq!((g.out_h(), g.col_rows()), (0, 0));
+    assert_eq!((g.window.out_h(), g.col_rows()), (0, 0));
     assert_eq!(g.col_cols(), 9);
     // Strides per axis: 9×7 "same" with strides (2, 3) → 5×3; totals
     // (4·2 + 3 − 9, 2·3 + 3 − 7) = (2, 2) → pads (1, 1). "valid" (3, 1) on
     // 10×4 with 3×3 → (3, 2).
-    let g = Conv2dGeom {
-        stride_h: 2,
-        stride_w: 3,
-        ..geom(1, 9, 7, 1, 1, 3, 1, Padding::Same)
+    let g = {
+        let mut g = geom(1, 9, 7, 1, 1, 3, 1, Padding::Same);
+        (g.window.stride_h, g.window.stride_w) = (2, 3);
+        g
     };
     assert_eq!(
-        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (
+            g.window.out_h(),
+            g.window.out_w(),
+            g.window.pad_top(),
+            g.window.pad_left()
+        ),
         (5, 3, 1, 1)
     );
-    let g = Conv2dGeom {
-        stride_h: 3,
-        stride_w: 1,
-        ..geom(1, 10, 4, 1, 1, 3, 1, Padding::Valid)
+    let g = {
+        let mut g = geom(1, 10, 4, 1, 1, 3, 1, Padding::Valid);
+        (g.window.stride_h, g.window.stride_w) = (3, 1);
+        g
     };
-    assert_eq!((g.out_h(), g.out_w()), (3, 2));
+    assert_eq!((g.window.out_h(), g.window.out_w()), (3, 2));
 }
 
 #[test]
@@ -228,7 +252,7 @@ fn col2im_matches_reference() {
             &read(&xb, g.input_len()),
             &cpu::col2im(&g, &dcols),
             &cpu::col2im(&g, &abs),
-            g.kh * g.kw,
+            g.window.kh * g.window.kw,
         );
     }
 }

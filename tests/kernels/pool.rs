@@ -1,5 +1,6 @@
 use gdl_gpu::kernels::pool::{self, cpu, Pool2dGeom};
 use gdl_gpu::kernels::window::Padding::{self, *};
+use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::{Rng, F32_EPS};
 
 use crate::common::*;
@@ -16,14 +17,16 @@ fn geom(
 ) -> Pool2dGeom {
     Pool2dGeom {
         batch,
-        in_h: h,
-        in_w: w,
         channels: c,
-        kh,
-        kw,
-        stride_h: sh,
-        stride_w: sw,
-        padding,
+        window: Window2d {
+            in_h: h,
+            in_w: w,
+            kh,
+            kw,
+            stride_h: sh,
+            stride_w: sw,
+            padding,
+        },
     }
 }
 
@@ -72,17 +75,25 @@ fn pool_geometry_follows_tensorflow() {
     // = (2, 2) → pads (1, 1); "valid": (7 − 3)/2 + 1 = 3, (5 − 3)/2 + 1 = 2.
     let g = geom(1, 7, 5, 1, (3, 3), (2, 2), Same);
     assert_eq!(
-        (g.out_h(), g.out_w(), g.pad_top(), g.pad_left()),
+        (
+            g.window.out_h(),
+            g.window.out_w(),
+            g.window.pad_top(),
+            g.window.pad_left()
+        ),
         (4, 3, 1, 1)
     );
     let g = geom(1, 7, 5, 1, (3, 3), (2, 2), Valid);
-    assert_eq!((g.out_h(), g.out_w()), (3, 2));
+    assert_eq!((g.window.out_h(), g.window.out_w()), (3, 2));
     let g = Pool2dGeom::global(2, 8, 8, 64);
-    assert_eq!((g.out_h(), g.out_w(), g.output_len()), (1, 1, 128));
+    assert_eq!(
+        (g.window.out_h(), g.window.out_w(), g.output_len()),
+        (1, 1, 128)
+    );
     // Same padding's divisor: the corner window of 7×5 3×3/2 has 2×2 taps.
     let g = geom(1, 7, 5, 1, (3, 3), (2, 2), Same);
-    assert_eq!(g.window(0, 0), (0..2, 0..2));
-    assert_eq!(g.window(3, 2), (5..7, 3..5));
+    assert_eq!(g.window.in_image(0, 0), (0..2, 0..2));
+    assert_eq!(g.window.in_image(3, 2), (5..7, 3..5));
 }
 
 // Selection and a sum of dy in the same order on both sides: exact.
@@ -171,8 +182,9 @@ fn avg_pool_matches_reference() {
         gpu.run("avg pool", &[&f, &b]).unwrap();
         let case = format!("{g:?}");
         let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|a| a.abs()).collect() };
-        let n = (g.kh * g.kw) as f64;
-        let windows = (g.kh.div_ceil(g.stride_h) * g.kw.div_ceil(g.stride_w)) as f64;
+        let n = (g.window.kh * g.window.kw) as f64;
+        let windows = (g.window.kh.div_ceil(g.window.stride_h)
+            * g.window.kw.div_ceil(g.window.stride_w)) as f64;
         let (want, mag) = (cpu::avg_forward(&g, &x), cpu::avg_forward(&g, &abs(&x)));
         let y = read(&yb, g.output_len());
         for i in 0..y.len() {

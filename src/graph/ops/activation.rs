@@ -18,19 +18,29 @@ use crate::kernels::gemm::Epilogue;
 /// `keras.activations.leaky_relu`'s slope (the `LeakyReLU` layer's default is 0.3).
 pub const LEAKY_RELU_SLOPE: f32 = 0.2;
 
+/// An activation function, as a Dense or Conv2D argument or a layer of its own.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// The identity.
     Linear,
+    /// max(x, 0).
     Relu,
+    /// x > 0 ? x : slope·x.
     LeakyRelu(f32),
+    /// 1/(1 + exp(−x)).
     Sigmoid,
+    /// The hyperbolic tangent.
     Tanh,
+    /// x > 0 ? x : alpha·(exp(x) − 1).
     Elu(f32),
+    /// x·Φ(x), the exact (erf) form.
     Gelu,
+    /// Softmax over the last axis; only on the output layer (fused with the loss).
     Softmax,
 }
 
 impl Activation {
+    /// Every name [`Activation::parse`] accepts.
     pub const NAMES: &'static [&'static str] = &[
         "linear",
         "relu",
@@ -57,6 +67,7 @@ impl Activation {
         })
     }
 
+    /// Keras's name (parameters dropped).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Linear => "linear",
@@ -164,19 +175,27 @@ pub(super) fn grad_before(
 /// its name and arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActivationClass {
+    /// `Activation(name)`.
     Activation,
+    /// `ReLU` (with a negative slope: a leaky ReLU).
     ReLU,
+    /// `LeakyReLU(negative_slope)`.
     LeakyReLU,
+    /// `Softmax`.
     Softmax,
 }
 
+/// A standalone activation layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivationLayer {
+    /// The Keras class it is written as.
     pub class: ActivationClass,
+    /// The function applied.
     pub activation: Activation,
 }
 
 impl ActivationLayer {
+    /// An `Activation` layer of `activation`.
     pub fn new(activation: Activation) -> Self {
         ActivationLayer {
             class: ActivationClass::Activation,
@@ -184,6 +203,8 @@ impl ActivationLayer {
         }
     }
 
+    /// From Keras class `class` (`Activation`, `ReLU`, `LeakyReLU`, `Softmax`)
+    /// and its arguments; unsupported arguments are errors.
     pub fn from_args(class: &str, a: &mut Args) -> Result<Self, GraphError> {
         let (class, activation) = match class {
             "ReLU" => {

@@ -10,10 +10,12 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 
+/// The `Add` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Add;
 
 impl Add {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(_a: &mut Args) -> Result<Self, GraphError> {
         Ok(Add)
     }

@@ -12,9 +12,12 @@ use crate::graph::model::NodeId;
 use crate::graph::program::{BnTensors, DType, Inst, TensorId};
 use crate::kernels::batchnorm::BnShape;
 
+/// The `BatchNormalization` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
+    /// Moving-average momentum (Keras: 0.99).
     pub momentum: f32,
+    /// Added to the variance before the square root (Keras: 1e-3).
     pub epsilon: f32,
 }
 
@@ -29,6 +32,7 @@ impl Default for BatchNorm {
 }
 
 impl BatchNorm {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let momentum = a.float("momentum", 0.99)?;
         let epsilon = a.float("epsilon", 1e-3)?;

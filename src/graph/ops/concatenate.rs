@@ -11,10 +11,12 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 
+/// The `Concatenate` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Concatenate;
 
 impl Concatenate {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         a.default_only("axis", (-1).into(), "-1: the last (channel) axis")?;
         Ok(Concatenate)

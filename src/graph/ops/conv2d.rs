@@ -14,16 +14,22 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{DType, Inst, TensorId};
 use crate::kernels::conv::Conv2dGeom;
-use crate::kernels::window::{window_out, Padding};
+use crate::kernels::window::{window_out, Padding, Window2d};
 
+/// `Conv2D`: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2d {
+    /// Output channels.
     pub filters: usize,
     /// [height, width]
     pub kernel: [usize; 2],
+    /// Steps [down, across].
     pub strides: [usize; 2],
+    /// "same" or "valid".
     pub padding: Padding,
+    /// Applied after the bias.
     pub activation: Activation,
+    /// Whether there is a bias (Keras's default: yes).
     pub use_bias: bool,
 }
 
@@ -35,6 +41,7 @@ pub fn padding_arg(a: &mut Args, default: &'static str) -> Result<Padding, Graph
     })
 }
 
+/// Keras's name of `p`.
 pub fn padding_name(p: Padding) -> &'static str {
     match p {
         Padding::Same => "same",
@@ -61,6 +68,7 @@ pub fn window_shape(
 }
 
 impl Conv2d {
+    /// `filters` square `kernel`×`kernel` filters with stride `stride`, with bias, linear.
     pub fn new(filters: usize, kernel: usize, stride: usize, padding: Padding) -> Self {
         Conv2d {
             filters,
@@ -72,10 +80,12 @@ impl Conv2d {
         }
     }
 
+    /// With `activation` after the bias.
     pub fn with_activation(self, activation: Activation) -> Self {
         Conv2d { activation, ..self }
     }
 
+    /// Without a bias (as before a BatchNorm).
     pub fn without_bias(self) -> Self {
         Conv2d {
             use_bias: false,
@@ -83,6 +93,7 @@ impl Conv2d {
         }
     }
 
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let filters = a.int("filters", None, 1)?;
         let kernel = a.pair("kernel_size", None)?;
@@ -129,15 +140,17 @@ impl Conv2d {
     fn geom(&self, batch: usize, input: &[usize]) -> Conv2dGeom {
         Conv2dGeom {
             batch,
-            in_h: input[0],
-            in_w: input[1],
             in_c: input[2],
             out_c: self.filters,
-            kh: self.kernel[0],
-            kw: self.kernel[1],
-            stride_h: self.strides[0],
-            stride_w: self.strides[1],
-            padding: self.padding,
+            window: Window2d {
+                in_h: input[0],
+                in_w: input[1],
+                kh: self.kernel[0],
+                kw: self.kernel[1],
+                stride_h: self.strides[0],
+                stride_w: self.strides[1],
+                padding: self.padding,
+            },
         }
     }
 }
@@ -159,8 +172,10 @@ impl Layer for Conv2d {
             name: "kernel",
             shape: vec![kh, kw, c, self.filters],
             init: Init::GlorotUniform {
-                fan_in: kh * kw * c,
-                fan_out: kh * kw * self.filters,
+                // Saturating: a kernel too large to exist is rejected by
+                // Graph::add from its shape, after this.
+                fan_in: kh.saturating_mul(kw).saturating_mul(c),
+                fan_out: kh.saturating_mul(kw).saturating_mul(self.filters),
             },
             trainable: true,
         }];

@@ -13,14 +13,19 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::TensorId;
 
+/// The `Dense` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
+    /// Output features.
     pub units: usize,
+    /// Applied after the bias.
     pub activation: Activation,
+    /// Whether there is a bias (Keras's default: yes).
     pub use_bias: bool,
 }
 
 impl Dense {
+    /// `units` outputs with a bias, then `activation`.
     pub fn new(units: usize, activation: Activation) -> Self {
         Dense {
             units,
@@ -29,6 +34,7 @@ impl Dense {
         }
     }
 
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let units = a.int("units", None, 1)?;
         let activation = Activation::from_arg(a, "activation", "linear")?;

@@ -12,12 +12,15 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 
+/// The `Dropout` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dropout {
+    /// Fraction of elements zeroed in training, in [0, 1).
     pub rate: f32,
 }
 
 impl Dropout {
+    /// From Keras's arguments; unsupported ones are errors. (`rate` is required).
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let rate = a.float("rate", f32::NAN)?;
         if rate.is_nan() {

@@ -9,10 +9,12 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::TensorId;
 
+/// The `Flatten` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flatten;
 
 impl Flatten {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         a.default_only("data_format", "channels_last".into(), "\"channels_last\"")?;
         Ok(Flatten)

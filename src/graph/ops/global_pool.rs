@@ -11,10 +11,12 @@ use crate::graph::model::NodeId;
 use crate::graph::program::TensorId;
 use crate::kernels::pool::Pool2dGeom;
 
+/// The `GlobalAveragePooling2D` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GlobalAveragePooling;
 
 impl GlobalAveragePooling {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         a.default_only("data_format", "channels_last".into(), "\"channels_last\"")?;
         a.default_only("keepdims", false.into(), "false")?;

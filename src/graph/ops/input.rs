@@ -9,6 +9,7 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 
+/// The `InputLayer`: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Input {
     /// [height, width, channels]
@@ -16,6 +17,7 @@ pub struct Input {
 }
 
 impl Input {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let s = a.int_list("shape")?;
         match s[..] {

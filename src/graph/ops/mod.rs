@@ -41,25 +41,39 @@ use super::program::TensorId;
 /// How a parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
-    GlorotUniform { fan_in: usize, fan_out: usize },
+    /// Uniform in ±√(6/(fan_in + fan_out)).
+    GlorotUniform {
+        /// Inputs feeding each output unit (kh·kw·in_c for a conv).
+        fan_in: usize,
+        /// Outputs each input feeds (kh·kw·out_c for a conv).
+        fan_out: usize,
+    },
+    /// All 0.
     Zeros,
+    /// All 1.
     Ones,
 }
 
+/// One weight array of a layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
     /// Keras's weight name: "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance".
     pub name: &'static str,
+    /// Keras's shape (a conv kernel is [kh, kw, in_c, out_c]).
     pub shape: Vec<usize>,
+    /// How it starts.
     pub init: Init,
+    /// Updated by Adam (else state, such as moving statistics).
     pub trainable: bool,
 }
 
 impl ParamSpec {
+    /// Elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
 
+    /// No elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -78,6 +92,7 @@ pub trait Layer {
     /// The output shape for these input shapes, or what was expected.
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String>;
 
+    /// The layer's weights for these input shapes, in Keras's order.
     fn params(&self, _inputs: &[&[usize]]) -> Vec<ParamSpec> {
         Vec::new()
     }
@@ -99,23 +114,37 @@ pub trait Layer {
     }
 }
 
+/// Every layer the engine knows, as a value a graph node holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
+    /// [`Input`].
     Input(Input),
+    /// [`Flatten`].
     Flatten(Flatten),
+    /// [`Reshape`].
     Reshape(Reshape),
+    /// [`Dense`].
     Dense(Dense),
+    /// [`Conv2d`].
     Conv2d(Conv2d),
+    /// [`BatchNorm`].
     BatchNorm(BatchNorm),
+    /// [`ActivationLayer`].
     Activation(ActivationLayer),
+    /// [`Dropout`].
     Dropout(Dropout),
+    /// [`Pool2d`].
     Pool2d(Pool2d),
+    /// [`GlobalAveragePooling`].
     GlobalAveragePooling(GlobalAveragePooling),
+    /// [`Add`].
     Add(Add),
+    /// [`Concatenate`].
     Concatenate(Concatenate),
 }
 
 impl Op {
+    /// The wrapped layer.
     pub fn layer(&self) -> &dyn Layer {
         match self {
             Op::Input(o) => o,

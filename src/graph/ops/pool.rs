@@ -13,23 +13,32 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 use crate::kernels::pool::Pool2dGeom;
-use crate::kernels::window::Padding;
+use crate::kernels::window::{Padding, Window2d};
 
+/// Which pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
+    /// The maximum of each window's in-image taps.
     Max,
+    /// The mean of each window's in-image taps (padding not counted).
     Average,
 }
 
+/// `MaxPooling2D` / `AveragePooling2D(pool_size, strides, padding)`, NHWC.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool2d {
+    /// Max or average.
     pub kind: PoolKind,
+    /// Window [height, width].
     pub pool_size: [usize; 2],
+    /// Steps [down, across]; Keras's default is `pool_size`.
     pub strides: [usize; 2],
+    /// Keras's default is "valid".
     pub padding: Padding,
 }
 
 impl Pool2d {
+    /// `size`×`size` windows with stride `size`, "valid".
     pub fn new(kind: PoolKind, size: usize) -> Self {
         Pool2d {
             kind,
@@ -39,6 +48,7 @@ impl Pool2d {
         }
     }
 
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(kind: PoolKind, a: &mut Args) -> Result<Self, GraphError> {
         let pool_size = a.pair("pool_size", Some([2, 2]))?;
         let strides = a.optional_pair("strides")?.unwrap_or(pool_size);
@@ -52,17 +62,20 @@ impl Pool2d {
         })
     }
 
+    /// The kernel geometry for `batch` inputs of shape `input` [h, w, c].
     pub fn geom(&self, batch: usize, input: &[usize]) -> Pool2dGeom {
         Pool2dGeom {
             batch,
-            in_h: input[0],
-            in_w: input[1],
             channels: input[2],
-            kh: self.pool_size[0],
-            kw: self.pool_size[1],
-            stride_h: self.strides[0],
-            stride_w: self.strides[1],
-            padding: self.padding,
+            window: Window2d {
+                in_h: input[0],
+                in_w: input[1],
+                kh: self.pool_size[0],
+                kw: self.pool_size[1],
+                stride_h: self.strides[0],
+                stride_w: self.strides[1],
+                padding: self.padding,
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::TensorId;
 
+/// The `Reshape` layer: see the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reshape {
     /// Without the batch dimension; at most one −1.
@@ -16,6 +17,7 @@ pub struct Reshape {
 }
 
 impl Reshape {
+    /// From Keras's arguments; unsupported ones are errors.
     pub fn from_args(a: &mut Args) -> Result<Self, GraphError> {
         let target_shape = a.int_list("target_shape")?;
         if target_shape.is_empty() || target_shape.iter().filter(|&&d| d == -1).count() > 1 {
@@ -34,12 +36,12 @@ impl Layer for Reshape {
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         let total: usize = inputs[0].iter().product();
-        let known: usize = self
+        let known = self
             .target_shape
             .iter()
             .filter(|&&d| d > 0)
-            .map(|&d| d as usize)
-            .product();
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+            .unwrap_or(0);
         let fits = || {
             format!(
                 "an input whose {total} elements fit target_shape {:?}",

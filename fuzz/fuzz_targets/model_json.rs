@@ -1,0 +1,9 @@
+//! Keras model JSON on arbitrary text: build a graph or fail with a
+//! `ModelError`, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let _ = gdl_gpu::models::keras_json::parse(text, "fuzz.json").and_then(|s| s.build());
+});
