@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
-use super::linear::Linear;
-use super::{Args, Init, Layer, ParamSpec};
+use super::linear::{kernel_and_bias, Linear};
+use super::{Args, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
 use crate::graph::lower::Lowering;
@@ -168,26 +168,15 @@ impl Layer for Conv2d {
     fn params(&self, inputs: &[&[usize]]) -> Vec<ParamSpec> {
         let c = inputs[0][2];
         let [kh, kw] = self.kernel;
-        let mut p = vec![ParamSpec {
-            name: "kernel",
-            shape: vec![kh, kw, c, self.filters],
-            init: Init::GlorotUniform {
-                // Saturating: a kernel too large to exist is rejected by
-                // Graph::add from its shape, after this.
-                fan_in: kh.saturating_mul(kw).saturating_mul(c),
-                fan_out: kh.saturating_mul(kw).saturating_mul(self.filters),
-            },
-            trainable: true,
-        }];
-        if self.use_bias {
-            p.push(ParamSpec {
-                name: "bias",
-                shape: vec![self.filters],
-                init: Init::Zeros,
-                trainable: true,
-            });
-        }
-        p
+        // Saturating: a kernel too large to exist is rejected by Graph::add
+        // from its shape, after this.
+        let taps = kh.saturating_mul(kw);
+        kernel_and_bias(
+            vec![kh, kw, c, self.filters],
+            taps.saturating_mul(c),
+            taps.saturating_mul(self.filters),
+            self.use_bias,
+        )
     }
 
     fn forward(&self, cx: &mut Lowering, node: NodeId) -> TensorId {

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
-use super::linear::Linear;
-use super::{Args, Init, Layer, ParamSpec};
+use super::linear::{kernel_and_bias, Linear};
+use super::{Args, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
 use crate::graph::lower::Lowering;
@@ -84,24 +84,7 @@ impl Layer for Dense {
 
     fn params(&self, inputs: &[&[usize]]) -> Vec<ParamSpec> {
         let fan_in = inputs[0][0];
-        let mut p = vec![ParamSpec {
-            name: "kernel",
-            shape: vec![fan_in, self.units],
-            init: Init::GlorotUniform {
-                fan_in,
-                fan_out: self.units,
-            },
-            trainable: true,
-        }];
-        if self.use_bias {
-            p.push(ParamSpec {
-                name: "bias",
-                shape: vec![self.units],
-                init: Init::Zeros,
-                trainable: true,
-            });
-        }
-        p
+        kernel_and_bias(vec![fan_in, self.units], fan_in, self.units, self.use_bias)
     }
 
     fn forward(&self, cx: &mut Lowering, node: NodeId) -> TensorId {

@@ -3,10 +3,37 @@
 //! layers lower through here, forward and backward.
 
 use super::activation::{self, Activation};
+use super::{Init, ParamSpec};
 use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
 use crate::kernels::gemm::{Epilogue, GemmShape};
+
+/// The kernel of `shape` (Keras's layout: its last axis the outputs),
+/// glorot-uniform over these fans, and a zero bias of `out` when `use_bias`.
+pub(super) fn kernel_and_bias(
+    shape: Vec<usize>,
+    fan_in: usize,
+    fan_out: usize,
+    use_bias: bool,
+) -> Vec<ParamSpec> {
+    let out = *shape.last().expect("a kernel has axes");
+    let mut p = vec![ParamSpec {
+        name: "kernel",
+        shape,
+        init: Init::GlorotUniform { fan_in, fan_out },
+        trainable: true,
+    }];
+    if use_bias {
+        p.push(ParamSpec {
+            name: "bias",
+            shape: vec![out],
+            init: Init::Zeros,
+            trainable: true,
+        });
+    }
+    p
+}
 
 /// A [rows, k] times W [k, out] for layer `node`.
 #[derive(Clone, Copy)]
