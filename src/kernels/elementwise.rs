@@ -246,12 +246,36 @@ pub mod cpu {
 
     /// y = f(x) elementwise, in f32.
     pub fn forward(kind: ActKind, x: &[f32]) -> Vec<f32> {
-        x.iter().map(|&v| act(kind, v)).collect()
+        let mut y = vec![0.0; x.len()];
+        forward_into(kind, x, &mut y);
+        y
+    }
+
+    /// [`forward`] into `y`, on all threads.
+    pub fn forward_into(kind: ActKind, x: &[f32], y: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(&mut y[..x.len()], c, |i, y| {
+            for (o, &v) in y.iter_mut().zip(&x[i * c..]) {
+                *o = act(kind, v);
+            }
+        });
     }
 
     /// dx = dy·f'(x) elementwise, in f32.
     pub fn backward(kind: ActKind, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        x.iter().zip(dy).map(|(&v, &g)| grad(kind, v, g)).collect()
+        let mut dx = vec![0.0; x.len()];
+        backward_into(kind, x, dy, &mut dx);
+        dx
+    }
+
+    /// [`backward`] into `dx`, on all threads.
+    pub fn backward_into(kind: ActKind, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(&mut dx[..x.len()], c, |i, dx| {
+            for ((o, &v), &g) in dx.iter_mut().zip(&x[i * c..]).zip(&dy[i * c..]) {
+                *o = grad(kind, v, g);
+            }
+        });
     }
 
     /// y = f(x) elementwise, in f64 (gradient checks).
