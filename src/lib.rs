@@ -73,6 +73,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernels;
 pub mod models;
+pub mod par;
 pub mod profile;
 pub mod render;
 pub mod shaders;

@@ -24,6 +24,10 @@ pub struct EvalArgs {
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// Threads of the CPU backend (default: all cores); results do not depend on it
+    #[arg(long, value_name = "N", value_parser = super::parse_positive,
+          allow_negative_numbers = true)]
+    pub threads: Option<usize>,
     /// Weights to evaluate (written by `train`)
     #[arg(long, value_name = "FILE.safetensors")]
     pub checkpoint: PathBuf,

@@ -123,6 +123,14 @@ pub fn parse_learning_rate(s: &str) -> Result<f32, String> {
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let threads = match &cli.command {
+        Command::Train(a) => a.threads,
+        Command::Eval(a) => a.threads,
+        Command::Predict(a) => a.threads,
+        Command::Profile(a) => a.threads,
+        _ => None,
+    };
+    gdl_gpu::par::set_threads(threads.unwrap_or(0));
     match &cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -26,6 +26,10 @@ pub struct ProfileArgs {
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// Threads of the CPU backend (default: all cores); results do not depend on it
+    #[arg(long, value_name = "N", value_parser = super::parse_positive,
+          allow_negative_numbers = true)]
+    pub threads: Option<usize>,
     /// Print one JSON document (rows and totals) instead of the table
     #[arg(long)]
     pub json: bool,

@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Substring of the adapter's name (see `gdl-gpu info`)
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// Threads of the CPU backend (default: all cores); results do not depend on it
+    #[arg(long, value_name = "N", value_parser = super::parse_positive,
+          allow_negative_numbers = true)]
+    pub threads: Option<usize>,
     /// Print one JSON object per epoch instead of text
     #[arg(long)]
     pub json: bool,

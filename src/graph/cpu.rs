@@ -1,6 +1,9 @@
 //! The CPU backend: runs a lowered program instruction by instruction with
 //! the plain-Rust references of the kernels. It is the oracle the GPU is
-//! checked against, whole steps at a time; clarity beats speed here.
+//! checked against, whole steps at a time, and the fallback where there is
+//! no GPU: operands are borrowed in place (parameters, gradients, state, and
+//! temporaries allocated once per program in a [`CpuRun`]), and the kernels
+//! run on all threads (`crate::par`) with results independent of the count.
 
 use super::ops::PoolKind;
 use super::params::ParamLayout;
@@ -62,12 +65,38 @@ pub struct StepInputs<'a> {
     pub adam: AdamConfig,
 }
 
-/// Tensor contents after a run, for the host to read (logits, probabilities).
+/// Tensor contents after a run, for the host to read (logits,
+/// probabilities); also the temporaries a run writes, allocated once and
+/// reused by every run of the same program ([`run_in`]).
 pub struct CpuRun {
     f32s: Vec<Vec<f32>>,
+    u32s: Vec<Vec<u32>>,
 }
 
 impl CpuRun {
+    /// Zeroed temporaries for `p`.
+    pub fn new(p: &Program) -> Self {
+        let temp = |t: &super::program::TensorInfo, d: DType| {
+            if t.home == Home::Temp && t.dtype == d {
+                t.len
+            } else {
+                0
+            }
+        };
+        CpuRun {
+            f32s: p
+                .tensors
+                .iter()
+                .map(|t| vec![0.0; temp(t, DType::F32)])
+                .collect(),
+            u32s: p
+                .tensors
+                .iter()
+                .map(|t| vec![0; temp(t, DType::U32)])
+                .collect(),
+        }
+    }
+
     /// The contents of tensor `t` as this run left it (temporaries included).
     pub fn tensor(&self, t: TensorId) -> &[f32] {
         &self.f32s[t]
@@ -87,38 +116,109 @@ impl CpuRun {
     }
 }
 
+/// Raw views of every f32 buffer a program touches. One instruction at a
+/// time borrows operands from it through a [`Scope`], which checks that
+/// no written range overlaps another borrowed range.
 struct Env<'a> {
     p: &'a Program,
-    st: &'a mut CpuState,
-    f32s: Vec<Vec<f32>>,
-    u32s: Vec<Vec<u32>>,
-    metrics: &'a mut [u32; 4],
+    /// params, grads, state, Adam's m and v; then one per tensor (temporaries).
+    bufs: Vec<(*mut f32, usize)>,
+    u32s: &'a mut [Vec<u32>],
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-impl Env<'_> {
-    fn get(&self, t: TensorId) -> Vec<f32> {
+/// Where the temporaries start in `Env::bufs`.
+const TEMPS: usize = 5;
+
+/// The operands of one instruction.
+struct Scope<'s> {
+    p: &'s Program,
+    bufs: &'s [(*mut f32, usize)],
+    claims: std::cell::RefCell<Vec<(usize, usize, usize, bool)>>,
+}
+
+impl<'s> Scope<'s> {
+    fn locate(&self, t: TensorId) -> (usize, usize, usize) {
         let info = &self.p.tensors[t];
-        let r = |o: usize| o..o + info.len;
-        match info.home {
-            Home::Param(o) => self.st.params[r(o)].to_vec(),
-            Home::Grad(o) => self.st.grads[r(o)].to_vec(),
-            Home::State(o) => self.st.state[r(o)].to_vec(),
-            Home::Temp => self.f32s[t].clone(),
+        let (buf, off) = match info.home {
+            Home::Param(o) => (0, o),
+            Home::Grad(o) => (1, o),
+            Home::State(o) => (2, o),
+            Home::Temp => (TEMPS + t, 0),
             Home::Metrics => unreachable!("metrics are u32 words"),
+        };
+        assert!(
+            off + info.len <= self.bufs[buf].1,
+            "tensor {} out of its buffer",
+            info.name
+        );
+        (buf, off, off + info.len)
+    }
+
+    fn claim(&self, t: TensorId, write: bool) -> (*mut f32, usize) {
+        let (buf, lo, hi) = self.locate(t);
+        let mut claims = self.claims.borrow_mut();
+        for &(b, l, h, w) in claims.iter() {
+            assert!(
+                b != buf || h <= lo || hi <= l || !(w || write),
+                "tensor {} is written while borrowed",
+                self.p.tensors[t].name
+            );
+        }
+        claims.push((buf, lo, hi, write));
+        // SAFETY: in bounds (checked in `locate`).
+        (unsafe { self.bufs[buf].0.add(lo) }, hi - lo)
+    }
+
+    /// Tensor `t`, read.
+    fn r(&self, t: TensorId) -> &'s [f32] {
+        let (ptr, len) = self.claim(t, false);
+        // SAFETY: the buffers outlive the scope (`Env` borrows them for
+        // 'a), and `claim` rejects any overlap with a range written in
+        // this scope.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+
+    /// Tensor `t`, written (or read and written).
+    #[allow(clippy::mut_from_ref)]
+    fn w(&self, t: TensorId) -> &'s mut [f32] {
+        let (ptr, len) = self.claim(t, true);
+        // SAFETY: as in `r`; a written range overlaps nothing else borrowed.
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    }
+}
+
+impl<'a> Env<'a> {
+    fn new(
+        p: &'a Program,
+        st: &'a mut CpuState,
+        f32s: &'a mut [Vec<f32>],
+        u32s: &'a mut [Vec<u32>],
+    ) -> Self {
+        let mut bufs = vec![
+            (st.params.as_mut_ptr(), st.params.len()),
+            (st.grads.as_mut_ptr(), st.grads.len()),
+            (st.state.as_mut_ptr(), st.state.len()),
+            (st.m.as_mut_ptr(), st.m.len()),
+            (st.v.as_mut_ptr(), st.v.len()),
+        ];
+        bufs.extend(f32s.iter_mut().map(|v| (v.as_mut_ptr(), v.len())));
+        Env {
+            p,
+            bufs,
+            u32s,
+            _borrow: std::marker::PhantomData,
         }
     }
 
-    fn set(&mut self, t: TensorId, v: Vec<f32>) {
-        let info = &self.p.tensors[t];
-        assert_eq!(v.len(), info.len, "tensor {} length", info.name);
-        let r = |o: usize| o..o + info.len;
-        match info.home {
-            Home::Param(o) => self.st.params[r(o)].copy_from_slice(&v),
-            Home::Grad(o) => self.st.grads[r(o)].copy_from_slice(&v),
-            Home::State(o) => self.st.state[r(o)].copy_from_slice(&v),
-            Home::Temp => self.f32s[t] = v,
-            Home::Metrics => unreachable!("metrics are u32 words"),
-        }
+    /// The operands of the next instruction, and the u32 tensors.
+    fn scope(&mut self) -> (Scope<'_>, &mut [Vec<u32>]) {
+        let s = Scope {
+            p: self.p,
+            bufs: &self.bufs,
+            claims: std::cell::RefCell::new(Vec::with_capacity(8)),
+        };
+        (s, &mut *self.u32s)
     }
 }
 
@@ -135,298 +235,238 @@ pub fn run_prefix(
     metrics: &mut [u32; 4],
     n: usize,
 ) -> CpuRun {
-    run_observed(p, st, inp, metrics, n, &mut |_| {})
+    let mut out = CpuRun::new(p);
+    run_in(p, st, inp, metrics, n, &mut out, &mut |_| {});
+    out
 }
 
-/// [`run_prefix`], calling `mark(i)` just before instruction i and
+/// Runs instructions 0..n of `p` in the temporaries of `out` (made by
+/// `CpuRun::new(p)`), calling `mark(i)` just before instruction i and
 /// `mark(n)` after the last: the time between two calls is one
 /// instruction's (what `gdl-gpu profile` measures).
-pub fn run_observed(
+pub fn run_in(
     p: &Program,
     st: &mut CpuState,
     inp: &StepInputs,
     metrics: &mut [u32; 4],
     n: usize,
+    out: &mut CpuRun,
     mark: &mut dyn FnMut(usize),
-) -> CpuRun {
-    let nt = p.tensors.len();
-    let mut env = Env {
-        p,
-        st,
-        f32s: vec![Vec::new(); nt],
-        u32s: vec![Vec::new(); nt],
-        metrics,
-    };
+) {
+    assert_eq!(out.f32s.len(), p.tensors.len(), "CpuRun of another program");
+    let _ftz = crate::par::Ftz::on();
+    let mut env = Env::new(p, st, &mut out.f32s, &mut out.u32s);
     for (i, inst) in p.insts[..n].iter().enumerate() {
         mark(i);
-        match *inst {
-            Inst::Gather { x, labels } => {
-                let (xs, ls) = gather::cpu::gather(
-                    inp.pixels,
-                    inp.labels,
-                    inp.hwc,
-                    inp.indices,
-                    inp.batch_base,
-                    p.batch,
-                );
-                env.set(x, xs);
-                env.u32s[labels] = ls;
-            }
-            Inst::Gemm {
-                shape,
-                a,
-                b,
-                bias,
-                c,
-                epilogue,
-                accumulate,
-            } => {
-                let (av, bv) = (env.get(a), env.get(b));
-                let biasv = bias.map(|t| env.get(t));
-                let mut cv = if accumulate {
-                    env.get(c)
-                } else {
-                    vec![0.0; shape.m * shape.n]
-                };
-                gemm::cpu::gemm(
-                    shape,
-                    &av,
-                    &bv,
-                    biasv.as_deref(),
-                    &mut cv,
-                    epilogue,
-                    accumulate,
-                );
-                env.set(c, cv);
-            }
-            Inst::Im2col { geom, x, cols } => {
-                let v = conv::cpu::im2col(&geom, &env.get(x));
-                env.set(cols, v);
-            }
-            Inst::Col2im { geom, dcols, dx } => {
-                let v = conv::cpu::col2im(&geom, &env.get(dcols));
-                env.set(dx, v);
-            }
-            Inst::BnTrain {
-                shape,
-                x,
-                y,
-                bn,
-                momentum,
-                eps,
-            } => {
-                let (mut mm, mut mv) = (env.get(bn.moving_mean), env.get(bn.moving_var));
-                let out = batchnorm::cpu::forward_train(
-                    shape,
-                    &env.get(x),
-                    &env.get(bn.gamma),
-                    &env.get(bn.beta),
-                    &mut mm,
-                    &mut mv,
-                    momentum,
-                    eps,
-                );
-                env.set(y, out.y);
-                env.set(bn.moving_mean, mm);
-                env.set(bn.moving_var, mv);
-                env.set(bn.save_mean, out.mean);
-                env.set(bn.save_inv_std, out.inv_std);
-            }
-            Inst::BnInfer {
-                shape,
-                x,
-                y,
-                bn,
-                eps,
-            } => {
-                let yv = batchnorm::cpu::forward_infer(
-                    shape,
-                    &env.get(x),
-                    &env.get(bn.gamma),
-                    &env.get(bn.beta),
-                    &env.get(bn.moving_mean),
-                    &env.get(bn.moving_var),
-                    eps,
-                );
-                env.set(y, yv);
-            }
-            Inst::BnBackward {
-                shape,
-                x,
-                dy,
-                bn,
-                dx,
-                dgamma,
-                dbeta,
-            } => {
-                let (dxv, dg, db) = batchnorm::cpu::backward(
-                    shape,
-                    &env.get(x),
-                    &env.get(dy),
-                    &env.get(bn.gamma),
-                    &env.get(bn.save_mean),
-                    &env.get(bn.save_inv_std),
-                );
-                env.set(dx, dxv);
-                env.set(dgamma, dg);
-                env.set(dbeta, db);
-            }
-            Inst::Act { n, kind, x, y } => {
-                let xv = env.get(x);
-                env.set(y, elementwise::cpu::forward(kind, &xv[..n]));
-            }
-            Inst::ActBackward { n, kind, x, dy, dx } => {
-                let (xv, g) = (env.get(x), env.get(dy));
-                env.set(dx, elementwise::cpu::backward(kind, &xv[..n], &g[..n]));
-            }
-            Inst::Dropout {
-                n,
-                rate,
-                stream,
-                x,
-                y,
-            } => {
-                let xv = env.get(x);
-                let step = inp.step as u32;
-                env.set(
-                    y,
-                    dropout::cpu::forward(inp.seed, step, stream, rate, &xv[..n]),
-                );
-            }
-            Inst::DropoutBackward {
-                n,
-                rate,
-                stream,
-                dy,
-                dx,
-            } => {
-                let g = env.get(dy);
-                let step = inp.step as u32;
-                env.set(
-                    dx,
-                    dropout::cpu::backward(inp.seed, step, stream, rate, &g[..n]),
-                );
-            }
-            Inst::Pool { geom, kind, x, y } => {
-                let xv = env.get(x);
-                env.set(
-                    y,
-                    match kind {
-                        PoolKind::Max => pool::cpu::max_forward(&geom, &xv),
-                        PoolKind::Average => pool::cpu::avg_forward(&geom, &xv),
-                    },
-                );
-            }
-            Inst::PoolBackward {
-                geom,
-                kind,
-                x,
-                dy,
-                dx,
-            } => {
-                let g = env.get(dy);
-                let v = match kind {
-                    PoolKind::Max => pool::cpu::max_backward(&geom, &env.get(x), &g),
-                    PoolKind::Average => pool::cpu::avg_backward(&geom, &g),
-                };
-                env.set(dx, v);
-            }
-            Inst::Add { a, b, c, .. } => {
-                let v = add::cpu::add(&env.get(a), &env.get(b));
-                env.set(c, v);
-            }
-            Inst::Accumulate { src, acc, .. } => {
-                let mut v = env.get(acc);
-                add::cpu::accumulate(&env.get(src), &mut v);
-                env.set(acc, v);
-            }
-            Inst::CopyColumns {
-                rows,
-                width,
-                src,
-                src_stride,
-                src_offset,
-                dst,
-                dst_stride,
-                dst_offset,
-            } => {
-                // The first block written into a fresh temporary starts it.
-                let mut v = env.get(dst);
-                v.resize(p.tensors[dst].len, 0.0);
-                concat::cpu::copy_columns(
-                    rows,
-                    width,
-                    &env.get(src),
-                    src_stride,
-                    src_offset,
-                    &mut v,
-                    dst_stride,
-                    dst_offset,
-                );
-                env.set(dst, v);
-            }
-            Inst::ColumnSums { rows, cols, dy, db } => {
-                let v = reduce::cpu::column_sums(rows, cols, &env.get(dy));
-                env.set(db, v);
-            }
-            Inst::SoftmaxXent {
-                batch,
-                classes,
-                logits,
-                labels,
-                loss,
-                correct,
-                dlogits,
-            } => {
-                let lv = env.get(logits);
-                let labs = env.u32s[labels].clone();
-                let (l, c, d) = softmax_xent::cpu::forward_backward(batch, classes, &lv, &labs);
-                env.set(loss, l);
-                env.u32s[correct] = c;
-                if let Some(t) = dlogits {
-                    env.set(t, d);
-                }
-            }
-            Inst::Softmax {
-                batch,
-                classes,
-                logits,
-                probs,
-            } => {
-                let v = softmax_xent::cpu::softmax(batch, classes, &env.get(logits));
-                env.set(probs, v);
-            }
-            Inst::Metrics { loss, correct, .. } => {
-                let before = softmax_xent::Metrics {
-                    loss_sum: f32::from_bits(env.metrics[0]),
-                    correct: env.metrics[1],
-                    examples: env.metrics[2],
-                    _pad: 0,
-                };
-                let after = softmax_xent::cpu::accumulate_metrics(
-                    before,
-                    &env.get(loss),
-                    &env.u32s[correct],
-                );
-                *env.metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
-            }
-            Inst::Adam => {
-                let st = &mut *env.st;
-                adam::cpu::update(
-                    &inp.adam,
-                    inp.step.max(1),
-                    &mut st.params,
-                    &st.grads,
-                    &mut st.m,
-                    &mut st.v,
-                );
-            }
+        if let Inst::Adam = inst {
+            let b = &env.bufs;
+            // SAFETY: five distinct vectors of the state, borrowed by no
+            // scope (each instruction's ended with it).
+            let part = |k: usize| unsafe { std::slice::from_raw_parts_mut(b[k].0, b[k].1) };
+            let (params, grads, m, v) = (part(0), part(1), part(3), part(4));
+            adam::cpu::update(&inp.adam, inp.step.max(1), params, grads, m, v);
+            continue;
         }
+        let (s, u32s) = env.scope();
+        exec(inst, &s, u32s, inp, metrics);
     }
     mark(n);
     debug_assert!(p
         .tensors
         .iter()
         .all(|t| t.dtype == DType::F32 || t.dtype == DType::U32));
-    CpuRun { f32s: env.f32s }
+}
+
+/// One instruction, operands borrowed from `s`.
+fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics: &mut [u32; 4]) {
+    match *inst {
+        Inst::Gather { x, labels } => {
+            let b = s.p.batch;
+            gather::cpu::gather_into(
+                inp.pixels,
+                inp.labels,
+                inp.hwc,
+                &inp.indices[inp.batch_base..inp.batch_base + b],
+                s.w(x),
+                &mut u32s[labels],
+            );
+        }
+        Inst::Gemm {
+            shape,
+            a,
+            b,
+            bias,
+            c,
+            epilogue,
+            accumulate,
+        } => {
+            let (av, bv) = (s.r(a), s.r(b));
+            let biasv = bias.map(|t| s.r(t));
+            gemm::cpu::gemm(shape, av, bv, biasv, s.w(c), epilogue, accumulate);
+        }
+        Inst::Im2col { geom, x, cols } => conv::cpu::im2col_into(&geom, s.r(x), s.w(cols)),
+        Inst::Col2im { geom, dcols, dx } => conv::cpu::col2im_into(&geom, s.r(dcols), s.w(dx)),
+        Inst::BnTrain {
+            shape,
+            x,
+            y,
+            bn,
+            momentum,
+            eps,
+        } => {
+            let stats = batchnorm::cpu::BnStats {
+                moving_mean: s.w(bn.moving_mean),
+                moving_var: s.w(bn.moving_var),
+                momentum,
+                eps,
+                mean: s.w(bn.save_mean),
+                inv_std: s.w(bn.save_inv_std),
+                var: None,
+            };
+            let (xv, g, b) = (s.r(x), s.r(bn.gamma), s.r(bn.beta));
+            batchnorm::cpu::forward_train_into(shape, xv, g, b, stats, s.w(y));
+        }
+        Inst::BnInfer {
+            shape,
+            x,
+            y,
+            bn,
+            eps,
+        } => batchnorm::cpu::forward_infer_into(
+            shape,
+            s.r(x),
+            s.r(bn.gamma),
+            s.r(bn.beta),
+            s.r(bn.moving_mean),
+            s.r(bn.moving_var),
+            eps,
+            s.w(y),
+        ),
+        Inst::BnBackward {
+            shape,
+            x,
+            dy,
+            bn,
+            dx,
+            dgamma,
+            dbeta,
+        } => batchnorm::cpu::backward_into(
+            shape,
+            s.r(x),
+            s.r(dy),
+            s.r(bn.gamma),
+            s.r(bn.save_mean),
+            s.r(bn.save_inv_std),
+            (s.w(dx), s.w(dgamma), s.w(dbeta)),
+        ),
+        Inst::Act { n, kind, x, y } => {
+            elementwise::cpu::forward_into(kind, &s.r(x)[..n], &mut s.w(y)[..n])
+        }
+        Inst::ActBackward { n, kind, x, dy, dx } => {
+            elementwise::cpu::backward_into(kind, &s.r(x)[..n], &s.r(dy)[..n], &mut s.w(dx)[..n])
+        }
+        Inst::Dropout {
+            n,
+            rate,
+            stream,
+            x,
+            y,
+        } => dropout::cpu::apply_into(
+            inp.seed,
+            inp.step as u32,
+            stream,
+            rate,
+            &s.r(x)[..n],
+            &mut s.w(y)[..n],
+        ),
+        Inst::DropoutBackward {
+            n,
+            rate,
+            stream,
+            dy,
+            dx,
+        } => dropout::cpu::apply_into(
+            inp.seed,
+            inp.step as u32,
+            stream,
+            rate,
+            &s.r(dy)[..n],
+            &mut s.w(dx)[..n],
+        ),
+        Inst::Pool { geom, kind, x, y } => match kind {
+            PoolKind::Max => pool::cpu::max_forward_into(&geom, s.r(x), s.w(y)),
+            PoolKind::Average => pool::cpu::avg_forward_into(&geom, s.r(x), s.w(y)),
+        },
+        Inst::PoolBackward {
+            geom,
+            kind,
+            x,
+            dy,
+            dx,
+        } => match kind {
+            PoolKind::Max => pool::cpu::max_backward_into(&geom, s.r(x), s.r(dy), s.w(dx)),
+            PoolKind::Average => pool::cpu::avg_backward_into(&geom, s.r(dy), s.w(dx)),
+        },
+        Inst::Add { a, b, c, .. } => add::cpu::add_into(s.r(a), s.r(b), s.w(c)),
+        Inst::Accumulate { src, acc, .. } => add::cpu::accumulate(s.r(src), s.w(acc)),
+        Inst::CopyColumns {
+            rows,
+            width,
+            src,
+            src_stride,
+            src_offset,
+            dst,
+            dst_stride,
+            dst_offset,
+        } => concat::cpu::copy_columns(
+            rows,
+            width,
+            s.r(src),
+            src_stride,
+            src_offset,
+            s.w(dst),
+            dst_stride,
+            dst_offset,
+        ),
+        Inst::ColumnSums { rows, cols, dy, db } => {
+            reduce::cpu::column_sums_into(rows, cols, s.r(dy), s.w(db))
+        }
+        Inst::SoftmaxXent {
+            batch,
+            classes,
+            logits,
+            labels,
+            loss,
+            correct,
+            dlogits,
+        } => {
+            let (l, c, d) =
+                softmax_xent::cpu::forward_backward(batch, classes, s.r(logits), &u32s[labels]);
+            s.w(loss).copy_from_slice(&l);
+            u32s[correct].copy_from_slice(&c);
+            if let Some(t) = dlogits {
+                s.w(t).copy_from_slice(&d);
+            }
+        }
+        Inst::Softmax {
+            batch,
+            classes,
+            logits,
+            probs,
+        } => {
+            let v = softmax_xent::cpu::softmax(batch, classes, s.r(logits));
+            s.w(probs).copy_from_slice(&v);
+        }
+        Inst::Metrics { loss, correct, .. } => {
+            let before = softmax_xent::Metrics {
+                loss_sum: f32::from_bits(metrics[0]),
+                correct: metrics[1],
+                examples: metrics[2],
+                _pad: 0,
+            };
+            let after = softmax_xent::cpu::accumulate_metrics(before, s.r(loss), &u32s[correct]);
+            *metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
+        }
+        Inst::Adam => unreachable!("run_in updates the state itself"),
+    }
 }

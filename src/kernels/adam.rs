@@ -142,11 +142,20 @@ pub mod cpu {
         v: &mut [f32],
     ) {
         let lr_t = cfg.lr_t(t);
-        for i in 0..params.len() {
-            let g = grads[i];
-            m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
-            v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * (g * g);
-            params[i] -= lr_t * m[i] / (v[i].sqrt() + cfg.eps);
-        }
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        let items: Vec<_> = params
+            .chunks_mut(c)
+            .zip(grads.chunks(c))
+            .zip(m.chunks_mut(c))
+            .zip(v.chunks_mut(c))
+            .collect();
+        crate::par::for_each(items, |(((params, grads), m), v)| {
+            for i in 0..params.len() {
+                let g = grads[i];
+                m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
+                v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * (g * g);
+                params[i] -= lr_t * m[i] / (v[i].sqrt() + cfg.eps);
+            }
+        });
     }
 }

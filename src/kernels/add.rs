@@ -105,7 +105,16 @@ pub fn accumulate<'b>(
 pub mod cpu {
     /// a + b elementwise.
     pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
-        a.iter().zip(b).map(|(x, y)| x + y).collect()
+        let mut c = vec![0.0; a.len()];
+        add_into(a, b, &mut c);
+        c
+    }
+
+    /// c = a + b elementwise.
+    pub fn add_into(a: &[f32], b: &[f32], c: &mut [f32]) {
+        for ((o, x), y) in c.iter_mut().zip(a).zip(b) {
+            *o = x + y;
+        }
     }
 
     /// acc += src elementwise.

@@ -383,14 +383,6 @@ pub mod cpu {
         pub inv_std: Vec<T>,
     }
 
-    fn widen(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&a| a as f64).collect()
-    }
-
-    fn narrow(v: Vec<f64>) -> Vec<f32> {
-        v.into_iter().map(|a| a as f32).collect()
-    }
-
     /// Training forward in f64: returns y and the batch statistics (the
     /// moving statistics are the caller's to update).
     pub fn forward_train_f64(
@@ -433,6 +425,32 @@ pub mod cpu {
         }
     }
 
+    /// Rows per chunk of the threaded passes (a fixed cut, whatever the
+    /// thread count, so every sum keeps its order).
+    const ROWS: usize = 128;
+
+    /// Σ over rows of `f(row range, partial)` into one `width`-long f64
+    /// vector: one partial per fixed chunk of rows (in parallel), added in
+    /// chunk order.
+    fn chunk_sums(
+        rows: usize,
+        width: usize,
+        f: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+    ) -> Vec<f64> {
+        let n = rows.div_ceil(ROWS);
+        let mut parts = vec![0.0f64; n * width];
+        crate::par::chunks_mut(&mut parts, width.max(1), |i, p| {
+            f(i * ROWS..((i + 1) * ROWS).min(rows), p)
+        });
+        let mut total = vec![0.0f64; width];
+        for p in parts.chunks(width.max(1)) {
+            for (t, v) in total.iter_mut().zip(p) {
+                *t += v;
+            }
+        }
+        total
+    }
+
     /// Training forward; updates `moving_mean` and `moving_var` in place.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
@@ -445,19 +463,109 @@ pub mod cpu {
         momentum: f32,
         eps: f32,
     ) -> TrainOut<f32> {
-        let out = forward_train_f64(s, &widen(x), &widen(gamma), &widen(beta), eps as f64);
-        let m = momentum as f64;
-        for (mm, mu) in moving_mean.iter_mut().zip(&out.mean) {
+        let c = s.channels;
+        let mut out = TrainOut {
+            y: vec![0.0; s.len()],
+            mean: vec![0.0; c],
+            var: vec![0.0; c],
+            inv_std: vec![0.0; c],
+        };
+        let stats = BnStats {
+            moving_mean,
+            moving_var,
+            momentum,
+            eps,
+            mean: &mut out.mean,
+            inv_std: &mut out.inv_std,
+            var: Some(&mut out.var),
+        };
+        forward_train_into(s, x, gamma, beta, stats, &mut out.y);
+        out
+    }
+
+    /// The statistics a training forward reads and writes.
+    pub struct BnStats<'a> {
+        /// Moving mean, updated in place.
+        pub moving_mean: &'a mut [f32],
+        /// Moving variance, updated in place.
+        pub moving_var: &'a mut [f32],
+        /// Moving-average momentum.
+        pub momentum: f32,
+        /// ε.
+        pub eps: f32,
+        /// The batch mean, written.
+        pub mean: &'a mut [f32],
+        /// 1/√(var + ε), written.
+        pub inv_std: &'a mut [f32],
+        /// The biased batch variance, written when asked for.
+        pub var: Option<&'a mut [f32]>,
+    }
+
+    /// [`forward_train`] into `y` and `st`, summed in f64 over fixed
+    /// chunks of rows, on all threads.
+    pub fn forward_train_into(
+        s: BnShape,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        st: BnStats,
+        y: &mut [f32],
+    ) {
+        let (r, c) = (s.rows, s.channels);
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
+        assert_eq!(y.len(), r * c, "batchnorm: y length");
+        assert_eq!(gamma.len(), c, "batchnorm: gamma length");
+        assert_eq!(beta.len(), c, "batchnorm: beta length");
+        let rows = |rr: std::ops::Range<usize>| x[rr.start * c..rr.end * c].chunks_exact(c);
+        let mut mean = chunk_sums(r, c, |rr, p| {
+            for row in rows(rr) {
+                for (m, &v) in p.iter_mut().zip(row) {
+                    *m += v as f64;
+                }
+            }
+        });
+        mean.iter_mut().for_each(|m| *m /= r as f64);
+        let mut var = chunk_sums(r, c, |rr, p| {
+            for row in rows(rr) {
+                for ((a, &v), m) in p.iter_mut().zip(row).zip(&mean) {
+                    let d = v as f64 - m;
+                    *a += d * d;
+                }
+            }
+        });
+        var.iter_mut().for_each(|v| *v /= r as f64);
+        let inv_std: Vec<f64> = var
+            .iter()
+            .map(|v| 1.0 / (v + st.eps as f64).sqrt())
+            .collect();
+        let (g, bt): (Vec<f64>, Vec<f64>) = (
+            gamma.iter().map(|&v| v as f64).collect(),
+            beta.iter().map(|&v| v as f64).collect(),
+        );
+        crate::par::chunks_mut(y, ROWS * c.max(1), |i, y| {
+            for (yr, xr) in y.chunks_exact_mut(c).zip(x[i * ROWS * c..].chunks_exact(c)) {
+                for j in 0..c {
+                    yr[j] = (g[j] * (xr[j] as f64 - mean[j]) * inv_std[j] + bt[j]) as f32;
+                }
+            }
+        });
+        let m = st.momentum as f64;
+        for (mm, mu) in st.moving_mean.iter_mut().zip(&mean) {
             *mm = (*mm as f64 * m + mu * (1.0 - m)) as f32;
         }
-        for (mv, v) in moving_var.iter_mut().zip(&out.var) {
+        for (mv, v) in st.moving_var.iter_mut().zip(&var) {
             *mv = (*mv as f64 * m + v * (1.0 - m)) as f32;
         }
-        TrainOut {
-            y: narrow(out.y),
-            mean: narrow(out.mean),
-            var: narrow(out.var),
-            inv_std: narrow(out.inv_std),
+        for (o, v) in st.mean.iter_mut().zip(&mean) {
+            *o = *v as f32;
+        }
+        for (o, v) in st.inv_std.iter_mut().zip(&inv_std) {
+            *o = *v as f32;
+        }
+        if let Some(out) = st.var {
+            for (o, v) in out.iter_mut().zip(&var) {
+                *o = *v as f32;
+            }
         }
     }
 
@@ -471,18 +579,37 @@ pub mod cpu {
         moving_var: &[f32],
         eps: f32,
     ) -> Vec<f32> {
+        let mut y = vec![0.0; s.len()];
+        forward_infer_into(s, x, gamma, beta, moving_mean, moving_var, eps, &mut y);
+        y
+    }
+
+    /// [`forward_infer`] into `y`, on all threads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_infer_into(
+        s: BnShape,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        moving_mean: &[f32],
+        moving_var: &[f32],
+        eps: f32,
+        y: &mut [f32],
+    ) {
         let c = s.channels;
         assert_eq!(x.len(), s.len(), "batchnorm: x length");
+        assert_eq!(y.len(), s.len(), "batchnorm: y length");
         let scale: Vec<f64> = (0..c)
             .map(|j| gamma[j] as f64 / (moving_var[j] as f64 + eps as f64).sqrt())
             .collect();
-        let mut y = vec![0.0; s.len()];
-        for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
-            for j in 0..c {
-                yr[j] = ((xr[j] as f64 - moving_mean[j] as f64) * scale[j] + beta[j] as f64) as f32;
+        crate::par::chunks_mut(y, ROWS * c.max(1), |i, y| {
+            for (yr, xr) in y.chunks_exact_mut(c).zip(x[i * ROWS * c..].chunks_exact(c)) {
+                for j in 0..c {
+                    yr[j] =
+                        ((xr[j] as f64 - moving_mean[j] as f64) * scale[j] + beta[j] as f64) as f32;
+                }
             }
-        }
-        y
+        });
     }
 
     /// (dx, dγ, dβ) in training mode from the saved mean and inv_std.
@@ -526,14 +653,62 @@ pub mod cpu {
         mean: &[f32],
         inv_std: &[f32],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (dx, dg, db) = backward_f64(
-            s,
-            &widen(x),
-            &widen(dy),
-            &widen(gamma),
-            &widen(mean),
-            &widen(inv_std),
-        );
-        (narrow(dx), narrow(dg), narrow(db))
+        let c = s.channels;
+        let (mut dx, mut dg, mut db) = (vec![0.0; s.len()], vec![0.0; c], vec![0.0; c]);
+        backward_into(s, x, dy, gamma, mean, inv_std, (&mut dx, &mut dg, &mut db));
+        (dx, dg, db)
+    }
+
+    /// [`backward`] into (dx, dgamma, dbeta), summed in f64 over fixed
+    /// chunks of rows, on all threads.
+    pub fn backward_into(
+        s: BnShape,
+        x: &[f32],
+        dy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        inv_std: &[f32],
+        out: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
+        let (r, c) = (s.rows, s.channels);
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
+        assert_eq!(dy.len(), r * c, "batchnorm: dy length");
+        let (dx, dgamma_out, dbeta_out) = out;
+        assert_eq!(dx.len(), r * c, "batchnorm: dx length");
+        let mu: Vec<f64> = mean.iter().map(|&v| v as f64).collect();
+        let is: Vec<f64> = inv_std.iter().map(|&v| v as f64).collect();
+        let sums = chunk_sums(r, 2 * c, |rr, p| {
+            let (pb, pg) = p.split_at_mut(c);
+            let (xs, ds) = (&x[rr.start * c..rr.end * c], &dy[rr.start * c..rr.end * c]);
+            for (xr, dr) in xs.chunks_exact(c).zip(ds.chunks_exact(c)) {
+                for j in 0..c {
+                    let d = dr[j] as f64;
+                    pb[j] += d;
+                    pg[j] += d * ((xr[j] as f64 - mu[j]) * is[j]);
+                }
+            }
+        });
+        let (dbeta, dgamma) = sums.split_at(c);
+        let rf = r as f64;
+        let k: Vec<f64> = (0..c).map(|j| gamma[j] as f64 * is[j] / rf).collect();
+        crate::par::chunks_mut(dx, ROWS * c.max(1), |i, dx| {
+            let base = i * ROWS * c;
+            let rows = dx
+                .chunks_exact_mut(c)
+                .zip(x[base..].chunks_exact(c))
+                .zip(dy[base..].chunks_exact(c));
+            for ((o, xr), dr) in rows {
+                for j in 0..c {
+                    let xhat = (xr[j] as f64 - mu[j]) * is[j];
+                    o[j] = (k[j] * (rf * dr[j] as f64 - dbeta[j] - xhat * dgamma[j])) as f32;
+                }
+            }
+        });
+        for (o, v) in dgamma_out.iter_mut().zip(dgamma) {
+            *o = *v as f32;
+        }
+        for (o, v) in dbeta_out.iter_mut().zip(dbeta) {
+            *o = *v as f32;
+        }
     }
 }

@@ -166,24 +166,51 @@ pub mod cpu {
 
     /// cols = im2col(x), as the kernel: [col_rows, col_cols] row-major, zeros in the padding.
     pub fn im2col(g: &Conv2dGeom, x: &[f32]) -> Vec<f32> {
+        let mut cols = vec![0.0; g.col_rows() * g.col_cols()];
+        im2col_into(g, x, &mut cols);
+        cols
+    }
+
+    /// [`im2col`] into `cols`, one image per chunk, on all threads.
+    pub fn im2col_into(g: &Conv2dGeom, x: &[f32], cols: &mut [f32]) {
         assert_eq!(x.len(), g.input_len(), "im2col: x length");
         let k = g.col_cols();
-        let mut cols = vec![0.0; g.col_rows() * k];
-        for row in 0..g.col_rows() {
-            for_taps(g, row, |xi, col| cols[row * k + col] = x[xi]);
-        }
-        cols
+        assert_eq!(cols.len(), g.col_rows() * k, "im2col: cols length");
+        let rows = g.window.out_pixels();
+        crate::par::chunks_mut(cols, rows * k, |b, cols| {
+            cols.fill(0.0);
+            for r in 0..rows {
+                for_taps(g, b * rows + r, |xi, col| cols[r * k + col] = x[xi]);
+            }
+        });
     }
 
     /// Scatter-add of every cols entry back to its pixel, summed in f64.
     pub fn col2im(g: &Conv2dGeom, dcols: &[f32]) -> Vec<f32> {
+        let mut dx = vec![0.0; g.input_len()];
+        col2im_into(g, dcols, &mut dx);
+        dx
+    }
+
+    /// [`col2im`] into `dx`, one image per chunk (an image's rows touch only
+    /// its pixels, so each sum keeps its order), on all threads.
+    pub fn col2im_into(g: &Conv2dGeom, dcols: &[f32], dx: &mut [f32]) {
         let k = g.col_cols();
         assert_eq!(dcols.len(), g.col_rows() * k, "col2im: dcols length");
-        let mut dx = vec![0.0f64; g.input_len()];
-        for row in 0..g.col_rows() {
-            for_taps(g, row, |xi, col| dx[xi] += dcols[row * k + col] as f64);
-        }
-        dx.into_iter().map(|v| v as f32).collect()
+        assert_eq!(dx.len(), g.input_len(), "col2im: dx length");
+        let rows = g.window.out_pixels();
+        let img = g.window.in_pixels() * g.in_c;
+        crate::par::chunks_mut(dx, img, |b, dx| {
+            let mut acc = vec![0.0f64; img];
+            for r in 0..rows {
+                let row = b * rows + r;
+                let d = &dcols[row * k..(row + 1) * k];
+                for_taps(g, row, |xi, col| acc[xi - b * img] += d[col] as f64);
+            }
+            for (o, v) in dx.iter_mut().zip(acc) {
+                *o = v as f32;
+            }
+        });
     }
 
     fn widen(v: &[f32]) -> Vec<f64> {

@@ -123,18 +123,26 @@ pub mod cpu {
     }
 
     fn apply(seed: u32, step: u32, stream: u32, rate: f32, src: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; src.len()];
+        apply_into(seed, step, stream, rate, src, &mut out);
+        out
+    }
+
+    /// `out = src·mask/(1 − rate)` (forward and backward alike), on all threads.
+    pub fn apply_into(seed: u32, step: u32, stream: u32, rate: f32, src: &[f32], out: &mut [f32]) {
         let t = threshold(rate);
         let s = scale(rate);
-        src.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if hash(seed, step, stream, i as u32) >= t {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(&mut out[..src.len()], c, |k, out| {
+            for (j, (o, &v)) in out.iter_mut().zip(&src[k * c..]).enumerate() {
+                let i = (k * c + j) as u32;
+                *o = if hash(seed, step, stream, i) >= t {
                     v * s
                 } else {
                     0.0
-                }
-            })
-            .collect()
+                };
+            }
+        });
     }
 
     /// y = x·mask/(1 − rate).

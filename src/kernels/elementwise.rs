@@ -246,12 +246,54 @@ pub mod cpu {
 
     /// y = f(x) elementwise, in f32.
     pub fn forward(kind: ActKind, x: &[f32]) -> Vec<f32> {
-        x.iter().map(|&v| act(kind, v)).collect()
+        let mut y = vec![0.0; x.len()];
+        forward_into(kind, x, &mut y);
+        y
+    }
+
+    /// [`forward`] into `y`, on all threads.
+    pub fn forward_into(kind: ActKind, x: &[f32], y: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(&mut y[..x.len()], c, |i, y| {
+            let x = &x[i * c..];
+            if let ActKind::Relu | ActKind::LeakyRelu(_) = kind {
+                // The same arithmetic as `act`, with the match out of the loop.
+                let s = leaky_slope(kind);
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = if v > 0.0 { v } else { v * s };
+                }
+            } else {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = act(kind, v);
+                }
+            }
+        });
     }
 
     /// dx = dy·f'(x) elementwise, in f32.
     pub fn backward(kind: ActKind, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        x.iter().zip(dy).map(|(&v, &g)| grad(kind, v, g)).collect()
+        let mut dx = vec![0.0; x.len()];
+        backward_into(kind, x, dy, &mut dx);
+        dx
+    }
+
+    /// [`backward`] into `dx`, on all threads.
+    pub fn backward_into(kind: ActKind, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(&mut dx[..x.len()], c, |i, dx| {
+            let (x, dy) = (&x[i * c..], &dy[i * c..]);
+            if let ActKind::Relu | ActKind::LeakyRelu(_) = kind {
+                // The same arithmetic as `grad`, with the match out of the loop.
+                let s = leaky_slope(kind);
+                for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *o = if v > 0.0 { g } else { g * s };
+                }
+            } else {
+                for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *o = grad(kind, v, g);
+                }
+            }
+        });
     }
 
     /// y = f(x) elementwise, in f64 (gradient checks).

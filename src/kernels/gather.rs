@@ -268,21 +268,42 @@ pub mod cpu {
         batch: usize,
     ) -> (Vec<f32>, Vec<u32>) {
         let (h, w, c) = hwc;
+        let mut x = vec![0.0; batch * h * w * c];
+        let mut y = vec![0; batch];
+        gather_into(
+            pixels,
+            labels,
+            hwc,
+            &indices[base..base + batch],
+            &mut x,
+            &mut y,
+        );
+        (x, y)
+    }
+
+    /// The images `indices` name into `x` (NHWC f32) and their labels into `y`.
+    pub fn gather_into(
+        pixels: &[u8],
+        labels: &[u8],
+        hwc: (usize, usize, usize),
+        indices: &[u32],
+        x: &mut [f32],
+        y: &mut [u32],
+    ) {
+        let (h, w, c) = hwc;
         let image_bytes = h * w * c;
-        let mut x = Vec::with_capacity(batch * image_bytes);
-        let mut y = Vec::with_capacity(batch);
-        for &idx in &indices[base..base + batch] {
+        for ((&idx, xi), yi) in indices.iter().zip(x.chunks_exact_mut(image_bytes)).zip(y) {
             let img = &pixels[idx as usize * image_bytes..][..image_bytes];
+            let mut o = 0;
             for row in 0..h {
                 for col in 0..w {
                     for ch in 0..c {
-                        let v = img[ch * h * w + row * w + col];
-                        x.push(v as f32 * PIXEL_SCALE);
+                        xi[o] = img[ch * h * w + row * w + col] as f32 * PIXEL_SCALE;
+                        o += 1;
                     }
                 }
             }
-            y.push(labels[idx as usize] as u32);
+            *yi = labels[idx as usize] as u32;
         }
-        (x, y)
     }
 }

@@ -163,28 +163,63 @@ pub fn avg_backward<'b>(
 pub mod cpu {
     use super::Pool2dGeom;
 
-    /// Calls `f(window index, x index of each in-image tap in scan order)`.
+    /// Calls `f(window index, x index of each in-image tap in scan order)`
+    /// for one image, both indices counted from the image's start.
     fn for_windows(g: &Pool2dGeom, mut f: impl FnMut(usize, &[usize])) {
         let w = &g.window;
         let mut taps = Vec::with_capacity(w.taps());
         let mut o = 0;
-        for b in 0..g.batch {
-            for oy in 0..w.out_h() {
-                for ox in 0..w.out_w() {
-                    let (rows, cols) = w.in_image(oy, ox);
-                    for c in 0..g.channels {
-                        taps.clear();
-                        for iy in rows.clone() {
-                            for ix in cols.clone() {
-                                taps.push(((b * w.in_h + iy) * w.in_w + ix) * g.channels + c);
-                            }
+        for oy in 0..w.out_h() {
+            for ox in 0..w.out_w() {
+                let (rows, cols) = w.in_image(oy, ox);
+                for c in 0..g.channels {
+                    taps.clear();
+                    for iy in rows.clone() {
+                        for ix in cols.clone() {
+                            taps.push((iy * w.in_w + ix) * g.channels + c);
                         }
-                        f(o, &taps);
-                        o += 1;
                     }
+                    f(o, &taps);
+                    o += 1;
                 }
             }
         }
+    }
+
+    /// Elements of one image's x and y.
+    fn image_lens(g: &Pool2dGeom) -> (usize, usize) {
+        let w = &g.window;
+        (w.in_pixels() * g.channels, w.out_pixels() * g.channels)
+    }
+
+    /// Calls `f(x, y)` with each image's input and output (in parallel).
+    fn per_image_fwd<T: Sync, U: Send>(
+        g: &Pool2dGeom,
+        x: &[T],
+        y: &mut [U],
+        f: impl Fn(&[T], &mut [U]) + Sync,
+    ) {
+        let (xi, yi) = image_lens(g);
+        crate::par::chunks_mut(y, yi.max(1), |b, y| f(&x[b * xi..(b + 1) * xi], y));
+    }
+
+    /// Calls `f(x, dy, dx)` with each image's slices (in parallel).
+    fn per_image_bwd<T: Sync, U: Send>(
+        g: &Pool2dGeom,
+        x: &[T],
+        dy: &[T],
+        dx: &mut [U],
+        f: impl Fn(&[T], &[T], &mut [U]) + Sync,
+    ) {
+        let (xi, yi) = image_lens(g);
+        crate::par::chunks_mut(dx, xi.max(1), |b, dx| {
+            let xb = if x.is_empty() {
+                x
+            } else {
+                &x[b * xi..(b + 1) * xi]
+            };
+            f(xb, &dy[b * yi..(b + 1) * yi], dx)
+        });
     }
 
     /// The first maximum: a later tap wins only if strictly greater.
@@ -195,82 +230,142 @@ pub mod cpu {
             .expect("every window has an in-image tap")
     }
 
-    fn max_fwd<T: Copy + PartialOrd + Default>(g: &Pool2dGeom, x: &[T]) -> Vec<T> {
+    fn max_fwd<T: Copy + PartialOrd + Send + Sync>(g: &Pool2dGeom, x: &[T], y: &mut [T]) {
         assert_eq!(x.len(), g.input_len(), "max_forward: x length");
-        let mut y = vec![T::default(); g.output_len()];
-        for_windows(g, |o, taps| y[o] = x[argmax(x, taps)]);
-        y
+        assert_eq!(y.len(), g.output_len(), "max_forward: y length");
+        per_image_fwd(g, x, y, |x, y| {
+            for_windows(g, |o, taps| y[o] = x[argmax(x, taps)])
+        });
     }
 
-    fn max_bwd<T: Copy + PartialOrd + Default + std::ops::AddAssign>(
+    fn max_bwd<T: Copy + PartialOrd + Default + std::ops::AddAssign + Send + Sync>(
         g: &Pool2dGeom,
         x: &[T],
         dy: &[T],
-    ) -> Vec<T> {
+        dx: &mut [T],
+    ) {
         assert_eq!(x.len(), g.input_len(), "max_backward: x length");
         assert_eq!(dy.len(), g.output_len(), "max_backward: dy length");
-        let mut dx = vec![T::default(); g.input_len()];
-        for_windows(g, |o, taps| dx[argmax(x, taps)] += dy[o]);
-        dx
+        assert_eq!(dx.len(), g.input_len(), "max_backward: dx length");
+        per_image_bwd(g, x, dy, dx, |x, dy, dx| {
+            dx.fill(T::default());
+            for_windows(g, |o, taps| dx[argmax(x, taps)] += dy[o])
+        });
     }
 
     /// Max pooling forward, in f32 (exactly the kernel's result).
     pub fn max_forward(g: &Pool2dGeom, x: &[f32]) -> Vec<f32> {
-        max_fwd(g, x)
+        let mut y = vec![0.0; g.output_len()];
+        max_fwd(g, x, &mut y);
+        y
+    }
+
+    /// [`max_forward`] into `y`, on all threads.
+    pub fn max_forward_into(g: &Pool2dGeom, x: &[f32], y: &mut [f32]) {
+        max_fwd(g, x, y)
     }
 
     /// Max pooling backward, in f32 (exactly the kernel's result).
     pub fn max_backward(g: &Pool2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        max_bwd(g, x, dy)
+        let mut dx = vec![0.0; g.input_len()];
+        max_bwd(g, x, dy, &mut dx);
+        dx
+    }
+
+    /// [`max_backward`] into `dx`, on all threads.
+    pub fn max_backward_into(g: &Pool2dGeom, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        max_bwd(g, x, dy, dx)
     }
 
     /// Max pooling forward, in f64.
     pub fn max_forward_f64(g: &Pool2dGeom, x: &[f64]) -> Vec<f64> {
-        max_fwd(g, x)
+        let mut y = vec![0.0; g.output_len()];
+        max_fwd(g, x, &mut y);
+        y
     }
 
     /// Max pooling backward, in f64.
     pub fn max_backward_f64(g: &Pool2dGeom, x: &[f64], dy: &[f64]) -> Vec<f64> {
-        max_bwd(g, x, dy)
+        let mut dx = vec![0.0; g.input_len()];
+        max_bwd(g, x, dy, &mut dx);
+        dx
+    }
+
+    /// Average pooling forward, summed in f64, into y (rounded by `cast`).
+    fn avg_fwd<T: Copy + Into<f64> + Sync, U: Send>(
+        g: &Pool2dGeom,
+        x: &[T],
+        y: &mut [U],
+        cast: impl Fn(f64) -> U + Sync,
+    ) {
+        assert_eq!(x.len(), g.input_len(), "avg_forward: x length");
+        assert_eq!(y.len(), g.output_len(), "avg_forward: y length");
+        per_image_fwd(g, x, y, |x, y| {
+            for_windows(g, |o, taps| {
+                let s = taps.iter().map(|&i| x[i].into()).sum::<f64>();
+                y[o] = cast(s / taps.len() as f64)
+            })
+        });
+    }
+
+    /// Average pooling backward, summed in f64, into dx (rounded by `cast`).
+    fn avg_bwd<T: Copy + Into<f64> + Sync, U: Send>(
+        g: &Pool2dGeom,
+        dy: &[T],
+        dx: &mut [U],
+        cast: impl Fn(f64) -> U + Sync,
+    ) {
+        assert_eq!(dy.len(), g.output_len(), "avg_backward: dy length");
+        assert_eq!(dx.len(), g.input_len(), "avg_backward: dx length");
+        let img = image_lens(g).0;
+        per_image_bwd(g, &[], dy, dx, |_, dy, dx| {
+            let mut acc = vec![0.0f64; img];
+            for_windows(g, |o, taps| {
+                for &i in taps {
+                    acc[i] += dy[o].into() / taps.len() as f64;
+                }
+            });
+            for (d, a) in dx.iter_mut().zip(acc) {
+                *d = cast(a);
+            }
+        });
     }
 
     /// Average pooling forward, in f64.
     pub fn avg_forward_f64(g: &Pool2dGeom, x: &[f64]) -> Vec<f64> {
-        assert_eq!(x.len(), g.input_len(), "avg_forward: x length");
         let mut y = vec![0.0; g.output_len()];
-        for_windows(g, |o, taps| {
-            y[o] = taps.iter().map(|&i| x[i]).sum::<f64>() / taps.len() as f64
-        });
+        avg_fwd(g, x, &mut y, |v| v);
         y
     }
 
     /// Average pooling backward, in f64.
     pub fn avg_backward_f64(g: &Pool2dGeom, dy: &[f64]) -> Vec<f64> {
-        assert_eq!(dy.len(), g.output_len(), "avg_backward: dy length");
         let mut dx = vec![0.0; g.input_len()];
-        for_windows(g, |o, taps| {
-            for &i in taps {
-                dx[i] += dy[o] / taps.len() as f64;
-            }
-        });
+        avg_bwd(g, dy, &mut dx, |v| v);
         dx
-    }
-
-    fn widen(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&a| a as f64).collect()
-    }
-
-    fn narrow(v: Vec<f64>) -> Vec<f32> {
-        v.into_iter().map(|a| a as f32).collect()
     }
 
     /// Average pooling forward, accumulated in f64, rounded to f32.
     pub fn avg_forward(g: &Pool2dGeom, x: &[f32]) -> Vec<f32> {
-        narrow(avg_forward_f64(g, &widen(x)))
+        let mut y = vec![0.0; g.output_len()];
+        avg_forward_into(g, x, &mut y);
+        y
+    }
+
+    /// [`avg_forward`] into `y`, on all threads.
+    pub fn avg_forward_into(g: &Pool2dGeom, x: &[f32], y: &mut [f32]) {
+        avg_fwd(g, x, y, |v| v as f32)
     }
 
     /// Average pooling backward, accumulated in f64, rounded to f32.
     pub fn avg_backward(g: &Pool2dGeom, dy: &[f32]) -> Vec<f32> {
-        narrow(avg_backward_f64(g, &widen(dy)))
+        let mut dx = vec![0.0; g.input_len()];
+        avg_backward_into(g, dy, &mut dx);
+        dx
+    }
+
+    /// [`avg_backward`] into `dx`, on all threads.
+    pub fn avg_backward_into(g: &Pool2dGeom, dy: &[f32], dx: &mut [f32]) {
+        avg_bwd(g, dy, dx, |v| v as f32)
     }
 }

@@ -103,12 +103,21 @@ pub fn column_sums<'b>(
 pub mod cpu {
     /// Column sums, accumulated in f64 and rounded once.
     pub fn column_sums(rows: usize, cols: usize, dy: &[f32]) -> Vec<f32> {
+        let mut db = vec![0.0; cols];
+        column_sums_into(rows, cols, dy, &mut db);
+        db
+    }
+
+    /// [`column_sums`] into `db`.
+    pub fn column_sums_into(rows: usize, cols: usize, dy: &[f32], db: &mut [f32]) {
         let mut acc = vec![0.0f64; cols];
         for row in dy[..rows * cols].chunks(cols.max(1)) {
             for (a, &v) in acc.iter_mut().zip(row) {
                 *a += v as f64;
             }
         }
-        acc.into_iter().map(|v| v as f32).collect()
+        for (o, v) in db.iter_mut().zip(acc) {
+            *o = v as f32;
+        }
     }
 }

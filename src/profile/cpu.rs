@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{assemble, Method, Profile, ProfileConfig};
 use crate::bench::training::synthetic;
-use crate::graph::cpu::{run, run_observed, CpuState, StepInputs};
+use crate::graph::cpu::{run_in, CpuRun, CpuState, StepInputs};
 use crate::graph::lower::lower;
 use crate::graph::params::ParamLayout;
 use crate::graph::program::{Inst, Mode};
@@ -32,6 +32,7 @@ pub fn profile(graph: &Graph, cfg: &ProfileConfig) -> Result<Profile, GraphError
     let mut st = CpuState::new(&layout, init.trainable, init.state);
     let program = lower(graph, &layout, batch, Mode::Train)?;
     let n = program.insts.len();
+    let mut temps = CpuRun::new(&program);
     let mut metrics = [0u32; 4];
     let inputs = |step: u64| StepInputs {
         pixels: &data.pixels,
@@ -52,17 +53,26 @@ pub fn profile(graph: &Graph, cfg: &ProfileConfig) -> Result<Profile, GraphError
         // A plain step, as training runs it.
         step += 1;
         let t = Instant::now();
-        run(&program, &mut st, &inputs(step), &mut metrics);
-        let wall = t.elapsed().as_secs_f64();
-        // A timed step: the time between marks is one instruction's.
-        step += 1;
-        let mut marks = Vec::with_capacity(n + 1);
-        run_observed(
+        run_in(
             &program,
             &mut st,
             &inputs(step),
             &mut metrics,
             n,
+            &mut temps,
+            &mut |_| {},
+        );
+        let wall = t.elapsed().as_secs_f64();
+        // A timed step: the time between marks is one instruction's.
+        step += 1;
+        let mut marks = Vec::with_capacity(n + 1);
+        run_in(
+            &program,
+            &mut st,
+            &inputs(step),
+            &mut metrics,
+            n,
+            &mut temps,
             &mut |_| marks.push(Instant::now()),
         );
         if timed {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::backend::{Backend, Metrics, ModelValues};
 use super::gpu::EVAL_BATCH;
 use crate::data::Split;
-use crate::graph::cpu::{run, CpuState, StepInputs};
+use crate::graph::cpu::{run_in, CpuRun, CpuState, StepInputs};
 use crate::graph::lower::lower;
 use crate::graph::params::ParamLayout;
 use crate::graph::program::{Mode, Program};
@@ -22,7 +22,8 @@ pub struct CpuBackend<'d> {
     hwc: (usize, usize, usize),
     perm: Vec<u32>,
     identity: Vec<u32>,
-    programs: HashMap<(Mode, usize), Program>,
+    /// Each lowered program with its temporaries, reused by every run.
+    programs: HashMap<(Mode, usize), (Program, CpuRun)>,
     metrics: [u32; 4],
     adam: AdamConfig,
     seed: u32,
@@ -67,12 +68,32 @@ impl<'d> CpuBackend<'d> {
         })
     }
 
-    fn program(&mut self, mode: Mode, batch: usize) -> Result<Program, GraphError> {
-        if !self.programs.contains_key(&(mode, batch)) {
+    /// Runs the (mode, batch) program (lowered on first use) on `inp`,
+    /// in its own temporaries, which it returns for reading.
+    fn run(
+        &mut self,
+        mode: Mode,
+        batch: usize,
+        inp: &StepInputs,
+        metrics: &mut [u32; 4],
+    ) -> Result<(&Program, &CpuRun), GraphError> {
+        let key = (mode, batch);
+        if !self.programs.contains_key(&key) {
             let p = lower(&self.graph, &self.state.layout, batch, mode)?;
-            self.programs.insert((mode, batch), p);
+            let temps = CpuRun::new(&p);
+            self.programs.insert(key, (p, temps));
         }
-        Ok(self.programs[&(mode, batch)].clone())
+        let (p, temps) = self.programs.get_mut(&key).expect("inserted above");
+        run_in(
+            p,
+            &mut self.state,
+            inp,
+            metrics,
+            p.insts.len(),
+            temps,
+            &mut |_| {},
+        );
+        Ok((p, temps))
     }
 }
 
@@ -87,20 +108,24 @@ impl Backend for CpuBackend<'_> {
     }
 
     fn train_step(&mut self, start: usize, len: usize) -> Result<(), GraphError> {
-        let prog = self.program(Mode::Train, len)?;
         self.step += 1;
+        let perm = std::mem::take(&mut self.perm);
+        let train = self.train;
         let inp = StepInputs {
-            pixels: &self.train.pixels,
-            labels: &self.train.labels,
+            pixels: &train.pixels,
+            labels: &train.labels,
             hwc: self.hwc,
-            indices: &self.perm,
+            indices: &perm,
             batch_base: start,
             seed: self.seed,
             step: self.step,
             adam: self.adam,
         };
-        run(&prog, &mut self.state, &inp, &mut self.metrics);
-        Ok(())
+        let mut metrics = self.metrics;
+        let r = self.run(Mode::Train, len, &inp, &mut metrics).map(|_| ());
+        self.metrics = metrics;
+        self.perm = perm;
+        r
     }
 
     fn metrics(&mut self) -> Result<Metrics, GraphError> {
@@ -118,18 +143,22 @@ impl Backend for CpuBackend<'_> {
         let mut start = 0;
         while start < n {
             let len = EVAL_BATCH.min(n - start);
-            let prog = self.program(Mode::Eval, len)?;
+            let test = self.test;
+            let identity = std::mem::take(&mut self.identity);
+            let mode = Mode::Eval;
             let inp = StepInputs {
-                pixels: &self.test.pixels,
-                labels: &self.test.labels,
+                pixels: &test.pixels,
+                labels: &test.labels,
                 hwc: self.hwc,
-                indices: &self.identity,
+                indices: &identity,
                 batch_base: start,
                 seed: self.seed,
                 step: self.step,
                 adam: self.adam,
             };
-            run(&prog, &mut self.state, &inp, &mut metrics);
+            let r = self.run(mode, len, &inp, &mut metrics).map(|_| ());
+            self.identity = identity;
+            r?;
             start += len;
         }
         Ok(Metrics::from_words(&metrics))
@@ -142,22 +171,27 @@ impl Backend for CpuBackend<'_> {
         let mut start = 0;
         while start < n {
             let len = EVAL_BATCH.min(n - start);
-            let prog = self.program(Mode::Predict, len)?;
+            let test = self.test;
+            let identity = std::mem::take(&mut self.identity);
+            let mode = Mode::Predict;
             let inp = StepInputs {
-                pixels: &self.test.pixels,
-                labels: &self.test.labels,
+                pixels: &test.pixels,
+                labels: &test.labels,
                 hwc: self.hwc,
-                indices: &self.identity,
+                indices: &identity,
                 batch_base: start,
                 seed: self.seed,
                 step: self.step,
                 adam: self.adam,
             };
-            let r = run(&prog, &mut self.state, &inp, &mut metrics);
-            let probs = prog.probs.expect("predict programs have probabilities");
-            let v = r.tensor(probs);
-            let classes = v.len() / len;
-            out.extend(v.chunks_exact(classes).map(<[f32]>::to_vec));
+            let r = self.run(mode, len, &inp, &mut metrics).map(|(prog, r)| {
+                let probs = prog.probs.expect("predict programs have probabilities");
+                let v = r.tensor(probs);
+                let classes = v.len() / len;
+                out.extend(v.chunks_exact(classes).map(<[f32]>::to_vec));
+            });
+            self.identity = identity;
+            r?;
             start += len;
         }
         Ok(out)
