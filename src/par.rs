@@ -8,14 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// 0: every core the OS offers.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Uses `n` threads (0: all cores) from now on. `matrixmultiply` reads its
-/// count (`MATMUL_NUM_THREADS`, 1 to 4) once, at its first GEMM, so call
-/// this before any work; an explicit `MATMUL_NUM_THREADS` is left alone.
+/// Uses `n` threads (0: all cores) from now on.
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", threads().to_string());
-    }
 }
 
 /// The number of threads the CPU kernels use.

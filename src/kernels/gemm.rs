@@ -500,6 +500,11 @@ pub mod cpu {
     }
 
     /// Row/column strides of op(A) (M×K) and op(B) (K×N) in their storage.
+    /// Rows of C per thread's block in a large GEMM.
+    const ROW_BLOCK: usize = 256;
+    /// GEMMs from this many multiply-adds up are split into row blocks.
+    const PARALLEL_FMAS: usize = 1 << 23;
+
     fn strides(shape: GemmShape) -> ([usize; 2], [usize; 2]) {
         let GemmShape { m, n, k, .. } = shape;
         let sa = if shape.trans_a { [1, m] } else { [k, 1] };
@@ -545,26 +550,38 @@ pub mod cpu {
         assert!(!accumulate || epilogue == Epilogue::None);
         let GemmShape { m, n, k, .. } = shape;
         let (sa, sb) = strides(shape);
-        // SAFETY: the lengths were checked above, and the strides address
-        // exactly the row-major layouts those lengths describe.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                sa[0] as isize,
-                sa[1] as isize,
-                b.as_ptr(),
-                sb[0] as isize,
-                sb[1] as isize,
-                if accumulate { 1.0 } else { 0.0 },
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        // Blocks of ROW_BLOCK rows of C, one thread each: the blocks depend
+        // on the shape only, so the result does not depend on the thread
+        // count. Small GEMMs stay whole (a thread costs more than they do).
+        let rows = if m * n * k >= PARALLEL_FMAS {
+            ROW_BLOCK
+        } else {
+            m
+        };
+        crate::par::chunks_mut(c, rows.max(1) * n, |i, block| {
+            let r0 = i * rows;
+            // SAFETY: the lengths were checked above; the strides address
+            // exactly the row-major layouts those lengths describe, and
+            // rows r0.. of op(A) start r0·sa[0] elements in.
+            unsafe {
+                matrixmultiply::sgemm(
+                    block.len() / n,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr().add(r0 * sa[0]),
+                    sa[0] as isize,
+                    sa[1] as isize,
+                    b.as_ptr(),
+                    sb[0] as isize,
+                    sb[1] as isize,
+                    if accumulate { 1.0 } else { 0.0 },
+                    block.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        });
         if !accumulate {
             epilogue_pass(n, bias, c, epilogue);
         }
