@@ -44,9 +44,9 @@ pub(crate) fn fits(gpu: &Gpu, prog: &Program) -> Result<(), GraphError> {
 }
 
 /// The largest evaluation batch (up to `EVAL_BATCH`) whose every buffer fits
-/// the adapter's binding limit: a wide model's im2col at 250 examples can
+/// a binding of `limit` bytes: a wide model's im2col at 250 examples can
 /// pass lavapipe's 128 MiB.
-fn eval_batch(gpu: &Gpu, graph: &Graph, layout: &ParamLayout) -> Result<usize, GraphError> {
+pub fn eval_batch(graph: &Graph, layout: &ParamLayout, limit: u64) -> Result<usize, GraphError> {
     let probe = lower(graph, layout, 1, Mode::Eval)?;
     let per_example = probe
         .tensors
@@ -55,7 +55,7 @@ fn eval_batch(gpu: &Gpu, graph: &Graph, layout: &ParamLayout) -> Result<usize, G
         .map(|t| t.len as u64 * 4)
         .max()
         .unwrap_or(4);
-    Ok(((binding_limit(gpu) / per_example) as usize).clamp(1, EVAL_BATCH))
+    Ok(((limit / per_example) as usize).clamp(1, EVAL_BATCH))
 }
 
 /// One part of what [`GpuBackend`] allocates on the GPU.
@@ -130,9 +130,17 @@ pub fn planned_memory(
         .into_iter()
         .map(|b| (Mode::Train, b, "training step"))
         .chain(
-            batch_sizes(test_len, EVAL_BATCH)
-                .into_iter()
-                .map(|b| (Mode::Eval, b, "evaluation")),
+            batch_sizes(
+                test_len,
+                // WebGPU's guaranteed binding size: the batch any adapter fits.
+                eval_batch(
+                    graph,
+                    &layout,
+                    wgpu::Limits::default().max_storage_buffer_binding_size,
+                )?,
+            )
+            .into_iter()
+            .map(|b| (Mode::Eval, b, "evaluation")),
         );
     for (mode, b, name) in programs {
         let plan = crate::graph::plan::Plan::new(&lower(graph, &layout, b, mode)?);
@@ -193,7 +201,7 @@ impl<'g> GpuBackend<'g> {
         let train_data = GpuDataset::upload(gpu, &train.pixels, &train.labels, *h, *w, *c)?;
         let test_data = GpuDataset::upload(gpu, &test.pixels, &test.labels, *h, *w, *c)?;
         let identity: Vec<u32> = (0..test.len as u32).collect();
-        let eval_batch = eval_batch(gpu, graph, &layout)?;
+        let eval_batch = eval_batch(graph, &layout, binding_limit(gpu))?;
         Ok(GpuBackend {
             gpu,
             graph: graph.clone(),
