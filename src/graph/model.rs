@@ -170,12 +170,6 @@ impl Graph {
         Ok(self.nodes.len() - 1)
     }
 
-    /// Appends `op` reading the last node (a chain).
-    pub fn push(&mut self, op: impl Into<Op>) -> Result<NodeId, GraphError> {
-        let last = self.nodes.len() - 1;
-        self.add(None, op, &[last])
-    }
-
     /// Checks what only the whole graph shows: every layer's output is read
     /// by a later one (or is the output), and the output ends in a softmax
     /// over `classes` classes.
