@@ -43,6 +43,31 @@ override OUT_T: bool = false;
 override VEC_C: bool = false;
 override WG: u32 = 64u; // a multiple of 8
 
+// Implicit-GEMM convolution: 1 reads O, 2 reads S (K×C) as im2col(x) for
+// the window below, straight from the NHWC input x bound in its place,
+// without building the matrix. Needs in_c % 4 == 0, so that each vec4 of an
+// im2col row lies within one tap (the host checks). 3 is the input
+// gradient: O is dy gathered per tap (`col2im_at`), S (C×K) the kernel
+// [kh, kw, in_c, out_c] read per tap as [in_c, kh·kw·out_c]; needs
+// out_c % 4 == 0. The defaults keep every divisor non-zero in pipelines
+// that are not convolutions.
+override IMPLICIT: u32 = 0u;
+override OUT_C: u32 = 4u;
+override IN_H: u32 = 1u;
+override IN_W: u32 = 1u;
+override IN_C: u32 = 4u;
+override OUT_H: u32 = 1u;
+override OUT_W: u32 = 1u;
+override KW: u32 = 1u;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
+override PAD_TOP: u32 = 0u;
+override PAD_LEFT: u32 = 0u;
+
+fn window() -> ConvWindow {
+    return ConvWindow(IN_H, IN_W, IN_C, OUT_H, OUT_W, KW, STRIDE_H, STRIDE_W, PAD_TOP, PAD_LEFT);
+}
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> o: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> s: array<vec4<f32>>;
@@ -52,6 +77,14 @@ override WG: u32 = 64u; // a multiple of 8
 // O[row][kk..kk+3]; `row` is clamped into [0, R) by the caller; zero past K
 // (kk is a multiple of 4 and ldo ≥ K, so the vec4 is within the row).
 fn load_o(row: u32, kk: u32) -> vec4<f32> {
+    if (IMPLICIT == 1u) {
+        let at = im2col_at(row, min(kk, p.k - 4u), window());
+        return select(vec4<f32>(0.0), o[at.x >> 2u], at.y == 1u && kk < p.k);
+    }
+    if (IMPLICIT == 3u) {
+        let at = col2im_at(row, min(kk, p.k - 4u), window(), OUT_C);
+        return select(vec4<f32>(0.0), o[at.x >> 2u], at.y == 1u && kk < p.k);
+    }
     let v = o[(row * p.ldo + min(kk, p.ldo - 4u)) >> 2u];
     return select(vec4<f32>(0.0), v, kk < p.k);
 }
@@ -74,6 +107,12 @@ fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
     if (S_KCONTIG) {
         let col = min(c0 + 4u * q + (lane >> 1u), last);
         let k0 = kk + 4u * (lane & 1u);
+        if (IMPLICIT == 3u) {
+            // S[k = (tap, o)][col = c] = W[tap][c][o]: four o of one tap.
+            let kc = min(k0, p.k - 4u);
+            let at = ((kc / OUT_C) * p.c + col) * OUT_C + kc % OUT_C;
+            return select(vec4<f32>(0.0), s[at >> 2u], k0 < p.k);
+        }
         if (VEC_S) {
             // K % 4 == 0.
             let v = s[(col * p.k + min(k0, p.k - 4u)) >> 2u];
@@ -83,6 +122,11 @@ fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
                          s_kc(k0 + 3u, col));
     }
     let kr = kk + lane;
+    if (IMPLICIT == 2u) {
+        // C % 4 == 0 (in_c % 4 == 0).
+        let at = im2col_at(min(kr, p.k - 1u), min(c0 + 4u * q, p.c - 4u), window());
+        return select(vec4<f32>(0.0), s[at.x >> 2u], at.y == 1u && kr < p.k);
+    }
     let base = min(kr, p.k - 1u) * p.c;
     let cc = c0 + 4u * q;
     var v: vec4<f32>;

@@ -104,6 +104,7 @@ prelude!(STEP, "step");
 prelude!(EPILOGUE, "epilogue");
 prelude!(GEMM_PARAMS, "gemm_params");
 prelude!(GATHER_PARAMS, "gather_params");
+prelude!(IM2COL, "im2col");
 
 shader!(ELEMENTWISE, "elementwise", [GRID]);
 shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
@@ -121,7 +122,12 @@ shader!(
     "gemm_regblock",
     [GRID, GEMM_PARAMS, EPILOGUE]
 );
-shader!(GEMM_SUBGROUP, "gemm_subgroup", [GRID, EPILOGUE], true);
+shader!(
+    GEMM_SUBGROUP,
+    "gemm_subgroup",
+    [GRID, EPILOGUE, IM2COL],
+    true
+);
 shader!(GEMM_PACK, "gemm_pack", [GRID]);
 shader!(GATHER_QUADS, "gather_quads", [GRID, STEP, GATHER_PARAMS]);
 shader!(POOL, "pool", [GRID]);
@@ -129,7 +135,14 @@ shader!(ADD, "add", [GRID]);
 shader!(CONCAT, "concat", [GRID]);
 
 /// Every prelude, for validation and listing.
-pub static PRELUDES: &[&Prelude] = &[&GRID, &STEP, &EPILOGUE, &GEMM_PARAMS, &GATHER_PARAMS];
+pub static PRELUDES: &[&Prelude] = &[
+    &GRID,
+    &STEP,
+    &EPILOGUE,
+    &GEMM_PARAMS,
+    &GATHER_PARAMS,
+    &IM2COL,
+];
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[

@@ -65,7 +65,7 @@ fn trace(model: &str) {
         let f32s: Vec<usize> = inst
             .uses()
             .into_iter()
-            .filter(|&t| prog.tensors[t].dtype == DType::F32)
+            .filter(|&t| prog.tensors[t].dtype == DType::F32 && inst.scratch() != Some(t))
             .collect();
         // Largest magnitude among everything the instruction touches: a sum's
         // rounding error scales with its terms, and a gradient that is 0 in

@@ -304,8 +304,33 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             let biasv = bias.map(|t| s.r(t));
             gemm::cpu::gemm(shape, av, bv, biasv, s.w(c), epilogue, accumulate);
         }
-        Inst::Im2col { geom, x, cols } => conv::cpu::im2col_into(&geom, s.r(x), s.w(cols)),
-        Inst::Col2im { geom, dcols, dx } => conv::cpu::col2im_into(&geom, s.r(dcols), s.w(dx)),
+        Inst::ConvForward {
+            geom,
+            x,
+            cols,
+            w,
+            bias,
+            y,
+            epilogue,
+        } => conv::cpu::forward_into(
+            &geom,
+            s.r(x),
+            s.w(cols),
+            s.r(w),
+            bias.map(|t| s.r(t)),
+            s.w(y),
+            epilogue,
+        ),
+        Inst::ConvWeightGrad {
+            geom, cols, dy, dw, ..
+        } => conv::cpu::weight_grad_from_cols(&geom, s.r(cols), s.r(dy), s.w(dw)),
+        Inst::ConvInputGrad {
+            geom,
+            dy,
+            w,
+            dcols,
+            dx,
+        } => conv::cpu::input_grad_into(&geom, s.r(dy), s.r(w), s.w(dcols), s.w(dx)),
         Inst::BnTrain {
             shape,
             x,

@@ -186,12 +186,52 @@ impl GpuProgram {
                         epilogue,
                         accumulate,
                     )?),
-                    Inst::Im2col { geom, x, cols } => {
-                        dispatches.push(conv::im2col(gpu, &geom, v(x), v(cols))?)
-                    }
-                    Inst::Col2im { geom, dcols, dx } => {
-                        dispatches.push(conv::col2im(gpu, &geom, v(dcols), v(dx))?)
-                    }
+                    Inst::ConvForward {
+                        geom,
+                        x,
+                        cols,
+                        w,
+                        bias,
+                        y,
+                        epilogue,
+                    } => dispatches.extend(conv::forward(
+                        gpu,
+                        &geom,
+                        v(x),
+                        v(cols),
+                        v(w),
+                        bias.map(v),
+                        v(y),
+                        epilogue,
+                    )?),
+                    Inst::ConvWeightGrad {
+                        geom,
+                        x,
+                        cols,
+                        dy,
+                        dw,
+                    } => dispatches.extend(conv::weight_grad(
+                        gpu,
+                        &geom,
+                        v(x),
+                        v(cols),
+                        v(dy),
+                        v(dw),
+                    )?),
+                    Inst::ConvInputGrad {
+                        geom,
+                        dy,
+                        w,
+                        dcols,
+                        dx,
+                    } => dispatches.extend(conv::input_grad(
+                        gpu,
+                        &geom,
+                        v(dy),
+                        v(w),
+                        v(dcols),
+                        v(dx),
+                    )?),
                     Inst::BnTrain {
                         shape,
                         x,

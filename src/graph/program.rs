@@ -90,20 +90,51 @@ pub enum Inst {
         /// Add the product into c instead of overwriting it (no bias or epilogue then).
         accumulate: bool,
     },
-    /// cols = im2col(x): one row per output pixel, one column per (ky, kx, c).
-    Im2col {
+    /// y = im2col(x)·W (+ bias, then the epilogue): Conv2D's forward pass.
+    /// A backend that reads x in place (implicit GEMM) leaves `cols`
+    /// unwritten; otherwise it holds im2col(x) afterwards, for
+    /// `ConvWeightGrad`.
+    ConvForward {
         /// The convolution's shape.
         geom: Conv2dGeom,
         /// The input, NHWC.
         x: TensorId,
-        /// The im2col matrix, [col_rows, col_cols] row-major; overwritten.
+        /// The im2col matrix, [col_rows, col_cols], where the backend builds it.
         cols: TensorId,
+        /// The kernel, [kh·kw·in_c, out_c].
+        w: TensorId,
+        /// Bias added to every output pixel, `[out_c]`.
+        bias: Option<TensorId>,
+        /// The output, NHWC.
+        y: TensorId,
+        /// Activation applied after the bias.
+        epilogue: Epilogue,
     },
-    /// dx = col2im(dcols): each input pixel's sum of its im2col entries.
-    Col2im {
+    /// dw = im2col(x)ᵀ·dy: Conv2D's weight gradient. Reads `cols` where the
+    /// backend's `ConvForward` built it, else x in place.
+    ConvWeightGrad {
         /// The convolution's shape.
         geom: Conv2dGeom,
-        /// Gradient of the im2col matrix, [col_rows, col_cols].
+        /// The forward pass's input, NHWC.
+        x: TensorId,
+        /// The forward pass's im2col matrix (see `ConvForward`).
+        cols: TensorId,
+        /// Gradient of the output (before the activation), NHWC.
+        dy: TensorId,
+        /// Gradient of the kernel, [kh·kw·in_c, out_c]; overwritten.
+        dw: TensorId,
+    },
+    /// dx = col2im(dy·Wᵀ): Conv2D's input gradient. A backend that gathers
+    /// dy per tap (implicit GEMM) leaves `dcols` unwritten.
+    ConvInputGrad {
+        /// The convolution's shape.
+        geom: Conv2dGeom,
+        /// Gradient of the output (before the activation), NHWC.
+        dy: TensorId,
+        /// The kernel, [kh·kw·in_c, out_c].
+        w: TensorId,
+        /// Gradient of the im2col matrix, [col_rows, col_cols], where the
+        /// backend builds it.
         dcols: TensorId,
         /// Gradient of the input, NHWC; overwritten.
         dx: TensorId,
@@ -340,6 +371,16 @@ pub struct BnTensors {
 }
 
 impl Inst {
+    /// The tensor a backend may leave unwritten (see `ConvForward` and
+    /// `ConvInputGrad`): its contents are the backend's own business.
+    pub fn scratch(&self) -> Option<TensorId> {
+        match *self {
+            Inst::ConvForward { cols, .. } => Some(cols),
+            Inst::ConvInputGrad { dcols, .. } => Some(dcols),
+            _ => None,
+        }
+    }
+
     /// Tensors read and tensors written, for buffer planning.
     pub fn uses(&self) -> Vec<TensorId> {
         use Inst::*;
@@ -350,8 +391,24 @@ impl Inst {
                 v.extend(bias);
                 v
             }
-            Im2col { x, cols, .. } => vec![*x, *cols],
-            Col2im { dcols, dx, .. } => vec![*dcols, *dx],
+            ConvForward {
+                x,
+                cols,
+                w,
+                bias,
+                y,
+                ..
+            } => {
+                let mut v = vec![*x, *cols, *w, *y];
+                v.extend(bias);
+                v
+            }
+            ConvWeightGrad {
+                x, cols, dy, dw, ..
+            } => vec![*x, *cols, *dy, *dw],
+            ConvInputGrad {
+                dy, w, dcols, dx, ..
+            } => vec![*dy, *w, *dcols, *dx],
             BnTrain { x, y, bn, .. } | BnInfer { x, y, bn, .. } => {
                 vec![*x, *y, bn.save_mean, bn.save_inv_std]
             }

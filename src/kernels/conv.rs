@@ -4,8 +4,9 @@
 //! [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c]. The GEMM lives in its
 //! own module; `cpu` has a direct (no im2col) reference of the whole layer.
 
+use super::gemm::{self, Epilogue, GemmShape};
 use super::window::{assert_holds, launch, Window2d};
-use crate::gpu::{Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
+use crate::gpu::{Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::CONV;
 
 const BINDINGS: &[Binding] = &[Binding::Uniform, Binding::Storage, Binding::StorageRw];
@@ -137,10 +138,70 @@ pub fn col2im<'b>(
     }
 }
 
+/// y = im2col(x)·W (+ bias) then `epilogue`: the forward pass. Reads x in
+/// place where [`gemm::implicit_conv_available`], else builds im2col(x) in
+/// `cols` first (which [`weight_grad`] then reads).
+#[allow(clippy::too_many_arguments)]
+pub fn forward<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: View<'b>,
+    cols: View<'b>,
+    w: View<'b>,
+    bias: Option<View<'b>>,
+    y: View<'b>,
+    epilogue: Epilogue,
+) -> Result<Vec<Dispatch>> {
+    if gemm::implicit_conv_available(gpu, g) {
+        return gemm::conv_forward_implicit(gpu, g, x, w, bias, y, epilogue);
+    }
+    let mut d = vec![im2col(gpu, g, x, cols)?];
+    let shape = GemmShape::new(g.col_rows(), g.out_c, g.col_cols(), false, false);
+    d.extend(gemm::gemm(gpu, shape, cols, w, bias, y, epilogue, false)?);
+    Ok(d)
+}
+
+/// dw = im2col(x)ᵀ·dy: the weight gradient, from x in place or from the
+/// `cols` that [`forward`] built (the same rule picks both).
+pub fn weight_grad<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: View<'b>,
+    cols: View<'b>,
+    dy: View<'b>,
+    dw: View<'b>,
+) -> Result<Vec<Dispatch>> {
+    if gemm::implicit_conv_available(gpu, g) {
+        return gemm::conv_weight_grad_implicit(gpu, g, x, dy, dw);
+    }
+    let shape = GemmShape::new(g.col_cols(), g.out_c, g.col_rows(), true, false);
+    gemm::gemm(gpu, shape, cols, dy, None, dw, Epilogue::None, false)
+}
+
+/// dx = col2im(dy·Wᵀ): the input gradient, in one dispatch where
+/// [`gemm::implicit_conv_input_grad_available`], else through `dcols`.
+pub fn input_grad<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: View<'b>,
+    w: View<'b>,
+    dcols: View<'b>,
+    dx: View<'b>,
+) -> Result<Vec<Dispatch>> {
+    if gemm::implicit_conv_input_grad_available(gpu, g) {
+        return gemm::conv_input_grad_implicit(gpu, g, dy, w, dx);
+    }
+    let shape = GemmShape::new(g.col_rows(), g.col_cols(), g.out_c, false, true);
+    let mut d = gemm::gemm(gpu, shape, dy, w, None, dcols, Epilogue::None, false)?;
+    d.push(col2im(gpu, g, dcols, dx)?);
+    Ok(d)
+}
+
 /// Plain-Rust references. The whole-layer functions accumulate in f64 and
 /// have f64 twins (`*_f64`) for finite-difference gradient checks.
 pub mod cpu {
     use super::Conv2dGeom;
+    use crate::kernels::gemm::{self, Epilogue, GemmShape};
 
     /// Calls `f(x_index, col)` for every in-image tap of output pixel `row`;
     /// taps in the zero padding are skipped.
@@ -183,6 +244,42 @@ pub mod cpu {
                 for_taps(g, b * rows + r, |xi, col| cols[r * k + col] = x[xi]);
             }
         });
+    }
+
+    /// The forward pass as the CPU backend runs it: `cols` = im2col(x), then
+    /// y = cols·W (+ bias) and the epilogue (the GEMM reference).
+    pub fn forward_into(
+        g: &Conv2dGeom,
+        x: &[f32],
+        cols: &mut [f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        epilogue: Epilogue,
+    ) {
+        im2col_into(g, x, cols);
+        let shape = GemmShape::new(g.col_rows(), g.out_c, g.col_cols(), false, false);
+        gemm::cpu::gemm(shape, cols, w, bias, y, epilogue, false);
+    }
+
+    /// dw = colsᵀ·dy, from the `cols` that [`forward_into`] built.
+    pub fn weight_grad_from_cols(g: &Conv2dGeom, cols: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let shape = GemmShape::new(g.col_cols(), g.out_c, g.col_rows(), true, false);
+        gemm::cpu::gemm(shape, cols, dy, None, dw, Epilogue::None, false);
+    }
+
+    /// The input gradient as the CPU backend runs it: `dcols` = dy·Wᵀ, then
+    /// dx = col2im(dcols).
+    pub fn input_grad_into(
+        g: &Conv2dGeom,
+        dy: &[f32],
+        w: &[f32],
+        dcols: &mut [f32],
+        dx: &mut [f32],
+    ) {
+        let shape = GemmShape::new(g.col_rows(), g.col_cols(), g.out_c, false, true);
+        gemm::cpu::gemm(shape, dy, w, None, dcols, Epilogue::None, false);
+        col2im_into(g, dcols, dx);
     }
 
     /// Scatter-add of every cols entry back to its pixel, summed in f64.

@@ -11,6 +11,7 @@
 //!   (`shaders/gemm_pack.wgsl`) into a scratch buffer owned by the returned
 //!   dispatches, or compute Cᵀ instead (see [`SubgroupPlan`]).
 
+use super::conv::Conv2dGeom;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 
@@ -450,38 +451,245 @@ fn subgroup(
     } else {
         (own, k)
     };
-    let (code, slope) = epilogue.encode();
-    let params = SubgroupParams {
-        r: r as u32,
-        c: cols as u32,
-        k: k as u32,
-        ldo: ldo as u32,
-        flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
-        epilogue: code,
-        slope,
-        _pad: 0,
+    let call = SubgroupCall {
+        r,
+        c: cols,
+        k,
+        ldo,
+        s_kcontig,
+        vec_s,
+        out_t: plan.out_t,
+        implicit: None,
     };
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let constants = [
-        ("S_KCONTIG", flag(s_kcontig)),
-        ("VEC_S", flag(vec_s)),
-        ("OUT_T", flag(plan.out_t)),
-        ("VEC_C", flag(!plan.out_t && cols % 4 == 0)),
-        ("WG", WG as f64),
-    ];
-    // One subgroup of 8 invocations per 16×12 block of D.
-    let blocks = r.div_ceil(16) * cols.div_ceil(12);
-    // Without a bias, the owned operand stands in for binding 3 (read-only,
-    // never read).
-    let bias = bias.unwrap_or(own);
-    out.push(gpu.launch(
-        &SUBGROUP,
-        &constants,
-        &params,
-        &[own, shared, bias, c],
-        grid_1d(blocks as u64 * 8, WG),
-    )?);
+    out.push(call.launch(gpu, own, shared, bias, c, epilogue, accumulate)?);
     Ok(out)
+}
+
+/// Which operand of the subgroup kernel is im2col(x) of a convolution, read
+/// from x in place (`IMPLICIT` in `shaders/gemm_subgroup.wgsl`).
+#[derive(Clone, Copy, Debug)]
+enum Implicit {
+    /// O: the forward pass, C = im2col(x)·W.
+    Own(Conv2dGeom),
+    /// S: the weight gradient, dWᵀ = dYᵀ·im2col(x).
+    Shared(Conv2dGeom),
+    /// O is dY gathered per tap and S the kernel per tap: the input
+    /// gradient, dX = Σ over taps of dY·Wᵀ, without col2im.
+    InputGrad(Conv2dGeom),
+}
+
+/// One dispatch of `shaders/gemm_subgroup.wgsl`: D[r×c] = O·S over k.
+struct SubgroupCall {
+    r: usize,
+    c: usize,
+    k: usize,
+    /// O's row stride (≥ k, a multiple of 4).
+    ldo: usize,
+    /// S stored C×K (else K×C).
+    s_kcontig: bool,
+    /// vec4 loads of S.
+    vec_s: bool,
+    /// D is Cᵀ.
+    out_t: bool,
+    implicit: Option<Implicit>,
+}
+
+impl SubgroupCall {
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        gpu: &Gpu,
+        own: View<'_>,
+        shared: View<'_>,
+        bias: Option<View<'_>>,
+        c: View<'_>,
+        epilogue: Epilogue,
+        accumulate: bool,
+    ) -> Result<Dispatch> {
+        let (code, slope) = epilogue.encode();
+        let params = SubgroupParams {
+            r: self.r as u32,
+            c: self.c as u32,
+            k: self.k as u32,
+            ldo: self.ldo as u32,
+            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+            epilogue: code,
+            slope,
+            _pad: 0,
+        };
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let mut constants = vec![
+            ("S_KCONTIG", flag(self.s_kcontig)),
+            ("VEC_S", flag(self.vec_s)),
+            ("OUT_T", flag(self.out_t)),
+            ("VEC_C", flag(!self.out_t && self.c % 4 == 0)),
+            ("WG", WG as f64),
+        ];
+        if let Some(implicit) = self.implicit {
+            let (mode, g) = match implicit {
+                Implicit::Own(g) => (1.0, g),
+                Implicit::Shared(g) => (2.0, g),
+                Implicit::InputGrad(g) => (3.0, g),
+            };
+            let w = &g.window;
+            constants.extend([
+                ("IMPLICIT", mode),
+                ("IN_H", w.in_h as f64),
+                ("IN_W", w.in_w as f64),
+                ("IN_C", g.in_c as f64),
+                ("OUT_C", g.out_c as f64),
+                ("OUT_H", w.out_h() as f64),
+                ("OUT_W", w.out_w() as f64),
+                ("KW", w.kw as f64),
+                ("STRIDE_H", w.stride_h as f64),
+                ("STRIDE_W", w.stride_w as f64),
+                ("PAD_TOP", w.pad_top() as f64),
+                ("PAD_LEFT", w.pad_left() as f64),
+            ]);
+        }
+        // One subgroup of 8 invocations per 16×12 block of D.
+        let blocks = self.r.div_ceil(16) * self.c.div_ceil(12);
+        // Without a bias, the owned operand stands in for binding 3
+        // (read-only, never read).
+        let bias = bias.unwrap_or(own);
+        gpu.launch(
+            &SUBGROUP,
+            &constants,
+            &params,
+            &[own, shared, bias, c],
+            grid_1d(blocks as u64 * 8, WG),
+        )
+    }
+}
+
+/// Whether [`conv_forward_implicit`] and [`conv_weight_grad_implicit`] can
+/// run `g` on this device: the subgroup kernel is the built-in choice and
+/// four channels make one vec4 of an im2col row.
+pub fn implicit_conv_available(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+    auto_variant(gpu) == Variant::Subgroup && g.in_c % 4 == 0 && g.col_rows() >= 1
+}
+
+/// y = im2col(x)·W (+ bias) then `epilogue`, reading x (NHWC) in place:
+/// Conv2D's forward pass as one dispatch. `w` is [kh·kw·in_c, out_c].
+/// Needs [`implicit_conv_available`].
+pub fn conv_forward_implicit<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: impl Bind<'b>,
+    w: impl Bind<'b>,
+    bias: Option<View<'_>>,
+    y: impl Bind<'b>,
+    epilogue: Epilogue,
+) -> Result<Vec<Dispatch>> {
+    assert!(implicit_conv_available(gpu, g), "implicit conv {g:?}");
+    let call = SubgroupCall {
+        r: g.col_rows(),
+        c: g.out_c,
+        k: g.col_cols(),
+        ldo: g.col_cols(),
+        s_kcontig: false,
+        vec_s: g.out_c % 4 == 0,
+        out_t: false,
+        implicit: Some(Implicit::Own(*g)),
+    };
+    Ok(vec![call.launch(
+        gpu,
+        x.view(),
+        w.view(),
+        bias,
+        y.view(),
+        epilogue,
+        false,
+    )?])
+}
+
+/// Whether [`conv_input_grad_implicit`] should run `g` on this device: the
+/// subgroup kernel is the built-in choice, four output channels make one
+/// vec4 of dY, and the strides are 1. With stride s only one tap in s² meets
+/// an output pixel, so the gather would multiply mostly zeros (measured on
+/// lavapipe: 4× slower than dY·Wᵀ and col2im at stride 2).
+pub fn implicit_conv_input_grad_available(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+    auto_variant(gpu) == Variant::Subgroup
+        && g.out_c % 4 == 0
+        && g.input_len() >= 1
+        && g.window.stride_h == 1
+        && g.window.stride_w == 1
+}
+
+/// dX = col2im(dY·Wᵀ) as one dispatch: each input pixel gathers, per tap,
+/// the output gradient of the pixel whose window puts that tap on it (see
+/// `col2im_at` in `shaders/prelude/im2col.wgsl`) times the kernel's slice,
+/// so neither dY·Wᵀ nor col2im is stored. Overwrites dx (NHWC). Needs the
+/// subgroup kernel and out_c % 4 == 0; [`implicit_conv_input_grad_available`]
+/// says where it is also the faster way.
+pub fn conv_input_grad_implicit<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: impl Bind<'b>,
+    w: impl Bind<'b>,
+    dx: impl Bind<'b>,
+) -> Result<Vec<Dispatch>> {
+    // Any stride computes right (the tests run them all); only speed
+    // rules strides out in `implicit_conv_input_grad_available`.
+    assert!(
+        auto_variant(gpu) == Variant::Subgroup && g.out_c % 4 == 0 && g.input_len() >= 1,
+        "implicit conv input grad {g:?}"
+    );
+    let k = g.window.taps() * g.out_c;
+    let call = SubgroupCall {
+        r: g.batch * g.window.in_pixels(),
+        c: g.in_c,
+        k,
+        ldo: k,
+        s_kcontig: true,
+        vec_s: true,
+        out_t: false,
+        implicit: Some(Implicit::InputGrad(*g)),
+    };
+    Ok(vec![call.launch(
+        gpu,
+        dy.view(),
+        w.view(),
+        None,
+        dx.view(),
+        Epilogue::None,
+        false,
+    )?])
+}
+
+/// dW = im2col(x)ᵀ·dY, reading x (NHWC) in place: dY ([pixels, out_c]) is
+/// packed K-contiguous and the kernel computes dWᵀ = dYᵀ·im2col(x), stored
+/// transposed into dW ([kh·kw·in_c, out_c]). Needs [`implicit_conv_available`].
+pub fn conv_weight_grad_implicit<'b>(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    x: impl Bind<'b>,
+    dy: impl Bind<'b>,
+    dw: impl Bind<'b>,
+) -> Result<Vec<Dispatch>> {
+    assert!(implicit_conv_available(gpu, g), "implicit conv {g:?}");
+    let pixels = g.col_rows();
+    let (packed, ldp, pack_dispatch) = pack(gpu, dy.view(), g.out_c, pixels, true)?;
+    let call = SubgroupCall {
+        r: g.out_c,
+        c: g.col_cols(),
+        k: pixels,
+        ldo: ldp,
+        s_kcontig: false,
+        vec_s: true,
+        out_t: true,
+        implicit: Some(Implicit::Shared(*g)),
+    };
+    let d = call.launch(
+        gpu,
+        (&packed).view(),
+        x.view(),
+        None,
+        dw.view(),
+        Epilogue::None,
+        false,
+    )?;
+    Ok(vec![pack_dispatch, d])
 }
 
 /// Plain-Rust references of the GEMM, accumulating in f64.

@@ -291,8 +291,9 @@ pub fn kernel_name(inst: &Inst) -> &'static str {
     match inst {
         Inst::Gather { .. } => "gather",
         Inst::Gemm { .. } => "gemm",
-        Inst::Im2col { .. } => "im2col",
-        Inst::Col2im { .. } => "col2im",
+        Inst::ConvForward { .. } => "conv forward",
+        Inst::ConvWeightGrad { .. } => "conv weight grad",
+        Inst::ConvInputGrad { .. } => "conv input grad",
         Inst::BnTrain { .. } => "batchnorm train",
         Inst::BnInfer { .. } => "batchnorm infer",
         Inst::BnBackward { .. } => "batchnorm backward",
@@ -315,13 +316,17 @@ pub fn kernel_name(inst: &Inst) -> &'static str {
 
 /// The variant a GPU instruction ran, from its dispatches' entry points:
 /// the GEMM's kernel (`tiled`, `regblock`, `subgroup`, with `pack` where
-/// an operand was repacked first), and `vec4`, `quads` or `scalar` where a
+/// an operand was repacked first and `im2col` where a convolution built its
+/// im2col matrix rather than reading its input in place), and `vec4`, `quads` or `scalar` where a
 /// kernel has such variants.
 pub fn variant_from_entries(entries: &[String]) -> String {
     let mut tags: Vec<&str> = Vec::new();
     for e in entries {
         let tag = if let Some(g) = e.strip_prefix("gemm_") {
             Some(g)
+        } else if e.starts_with("im2col") {
+            // A convolution that built its im2col matrix (not implicit).
+            Some("im2col")
         } else {
             ["vec4", "quads", "scalar"]
                 .into_iter()
@@ -333,9 +338,14 @@ pub fn variant_from_entries(entries: &[String]) -> String {
             }
         }
     }
-    // The GEMM kernel first, its pack pre-pass after: "subgroup+pack".
-    tags.sort_by_key(|t| *t == "pack");
+    // The GEMM kernel first, its pre-passes after: "subgroup+pack".
+    tags.sort_by_key(|t| matches!(*t, "pack" | "im2col"));
     tags.join("+")
+}
+
+/// 2·pixels·out_c·(kh·kw·in_c): the convolution's GEMM, an FMA counted as two.
+fn conv_flops(g: &crate::kernels::conv::Conv2dGeom) -> f64 {
+    2.0 * g.col_rows() as f64 * g.out_c as f64 * g.col_cols() as f64
 }
 
 fn bytes_of(p: &Program, t: usize) -> u64 {
@@ -375,8 +385,20 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
             }
             (bytes, Some(shape.flops()))
         }
-        Inst::Im2col { x, cols, .. } => (b(x) + b(cols), None),
-        Inst::Col2im { dcols, dx, .. } => (b(dcols) + b(dx), None),
+        Inst::ConvForward {
+            geom: g, x, bias, ..
+        } => (
+            b(x) + f32s(g.weight_len() + g.output_len() + bias.map_or(0, |_| g.out_c)),
+            Some(conv_flops(&g)),
+        ),
+        Inst::ConvWeightGrad { geom: g, x, .. } => (
+            b(x) + f32s(g.output_len() + g.weight_len()),
+            Some(conv_flops(&g)),
+        ),
+        Inst::ConvInputGrad { geom: g, dx, .. } => (
+            f32s(g.output_len() + g.weight_len()) + b(dx),
+            Some(conv_flops(&g)),
+        ),
         Inst::BnTrain { x, y, bn, .. } => (
             b(x) + b(y)
                 + b(bn.gamma)
@@ -468,17 +490,20 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
             },
             if *accumulate { " +=" } else { "" }
         ),
-        Inst::Im2col { geom: g, .. } | Inst::Col2im { geom: g, .. } => format!(
-            "{}×{}×{}×{} k{}×{} s{} → {}×{}",
+        Inst::ConvForward { geom: g, .. }
+        | Inst::ConvWeightGrad { geom: g, .. }
+        | Inst::ConvInputGrad { geom: g, .. } => format!(
+            "{}×{}×{} of {}×{}×{}×{} k{}×{} s{}",
+            g.col_rows(),
+            g.out_c,
+            g.col_cols(),
             g.batch,
             g.window.in_h,
             g.window.in_w,
             g.in_c,
             g.window.kh,
             g.window.kw,
-            g.window.stride_h,
-            g.col_rows(),
-            g.col_cols()
+            g.window.stride_h
         ),
         Inst::BnTrain { shape, .. }
         | Inst::BnInfer { shape, .. }

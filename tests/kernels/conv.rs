@@ -1,4 +1,5 @@
 use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, Padding};
+use gdl_gpu::kernels::gemm::{self, Epilogue};
 use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::{Rng, F32_EPS};
 
@@ -350,5 +351,132 @@ fn cpu_backward_dx_equals_col2im_of_dy_wt() {
             .map(|v| v as f32)
             .collect();
         assert_close(&format!("db {g:?}"), &db, &want_db, atol, 2.0 * F32_EPS);
+    }
+}
+
+/// Every case, and each again with its channels rounded up to a multiple
+/// of 4 (both ways), so that the implicit kernels meet every window.
+fn widened_cases() -> Vec<Conv2dGeom> {
+    let mut v = cases();
+    for g in cases() {
+        v.push(Conv2dGeom {
+            in_c: g.in_c.next_multiple_of(4),
+            out_c: g.out_c.next_multiple_of(4),
+            ..g
+        });
+    }
+    v
+}
+
+/// The cases the implicit-GEMM kernels take (four channels make a vec4),
+/// or none, saying why, where the adapter lacks 8-lane subgroups.
+fn implicit_cases(test: &str) -> Vec<Conv2dGeom> {
+    let gpu = gpu();
+    let v: Vec<Conv2dGeom> = widened_cases()
+        .into_iter()
+        .filter(|g| gemm::implicit_conv_available(gpu, g))
+        .collect();
+    if v.is_empty() {
+        eprintln!(
+            "{test}: skipped: {} does not run the subgroup GEMM (needs 8-lane subgroups)",
+            gpu.name()
+        );
+    }
+    v
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+// Each output sums kh·kw·in_c products in f32 (plus the bias, and the
+// epilogue is exact), against the f64 reference rounded once.
+#[test]
+fn implicit_conv_forward_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    for g in implicit_cases("implicit_conv_forward_matches_reference") {
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let w = rng.vec(g.weight_len(), -1.0, 1.0);
+        let bias = rng.vec(g.out_c, -1.0, 1.0);
+        let (xb, wb, bb) = (upload(&x), upload(&w), upload(&bias));
+        let yb = upload(&vec![f32::NAN; g.output_len()]);
+        let d =
+            gemm::conv_forward_implicit(gpu, &g, &xb, &wb, Some((&bb).into()), &yb, Epilogue::None)
+                .unwrap();
+        gpu.run("implicit conv forward", &d.iter().collect::<Vec<_>>())
+            .unwrap();
+        assert_sum_close(
+            &format!("implicit forward {g:?}"),
+            &read(&yb, g.output_len()),
+            &cpu::conv2d_forward(&g, &x, &w, &bias),
+            &cpu::conv2d_forward(&g, &abs(&x), &abs(&w), &abs(&bias)),
+            g.col_cols() + 1,
+        );
+    }
+}
+
+// Each dW entry sums one product per output pixel.
+#[test]
+fn implicit_conv_weight_grad_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(22);
+    for g in implicit_cases("implicit_conv_weight_grad_matches_reference") {
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let w = vec![0.0; g.weight_len()];
+        let (xb, dyb) = (upload(&x), upload(&dy));
+        let dwb = upload(&vec![f32::NAN; g.weight_len()]);
+        let d = gemm::conv_weight_grad_implicit(gpu, &g, &xb, &dyb, &dwb).unwrap();
+        gpu.run("implicit conv weight grad", &d.iter().collect::<Vec<_>>())
+            .unwrap();
+        let (_, want, _) = cpu::conv2d_backward(&g, &x, &w, &dy);
+        let (_, abs_sum, _) = cpu::conv2d_backward(&g, &abs(&x), &w, &abs(&dy));
+        assert_sum_close(
+            &format!("implicit weight grad {g:?}"),
+            &read(&dwb, g.weight_len()),
+            &want,
+            &abs_sum,
+            g.col_rows(),
+        );
+    }
+}
+
+// Each dx entry sums one product per (tap, output channel) whose window
+// covers it: at most kh·kw·out_c terms.
+#[test]
+fn implicit_conv_input_grad_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(23);
+    let mut ran = 0;
+    for g in widened_cases().into_iter().filter(|g| {
+        // Every stride: the kernel is right at all of them, though the
+        // backend takes it only at stride 1.
+        gemm::auto_variant(gpu) == gemm::Variant::Subgroup && g.out_c % 4 == 0 && g.col_rows() >= 1
+    }) {
+        let w = rng.vec(g.weight_len(), -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let x = vec![0.0; g.input_len()];
+        let (wb, dyb) = (upload(&w), upload(&dy));
+        let dxb = upload(&vec![f32::NAN; g.input_len()]);
+        let d = gemm::conv_input_grad_implicit(gpu, &g, &dyb, &wb, &dxb).unwrap();
+        gpu.run("implicit conv input grad", &d.iter().collect::<Vec<_>>())
+            .unwrap();
+        let (want, _, _) = cpu::conv2d_backward(&g, &x, &w, &dy);
+        let (abs_sum, _, _) = cpu::conv2d_backward(&g, &x, &abs(&w), &abs(&dy));
+        assert_sum_close(
+            &format!("implicit input grad {g:?}"),
+            &read(&dxb, g.input_len()),
+            &want,
+            &abs_sum,
+            g.window.taps() * g.out_c,
+        );
+        ran += 1;
+    }
+    if ran == 0 {
+        eprintln!(
+            "implicit_conv_input_grad_matches_reference: skipped: {} does not run the subgroup GEMM",
+            gpu.name()
+        );
     }
 }

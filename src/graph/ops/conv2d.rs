@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
-use super::linear::{kernel_and_bias, Linear};
+use super::linear::{kernel_and_bias, Linear, Rows};
 use super::{Args, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
@@ -188,26 +188,34 @@ impl Layer for Conv2d {
             g.col_rows() * g.col_cols(),
             DType::F32,
         );
-        cx.emit(Inst::Im2col { geom: g, x, cols });
-        let (y, pre) = self.linear(&g).forward(cx, node, cols);
-        cx.save(node, std::iter::once(cols).chain(pre).collect());
+        let rows = Rows::Im2col { geom: g, x, cols };
+        let (y, pre) = self.linear(&g).forward(cx, node, rows);
+        cx.save(node, [x, cols].into_iter().chain(pre).collect());
         y
     }
 
     fn backward(&self, cx: &mut Lowering, node: NodeId, dy: TensorId) {
         let g = self.geom(cx.batch, cx.input_shape(node, 0));
         let lin = self.linear(&g);
-        let (cols, pre) = (cx.saved(node)[0], cx.saved(node).get(1).copied());
-        let dz = lin.weight_grads(cx, node, cols, dy, pre);
+        let saved = cx.saved(node);
+        let (x, cols, pre) = (saved[0], saved[1], saved.get(2).copied());
+        let rows = Rows::Im2col { geom: g, x, cols };
+        let dz = lin.weight_grads(cx, node, rows, dy, pre);
         if cx.needs_grad(node, 0) {
             let dcols = cx.temp(
                 format!("{}/im2col/grad", cx.name(node)),
                 g.col_rows() * g.col_cols(),
                 DType::F32,
             );
-            lin.input_grad(cx, node, dz, dcols, false);
             let dx = cx.grad_temp(node, 0);
-            cx.emit(Inst::Col2im { geom: g, dcols, dx });
+            let w = cx.param(node, "kernel");
+            cx.emit(Inst::ConvInputGrad {
+                geom: g,
+                dy: dz,
+                w,
+                dcols,
+                dx,
+            });
             cx.add_grad(node, 0, dx);
         }
     }

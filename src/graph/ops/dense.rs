@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
-use super::linear::{kernel_and_bias, Linear};
+use super::linear::{kernel_and_bias, Linear, Rows};
 use super::{Args, Layer, ParamSpec};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
@@ -89,7 +89,7 @@ impl Layer for Dense {
 
     fn forward(&self, cx: &mut Lowering, node: NodeId) -> TensorId {
         let x = cx.input(node, 0);
-        let (y, pre) = self.linear(cx, node).forward(cx, node, x);
+        let (y, pre) = self.linear(cx, node).forward(cx, node, Rows::Matrix(x));
         cx.save(node, pre.into_iter().collect());
         y
     }
@@ -98,7 +98,7 @@ impl Layer for Dense {
         let lin = self.linear(cx, node);
         let pre = cx.saved(node).first().copied();
         let x = cx.input(node, 0);
-        let dz = lin.weight_grads(cx, node, x, dy, pre);
+        let dz = lin.weight_grads(cx, node, Rows::Matrix(x), dy, pre);
         if cx.needs_grad(node, 0) {
             let dest = cx.grad_dest(node, 0);
             lin.input_grad(cx, node, dz, dest.tensor, dest.accumulate);

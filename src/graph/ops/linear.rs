@@ -1,12 +1,13 @@
-//! The GEMM at the heart of Dense and Conv2D (after im2col): rows of A
-//! times the kernel W [k, out] plus the bias, then the activation. Both
-//! layers lower through here, forward and backward.
+//! The GEMM at the heart of Dense and Conv2D (over im2col of its input):
+//! rows of A times the kernel W [k, out] plus the bias, then the
+//! activation. Both layers lower through here, forward and backward.
 
 use super::activation::{self, Activation};
 use super::{Init, ParamSpec};
 use crate::graph::lower::Lowering;
 use crate::graph::model::NodeId;
 use crate::graph::program::{Inst, TensorId};
+use crate::kernels::conv::Conv2dGeom;
 use crate::kernels::gemm::{Epilogue, GemmShape};
 
 /// The kernel of `shape` (Keras's layout: its last axis the outputs),
@@ -35,6 +36,20 @@ pub(super) fn kernel_and_bias(
     p
 }
 
+/// Where op(A), the [rows, k] left operand, comes from.
+#[derive(Clone, Copy)]
+pub(super) enum Rows {
+    /// A [rows, k] tensor.
+    Matrix(TensorId),
+    /// im2col(x) of a convolution: `cols` holds it where the backend builds
+    /// it (see `Inst::ConvForward`).
+    Im2col {
+        geom: Conv2dGeom,
+        x: TensorId,
+        cols: TensorId,
+    },
+}
+
 /// A [rows, k] times W [k, out] for layer `node`.
 #[derive(Clone, Copy)]
 pub(super) struct Linear {
@@ -52,20 +67,32 @@ impl Linear {
         &self,
         cx: &mut Lowering,
         node: NodeId,
-        a: TensorId,
+        a: Rows,
     ) -> (TensorId, Option<TensorId>) {
         let name = cx.name(node).to_owned();
         let z = cx.act(name, cx.per_example(node));
         let w = cx.param(node, "kernel");
         let bias = self.use_bias.then(|| cx.param(node, "bias"));
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(self.rows, self.out, self.k, false, false),
-            a,
-            b: w,
-            bias,
-            c: z,
-            epilogue: activation::gemm_epilogue(self.activation),
-            accumulate: false,
+        let epilogue = activation::gemm_epilogue(self.activation);
+        cx.emit(match a {
+            Rows::Matrix(a) => Inst::Gemm {
+                shape: GemmShape::new(self.rows, self.out, self.k, false, false),
+                a,
+                b: w,
+                bias,
+                c: z,
+                epilogue,
+                accumulate: false,
+            },
+            Rows::Im2col { geom, x, cols } => Inst::ConvForward {
+                geom,
+                x,
+                cols,
+                w,
+                bias,
+                y: z,
+                epilogue,
+            },
         });
         activation::after_gemm(cx, node, z, self.activation)
     }
@@ -77,20 +104,29 @@ impl Linear {
         &self,
         cx: &mut Lowering,
         node: NodeId,
-        a: TensorId,
+        a: Rows,
         dy: TensorId,
         pre: Option<TensorId>,
     ) -> TensorId {
         let dz = activation::grad_before(cx, node, dy, self.activation, pre);
         let dw = cx.param_grad(node, "kernel");
-        cx.emit(Inst::Gemm {
-            shape: GemmShape::new(self.k, self.out, self.rows, true, false),
-            a,
-            b: dz,
-            bias: None,
-            c: dw,
-            epilogue: Epilogue::None,
-            accumulate: false,
+        cx.emit(match a {
+            Rows::Matrix(a) => Inst::Gemm {
+                shape: GemmShape::new(self.k, self.out, self.rows, true, false),
+                a,
+                b: dz,
+                bias: None,
+                c: dw,
+                epilogue: Epilogue::None,
+                accumulate: false,
+            },
+            Rows::Im2col { geom, x, cols } => Inst::ConvWeightGrad {
+                geom,
+                x,
+                cols,
+                dy: dz,
+                dw,
+            },
         });
         if self.use_bias {
             let db = cx.param_grad(node, "bias");
