@@ -6,10 +6,10 @@
 // - O ("own") is stored R×K with K contiguous (row stride `ldo`, a multiple
 //   of 4): each lane owns 2 rows of D and loads its rows of O as vec4s;
 // - S ("shared") is stored K×C (C contiguous) or, with S_KCONTIG, C×K:
-//   each 8×12 block of S is loaded once per subgroup, one eighth per lane,
-//   and handed round with `subgroupBroadcast`.
-// A subgroup computes a 16×12 block of D: per 8 k, each lane issues 4 loads
-// of O and 3 of S for 2·12·8 = 192 FMAs, into 24 accumulators (more spill).
+//   each 8×4·SLOTS block of S is loaded once per subgroup, one eighth per
+//   lane, and handed round with `subgroupBroadcast`.
+// A subgroup computes a 16×(4·SLOTS) block of D: per 8 k, each lane issues 4
+// loads of O and SLOTS of S for 2·4·SLOTS·8 FMAs, into 8·SLOTS accumulators.
 // D is C = op(A)·op(B) (O = op(A), S = op(B)), or with OUT_T its transpose
 // Cᵀ = op(B)ᵀ·op(A)ᵀ, stored back into C (see gemm.rs for which is used).
 // Needs subgroup size 8 (the host checks).
@@ -42,6 +42,10 @@ override OUT_T: bool = false;
 // vec4 stores of C (not OUT_T, C % 4 == 0).
 override VEC_C: bool = false;
 override WG: u32 = 64u; // a multiple of 8
+// Columns per block, in slots of 4 (1..=8): more slots mean fewer loads per
+// FMA (measured on lavapipe: 2×32 per lane beats 2×12 at large N) but more
+// padding at small N; the host or the tuner picks.
+override SLOTS: u32 = 3u;
 
 // Implicit-GEMM convolution: 1 reads O, 2 reads S (K×C) as im2col(x) for
 // the window below, straight from the NHWC input x bound in its place,
@@ -140,25 +144,40 @@ fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, kr < p.k);
 }
 
-// The 2×12 accumulators of a lane: named, not an array (dynamically indexed
-// local arrays go to memory in this driver).
-struct Acc {
-    a0: vec4<f32>,
-    a1: vec4<f32>,
-    a2: vec4<f32>,
-    b0: vec4<f32>,
-    b1: vec4<f32>,
-    b2: vec4<f32>,
-}
-
-// One k of the K×C layout: row values x (row 0) and y (row 1) times the
-// broadcast S row (t0 t1 t2), with explicit FMAs (the driver does not
-// contract a*b+c).
-fn k_step(acc: Acc, x: f32, y: f32, t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>) -> Acc {
-    let vx = vec4<f32>(x);
-    let vy = vec4<f32>(y);
-    return Acc(fma(vx, t0, acc.a0), fma(vx, t1, acc.a1), fma(vx, t2, acc.a2),
-               fma(vy, t0, acc.b0), fma(vy, t1, acc.b1), fma(vy, t2, acc.b2));
+// One slot (4 columns) of the K×C layout over 8 k: row values x (row 0)
+// and y (row 1) times the broadcast S rows, k = kk + j at lane j, with
+// explicit FMAs (the driver does not contract a*b+c). Returns the slot's
+// (row 0, row 1) accumulators.
+fn slot_kn(q0: vec4<f32>, q1: vec4<f32>, v: vec4<f32>, x0: vec4<f32>, x1: vec4<f32>,
+           y0: vec4<f32>, y1: vec4<f32>) -> mat2x4<f32> {
+    var r0 = q0;
+    var r1 = q1;
+    // subgroupBroadcast needs a constant lane: unrolled by hand.
+    var t = subgroupBroadcast(v, 0u);
+    r0 = fma(vec4<f32>(x0.x), t, r0);
+    r1 = fma(vec4<f32>(y0.x), t, r1);
+    t = subgroupBroadcast(v, 1u);
+    r0 = fma(vec4<f32>(x0.y), t, r0);
+    r1 = fma(vec4<f32>(y0.y), t, r1);
+    t = subgroupBroadcast(v, 2u);
+    r0 = fma(vec4<f32>(x0.z), t, r0);
+    r1 = fma(vec4<f32>(y0.z), t, r1);
+    t = subgroupBroadcast(v, 3u);
+    r0 = fma(vec4<f32>(x0.w), t, r0);
+    r1 = fma(vec4<f32>(y0.w), t, r1);
+    t = subgroupBroadcast(v, 4u);
+    r0 = fma(vec4<f32>(x1.x), t, r0);
+    r1 = fma(vec4<f32>(y1.x), t, r1);
+    t = subgroupBroadcast(v, 5u);
+    r0 = fma(vec4<f32>(x1.y), t, r0);
+    r1 = fma(vec4<f32>(y1.y), t, r1);
+    t = subgroupBroadcast(v, 6u);
+    r0 = fma(vec4<f32>(x1.z), t, r0);
+    r1 = fma(vec4<f32>(y1.z), t, r1);
+    t = subgroupBroadcast(v, 7u);
+    r0 = fma(vec4<f32>(x1.w), t, r0);
+    r1 = fma(vec4<f32>(y1.w), t, r1);
+    return mat2x4<f32>(r0, r1);
 }
 
 // Σ over 8 k of (x0, x1)·(lo, hi) onto acc.
@@ -200,6 +219,20 @@ fn quad_kc(q0: vec4<f32>, q1: vec4<f32>, v: vec4<f32>, x0: vec4<f32>, x1: vec4<f
     return mat2x4<f32>(r0, r1);
 }
 
+// Slot q of this lane: loads its S values and adds its 8 k to (a, b).
+fn slot(a: ptr<function, vec4<f32>>, b: ptr<function, vec4<f32>>, kk: u32, c0: u32, lane: u32,
+        q: u32, x0: vec4<f32>, x1: vec4<f32>, y0: vec4<f32>, y1: vec4<f32>) {
+    let v = load_s(kk, c0, lane, q);
+    var m: mat2x4<f32>;
+    if (S_KCONTIG) {
+        m = quad_kc(*a, *b, v, x0, x1, y0, y1);
+    } else {
+        m = slot_kn(*a, *b, v, x0, x1, y0, y1);
+    }
+    *a = m[0];
+    *b = m[1];
+}
+
 @compute @workgroup_size(WG)
 fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>,
@@ -207,7 +240,8 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
     // The block index comes from lane 0 so that it is uniform across the
     // subgroup whatever the hardware's lane order: every lane must reach
     // every broadcast.
-    let nb = (p.c + 11u) / 12u;
+    let bc = 4u * SLOTS;
+    let nb = (p.c + bc - 1u) / bc;
     let mb = (p.r + 15u) / 16u;
     let flat = subgroupBroadcast((flat_index(gid, nwg, WG)) / 8u, 0u);
     // Subgroups past the last block redo it and store nothing: no early
@@ -216,51 +250,68 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
     let spare = flat >= nb * mb;
     let blk = min(flat, nb * mb - 1u);
     let row0 = (blk / nb) * 16u + 2u * lane;
-    let c0 = (blk % nb) * 12u;
+    let c0 = (blk % nb) * bc;
     // Rows past R are clamped (never stored).
     let ra = min(row0, p.r - 1u);
     let rb = min(row0 + 1u, p.r - 1u);
 
-    var acc = Acc(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(),
-                  vec4<f32>());
+    // Named accumulators, not an array (dynamically indexed local arrays go
+    // to memory in this driver); slots past SLOTS are constant-folded away.
+    var a0 = vec4<f32>();
+    var a1 = vec4<f32>();
+    var a2 = vec4<f32>();
+    var a3 = vec4<f32>();
+    var a4 = vec4<f32>();
+    var a5 = vec4<f32>();
+    var a6 = vec4<f32>();
+    var a7 = vec4<f32>();
+    var b0 = vec4<f32>();
+    var b1 = vec4<f32>();
+    var b2 = vec4<f32>();
+    var b3 = vec4<f32>();
+    var b4 = vec4<f32>();
+    var b5 = vec4<f32>();
+    var b6 = vec4<f32>();
+    var b7 = vec4<f32>();
     for (var kk = 0u; kk < p.k; kk += 8u) {
         let x0 = load_o(ra, kk);
         let x1 = load_o(ra, kk + 4u);
         let y0 = load_o(rb, kk);
         let y1 = load_o(rb, kk + 4u);
-        let v0 = load_s(kk, c0, lane, 0u);
-        let v1 = load_s(kk, c0, lane, 1u);
-        let v2 = load_s(kk, c0, lane, 2u);
-        if (S_KCONTIG) {
-            let m0 = quad_kc(acc.a0, acc.b0, v0, x0, x1, y0, y1);
-            let m1 = quad_kc(acc.a1, acc.b1, v1, x0, x1, y0, y1);
-            let m2 = quad_kc(acc.a2, acc.b2, v2, x0, x1, y0, y1);
-            acc = Acc(m0[0], m1[0], m2[0], m0[1], m1[1], m2[1]);
-        } else {
-            // k = kk + j lives at lane j.
-            acc = k_step(acc, x0.x, y0.x, subgroupBroadcast(v0, 0u), subgroupBroadcast(v1, 0u),
-                         subgroupBroadcast(v2, 0u));
-            acc = k_step(acc, x0.y, y0.y, subgroupBroadcast(v0, 1u), subgroupBroadcast(v1, 1u),
-                         subgroupBroadcast(v2, 1u));
-            acc = k_step(acc, x0.z, y0.z, subgroupBroadcast(v0, 2u), subgroupBroadcast(v1, 2u),
-                         subgroupBroadcast(v2, 2u));
-            acc = k_step(acc, x0.w, y0.w, subgroupBroadcast(v0, 3u), subgroupBroadcast(v1, 3u),
-                         subgroupBroadcast(v2, 3u));
-            acc = k_step(acc, x1.x, y1.x, subgroupBroadcast(v0, 4u), subgroupBroadcast(v1, 4u),
-                         subgroupBroadcast(v2, 4u));
-            acc = k_step(acc, x1.y, y1.y, subgroupBroadcast(v0, 5u), subgroupBroadcast(v1, 5u),
-                         subgroupBroadcast(v2, 5u));
-            acc = k_step(acc, x1.z, y1.z, subgroupBroadcast(v0, 6u), subgroupBroadcast(v1, 6u),
-                         subgroupBroadcast(v2, 6u));
-            acc = k_step(acc, x1.w, y1.w, subgroupBroadcast(v0, 7u), subgroupBroadcast(v1, 7u),
-                         subgroupBroadcast(v2, 7u));
+        slot(&a0, &b0, kk, c0, lane, 0u, x0, x1, y0, y1);
+        if (SLOTS > 1u) {
+            slot(&a1, &b1, kk, c0, lane, 1u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 2u) {
+            slot(&a2, &b2, kk, c0, lane, 2u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 3u) {
+            slot(&a3, &b3, kk, c0, lane, 3u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 4u) {
+            slot(&a4, &b4, kk, c0, lane, 4u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 5u) {
+            slot(&a5, &b5, kk, c0, lane, 5u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 6u) {
+            slot(&a6, &b6, kk, c0, lane, 6u, x0, x1, y0, y1);
+        }
+        if (SLOTS > 7u) {
+            slot(&a7, &b7, kk, c0, lane, 7u, x0, x1, y0, y1);
         }
     }
     if (spare) {
         return;
     }
-    store_row(row0, c0, acc.a0, acc.a1, acc.a2);
-    store_row(row0 + 1u, c0, acc.b0, acc.b1, acc.b2);
+    store_pair(row0, c0, 0u, a0, b0);
+    store_pair(row0, c0, 1u, a1, b1);
+    store_pair(row0, c0, 2u, a2, b2);
+    store_pair(row0, c0, 3u, a3, b3);
+    store_pair(row0, c0, 4u, a4, b4);
+    store_pair(row0, c0, 5u, a5, b5);
+    store_pair(row0, c0, 6u, a6, b6);
+    store_pair(row0, c0, 7u, a7, b7);
 }
 
 fn finish(v: f32, i: u32) -> f32 {
@@ -279,14 +330,17 @@ fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
     return apply_epilogue4(x, p.epilogue, p.slope);
 }
 
-// Row `row` of D at columns c0..c0+11, inside R×C.
-fn store_row(row: u32, c0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>) {
-    if (row >= p.r) {
+// Slot q of rows `row` and `row + 1` (columns c0 + 4q ..+3), inside R×C.
+fn store_pair(row: u32, c0: u32, q: u32, v: vec4<f32>, w: vec4<f32>) {
+    if (q >= SLOTS) {
         return;
     }
-    store4(row, c0, v0);
-    store4(row, c0 + 4u, v1);
-    store4(row, c0 + 8u, v2);
+    if (row < p.r) {
+        store4(row, c0 + 4u * q, v);
+    }
+    if (row + 1u < p.r) {
+        store4(row + 1u, c0 + 4u * q, w);
+    }
 }
 
 fn store4(row: u32, c0: u32, v: vec4<f32>) {

@@ -494,6 +494,19 @@ struct SubgroupCall {
     implicit: Option<Implicit>,
 }
 
+/// Columns of D per subgroup block, in slots of 4: the most (fewest loads
+/// per FMA) whose padding past C stays under an eighth (C = 200: 6 slots).
+/// Up to 8, the shader's accumulators.
+fn subgroup_slots(c: usize) -> usize {
+    (3..=8)
+        .rev()
+        .find(|s| {
+            let w = 4 * s;
+            (c.div_ceil(w) * w - c) * 8 <= c
+        })
+        .unwrap_or(3)
+}
+
 impl SubgroupCall {
     #[allow(clippy::too_many_arguments)]
     fn launch(
@@ -507,6 +520,14 @@ impl SubgroupCall {
         accumulate: bool,
     ) -> Result<Dispatch> {
         let (code, slope) = epilogue.encode();
+        let slots = std::env::var("GDL_GPU_SLOTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| subgroup_slots(self.c));
+        let wg: u32 = std::env::var("GDL_GPU_SGWG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(WG);
         let params = SubgroupParams {
             r: self.r as u32,
             c: self.c as u32,
@@ -523,7 +544,8 @@ impl SubgroupCall {
             ("VEC_S", flag(self.vec_s)),
             ("OUT_T", flag(self.out_t)),
             ("VEC_C", flag(!self.out_t && self.c % 4 == 0)),
-            ("WG", WG as f64),
+            ("WG", wg as f64),
+            ("SLOTS", slots as f64),
         ];
         if let Some(implicit) = self.implicit {
             let (mode, g) = match implicit {
@@ -547,8 +569,8 @@ impl SubgroupCall {
                 ("PAD_LEFT", w.pad_left() as f64),
             ]);
         }
-        // One subgroup of 8 invocations per 16×12 block of D.
-        let blocks = self.r.div_ceil(16) * self.c.div_ceil(12);
+        // One subgroup of 8 invocations per 16×(4·slots) block of D.
+        let blocks = self.r.div_ceil(16) * self.c.div_ceil(4 * slots);
         // Without a bias, the owned operand stands in for binding 3
         // (read-only, never read).
         let bias = bias.unwrap_or(own);
@@ -557,7 +579,7 @@ impl SubgroupCall {
             &constants,
             &params,
             &[own, shared, bias, c],
-            grid_1d(blocks as u64 * 8, WG),
+            grid_1d(blocks as u64 * 8, wg),
         )
     }
 }
