@@ -146,8 +146,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     }
     let graph = gdl_gpu::models::load_graph(&args.model)?;
     let gpu = super::open_gpu(args.adapter.as_deref())?;
-    let cases =
-        gdl_gpu::train::gpu::run_gemm_cases(&gpu, &graph, args.batch_size, TRAIN_IMAGES, TEST_IMAGES)?;
+    let cases = gdl_gpu::train::gpu::run_gemm_cases(
+        &gpu,
+        &graph,
+        args.batch_size,
+        TRAIN_IMAGES,
+        TEST_IMAGES,
+    )?;
     let mut tuner = Tuner::new(&gpu, Policy::TuneMissing);
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(
@@ -163,9 +168,10 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         .with_context(|| format!("tuning {} on {}", graph.name, gpu.name()))?;
     bar.finish_and_clear();
     let seconds = t.elapsed().as_secs_f64();
-    let cache = tuner
-        .cache_path()
-        .map_or_else(|| "not kept (no cache folder)".into(), |p| p.display().to_string());
+    let cache = tuner.cache_path().map_or_else(
+        || "not kept (no cache folder)".into(),
+        |p| p.display().to_string(),
+    );
     if args.json {
         let doc = serde_json::json!({
             "model": graph.name,

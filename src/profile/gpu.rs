@@ -13,8 +13,8 @@ use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 use crate::kernels::gather::GpuDataset;
 use crate::kernels::gemm::GemmConfig;
-use crate::tune::{program_cases, GemmCase, Policy, Tuner};
 use crate::train::ModelValues;
+use crate::tune::{program_cases, GemmCase, Policy, Tuner};
 
 /// Batches of synthetic images the steps cycle through.
 const BATCHES: usize = 4;

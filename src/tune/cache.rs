@@ -262,7 +262,11 @@ fn read(path: &Path, identity: &Identity) -> BTreeMap<String, Entry> {
     out
 }
 
-fn write(path: &Path, identity: &Identity, entries: &BTreeMap<String, Entry>) -> std::io::Result<()> {
+fn write(
+    path: &Path,
+    identity: &Identity,
+    entries: &BTreeMap<String, Entry>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -120,12 +120,20 @@ const MIN_REPS: usize = 3;
 const MAX_REPS: usize = 10;
 const TARGET_S: f64 = 0.02;
 
-/// γₙ = n·u / (1 − n·u), with u the unit roundoff of f32: the relative
-/// error bound of an n-term sum of products in any order.
+/// λ·√n·u, with u the unit roundoff of f32: the relative error of an
+/// n-term sum of products in any order, Σ|terms| relative, except with
+/// probability at most 2·exp(−λ²/2) (Higham and Mary's probabilistic
+/// bound, rounding errors independent and of mean zero, as they are on
+/// random inputs). The worst case, n·u, would be √n times larger: at the
+/// CNN's K = 8192 it would let a dropped product term pass.
 fn gamma(n: usize) -> f64 {
-    let nu = n as f64 * f64::from(f32::EPSILON) / 2.0;
-    nu / (1.0 - nu)
+    /// 2·exp(−32) ≈ 3e-14 per output.
+    const LAMBDA: f64 = 8.0;
+    LAMBDA * (n as f64).sqrt() * f64::from(f32::EPSILON) / 2.0
 }
+
+/// The inputs' seed: every candidate of a case sees the same values.
+const SEED: u64 = 0x7475_6e65;
 
 /// Random inputs of a case, on the host and the device.
 struct Inputs {
@@ -135,16 +143,16 @@ struct Inputs {
     c: wgpu::Buffer,
     c0: Vec<f32>,
     /// Per output, the largest difference two correct kernels can show:
-    /// each is within γ·Σ|terms| of the exact value, so two are within
-    /// twice that. K + 2 terms: the products, the bias or C added, and the
-    /// epilogue's product (LeakyReLU's slope is below 1).
+    /// each is within γ·Σ|terms| of the exact value ([`gamma`]), so two are
+    /// within twice that. K + 2 terms: the products, the bias or C added,
+    /// and the epilogue's product (LeakyReLU's slope is below 1).
     bound: Vec<f64>,
 }
 
 impl Inputs {
     fn new(gpu: &Gpu, case: GemmCase) -> Result<Self> {
         let GemmShape { m, n, k, .. } = case.shape;
-        let mut rng = Rng::new(0x7075_6e65);
+        let mut rng = Rng::new(SEED);
         let a = rng.vec(m * k, -1.0, 1.0);
         let b = rng.vec(k * n, -1.0, 1.0);
         let bias = case.bias.then(|| rng.vec(n, -1.0, 1.0));
@@ -153,20 +161,7 @@ impl Inputs {
         } else {
             vec![0.0; m * n]
         };
-        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-        let mut sum_abs = abs(&c0);
-        gemm::cpu::gemm(
-            case.shape,
-            &abs(&a),
-            &abs(&b),
-            bias.as_deref().map(abs).as_deref(),
-            &mut sum_abs,
-            Epilogue::None,
-            case.accumulate,
-        );
-        // The host's own sum of |terms| is rounded too: γ_K more covers it.
-        let g = 2.0 * gamma(k + 2) * (1.0 + gamma(k + 1));
-        let bound = sum_abs.iter().map(|&s| g * f64::from(s)).collect();
+        let bound = bound(case, &a, &b, bias.as_deref(), &c0);
         Ok(Inputs {
             a: gpu.upload_storage("tune a", &a)?,
             b: gpu.upload_storage("tune b", &b)?,
@@ -204,25 +199,46 @@ impl Inputs {
         gpu.run("tune", ds)?;
         gpu.read_f32(&self.c, self.c0.len())
     }
+}
 
-    /// The worst |out - reference| / bound, infinite for a non-finite value.
-    fn worst(&self, out: &[f32], reference: &[f32]) -> f64 {
-        out.iter()
-            .zip(reference)
-            .zip(&self.bound)
-            .map(|((&o, &r), &b)| {
-                if !o.is_finite() {
-                    return f64::INFINITY;
-                }
-                let d = (f64::from(o) - f64::from(r)).abs();
-                if d == 0.0 {
-                    0.0
-                } else {
-                    d / b
-                }
-            })
-            .fold(0.0, f64::max)
-    }
+/// Per output, the largest difference two correct kernels can show (see
+/// [`Inputs::bound`]).
+fn bound(case: GemmCase, a: &[f32], b: &[f32], bias: Option<&[f32]>, c0: &[f32]) -> Vec<f64> {
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+    let mut sum_abs = abs(c0);
+    gemm::cpu::gemm(
+        case.shape,
+        &abs(a),
+        &abs(b),
+        bias.map(abs).as_deref(),
+        &mut sum_abs,
+        Epilogue::None,
+        case.accumulate,
+    );
+    let k = case.shape.k;
+    // The host's own sum of |terms| is rounded too: γ_K more covers it.
+    let g = 2.0 * gamma(k + 2) * (1.0 + gamma(k + 1));
+    sum_abs.iter().map(|&s| g * f64::from(s)).collect()
+}
+
+/// The worst |out - reference| / bound, infinite for a non-finite value:
+/// above 1, `out` is not `reference` up to rounding.
+fn worst(out: &[f32], reference: &[f32], bound: &[f64]) -> f64 {
+    out.iter()
+        .zip(reference)
+        .zip(bound)
+        .map(|((&o, &r), &b)| {
+            if !o.is_finite() {
+                return f64::INFINITY;
+            }
+            let d = (f64::from(o) - f64::from(r)).abs();
+            if d == 0.0 {
+                0.0
+            } else {
+                d / b
+            }
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Tunes `case` over `gemm::candidates`: the built-in configuration runs
@@ -293,7 +309,7 @@ fn try_candidate(
     let ds = inputs.dispatches(gpu, case, config)?;
     let refs: Vec<&Dispatch> = ds.iter().collect();
     let out = inputs.run_once(gpu, &refs)?;
-    let worst = inputs.worst(&out, reference);
+    let worst = worst(&out, reference, &inputs.bound);
     if worst > 1.0 {
         return Ok(Outcome::Wrong { worst });
     }
@@ -309,4 +325,78 @@ fn try_candidate(
 fn time(gpu: &Gpu, ds: &[&Dispatch], one_s: f64) -> Result<f64> {
     let reps = ((TARGET_S / one_s) as usize).clamp(MIN_REPS, MAX_REPS);
     Ok(gpu.time(ds, 0, reps)?.min())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two correct GEMMs in different summation orders (f32 blocks and f64
+    /// accumulation) pass; one output missing its largest product fails.
+    #[test]
+    fn the_bound_separates_rounding_from_errors() {
+        for (trans_a, trans_b, bias, accumulate) in [
+            (false, false, true, false),
+            (true, false, false, true),
+            (false, true, false, false),
+        ] {
+            let case = GemmCase::new(
+                GemmShape::new(37, 29, 300, trans_a, trans_b),
+                bias,
+                accumulate,
+            );
+            let GemmShape { m, n, k, .. } = case.shape;
+            let mut rng = Rng::new(SEED);
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let bias_v = bias.then(|| rng.vec(n, -1.0, 1.0));
+            let c0 = if accumulate {
+                rng.vec(m * n, -1.0, 1.0)
+            } else {
+                vec![0.0; m * n]
+            };
+            let bound = bound(case, &a, &b, bias_v.as_deref(), &c0);
+            let run =
+                |f: fn(GemmShape, &[f32], &[f32], Option<&[f32]>, &mut [f32], Epilogue, bool)| {
+                    let mut c = c0.clone();
+                    f(
+                        case.shape,
+                        &a,
+                        &b,
+                        bias_v.as_deref(),
+                        &mut c,
+                        Epilogue::None,
+                        accumulate,
+                    );
+                    c
+                };
+            let fast = run(gemm::cpu::gemm);
+            let exact = run(gemm::cpu::gemm_naive);
+            let w = worst(&fast, &exact, &bound);
+            assert!(
+                w <= 1.0,
+                "{case:?}: rounding alone reached {w} of the bound"
+            );
+            // Output (0, 0) without its largest product: op(A)[0][p] is
+            // a[p·m] or a[p], op(B)[p][0] is b[p] or b[p·n].
+            let term = |p: usize| {
+                let x = if trans_a { a[p * m] } else { a[p] };
+                let y = if trans_b { b[p] } else { b[p * n] };
+                x * y
+            };
+            let largest = (0..k)
+                .map(term)
+                .max_by(|x, y| x.abs().total_cmp(&y.abs()))
+                .unwrap();
+            let mut wrong = fast.clone();
+            wrong[0] -= largest;
+            let w = worst(&wrong, &exact, &bound);
+            assert!(
+                w > 1.0,
+                "{case:?}: a dropped product {largest} passed ({w})"
+            );
+            wrong[0] = f32::NAN;
+            assert_eq!(worst(&wrong, &exact, &bound), f64::INFINITY);
+        }
+    }
 }
