@@ -331,6 +331,9 @@ fn time(gpu: &Gpu, ds: &[&Dispatch], one_s: f64) -> Result<f64> {
 mod tests {
     use super::*;
 
+    /// `gemm::cpu::gemm`'s signature.
+    type GemmFn = fn(GemmShape, &[f32], &[f32], Option<&[f32]>, &mut [f32], Epilogue, bool);
+
     /// Two correct GEMMs in different summation orders (f32 blocks and f64
     /// accumulation) pass; one output missing its largest product fails.
     #[test]
@@ -356,20 +359,19 @@ mod tests {
                 vec![0.0; m * n]
             };
             let bound = bound(case, &a, &b, bias_v.as_deref(), &c0);
-            let run =
-                |f: fn(GemmShape, &[f32], &[f32], Option<&[f32]>, &mut [f32], Epilogue, bool)| {
-                    let mut c = c0.clone();
-                    f(
-                        case.shape,
-                        &a,
-                        &b,
-                        bias_v.as_deref(),
-                        &mut c,
-                        Epilogue::None,
-                        accumulate,
-                    );
-                    c
-                };
+            let run = |f: GemmFn| {
+                let mut c = c0.clone();
+                f(
+                    case.shape,
+                    &a,
+                    &b,
+                    bias_v.as_deref(),
+                    &mut c,
+                    Epilogue::None,
+                    accumulate,
+                );
+                c
+            };
             let fast = run(gemm::cpu::gemm);
             let exact = run(gemm::cpu::gemm_naive);
             let w = worst(&fast, &exact, &bound);
