@@ -22,7 +22,7 @@ fn help_lists_every_subcommand() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
     for cmd in [
-        "train", "eval", "summary", "predict", "bench", "info", "profile",
+        "train", "eval", "summary", "predict", "bench", "info", "profile", "tune",
     ] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
@@ -204,6 +204,11 @@ fn bad_flags_are_usage_errors() {
         ),
         (&["eval", "--model", "vgg"], "--model"),
         (&["summary", "--model", "x"], "--model"),
+        (&["tune", "--model", "x"], "--model"),
+        (
+            &["tune", "--model", "mlp", "--batch-size", "0"],
+            "--batch-size",
+        ),
         (&["predict", "--checkpoint", "c", "-n", "0"], "--count"),
         (
             &["predict", "--checkpoint", "c", "--count", "-2"],
