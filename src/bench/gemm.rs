@@ -68,8 +68,8 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
-/// The tune cache's winners, unless `GDL_GPU_TUNE=off` (or a value the CLI
-/// has already refused).
+/// The tune cache's winners, unless `GDL_GPU_TUNE=off`; a value that is
+/// neither (which the CLI refuses up front) gets the built-in choice.
 pub(crate) fn cache_policy() -> Policy {
     Policy::from_env(Policy::Cached).unwrap_or(Policy::BuiltIn)
 }

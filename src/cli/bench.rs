@@ -39,8 +39,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{}", format_comparison(&reports));
         return Ok(());
     }
-    // A bad GDL_GPU_TUNE fails here, not as the built-in choice later.
-    gdl_gpu::tune::Policy::from_env(gdl_gpu::tune::Policy::Cached)?;
     // Model files are read before the adapter opens: a bad one fails first.
     let models = args
         .model

@@ -126,6 +126,8 @@ pub fn parse_learning_rate(s: &str) -> Result<f32, String> {
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    // A bad GDL_GPU_TUNE fails before any work, whatever the command.
+    gdl_gpu::tune::Policy::from_env(gdl_gpu::tune::Policy::Cached)?;
     let threads = match &cli.command {
         Command::Train(a) => a.threads,
         Command::Eval(a) => a.threads,

@@ -109,13 +109,22 @@ fn json(results: &[GemmResult]) -> serde_json::Value {
                 .trials
                 .iter()
                 .map(|t| {
-                    let (outcome, us) = match &t.outcome {
-                        Outcome::Timed(s) => ("timed", Some(s * 1e6)),
-                        Outcome::Abandoned(s) => ("cut short", Some(s * 1e6)),
-                        Outcome::Wrong { .. } => ("wrong", None),
-                        Outcome::Failed(_) => ("failed", None),
+                    let (outcome, us, note) = match &t.outcome {
+                        Outcome::Timed(s) => ("timed", Some(s * 1e6), None),
+                        Outcome::Abandoned(s) => ("cut short", Some(s * 1e6), None),
+                        Outcome::Wrong { worst } => (
+                            "wrong",
+                            None,
+                            Some(format!("{worst:.3e} × the rounding bound")),
+                        ),
+                        Outcome::Failed(e) => ("failed", None, Some(e.clone())),
                     };
-                    serde_json::json!({"config": t.config.label(), "outcome": outcome, "us": us})
+                    serde_json::json!({
+                        "config": t.config.label(),
+                        "outcome": outcome,
+                        "us": us,
+                        "note": note,
+                    })
                 })
                 .collect();
             serde_json::json!({
