@@ -369,6 +369,11 @@ impl Backend for GpuBackend<'_> {
         Ok(())
     }
 
+    fn prepare(&mut self, batch: usize) -> Result<(), GraphError> {
+        self.program(Mode::Train, batch)?;
+        Ok(())
+    }
+
     fn train_step(&mut self, start: usize, len: usize) -> Result<(), GraphError> {
         self.program(Mode::Train, len)?;
         self.step += 1;
