@@ -169,7 +169,7 @@ impl Tuner {
                 None => "no cache folder: not kept".into(),
             };
             eprint!(
-                "tuning {} GEMM shape{} on {} (first use; {place}; GDL_GPU_TUNE=off skips this)...",
+                "tuning {} GEMM shape{} on {} (not in the cache yet; {place}; GDL_GPU_TUNE=off skips this)...",
                 missing.len(),
                 if missing.len() == 1 { "" } else { "s" },
                 gpu.name()
