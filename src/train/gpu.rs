@@ -21,7 +21,7 @@ use crate::tune::{program_cases, GemmCase, Policy, TuneTable, Tuner};
 pub const EVAL_BATCH: usize = 250;
 
 /// The most bytes one storage binding may hold.
-pub fn binding_limit(gpu: &Gpu) -> u64 {
+fn binding_limit(gpu: &Gpu) -> u64 {
     gpu.limits
         .max_storage_buffer_binding_size
         .min(gpu.limits.max_buffer_size)
