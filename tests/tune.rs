@@ -291,26 +291,30 @@ fn train_tunes_once_then_uses_the_cache() {
         assert_eq!(first[k], second[k], "{k}");
     }
 
+    // One entry naming a configuration no adapter runs, one malformed:
+    // a warning each, and both tuned again.
     let mut f = read_json(&file);
-    let key = f["entries"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    f["entries"][&key]["winner"] = "regblock/wg999".into();
+    let keys: Vec<String> = f["entries"].as_object().unwrap().keys().cloned().collect();
+    let (foreign, malformed) = (&keys[0], &keys[1]);
+    f["entries"][foreign]["winner"] = "regblock/wg999".into();
+    f["entries"][malformed] = 42.into();
     std::fs::write(&file, serde_json::to_string(&f).unwrap()).unwrap();
     let (_, err) = train(&cache, &[], "foreign entry");
     let warnings = lines_with(&err, "warning");
-    assert_eq!(warnings.len(), 1, "{err}");
-    assert!(
-        warnings[0].contains(&key) && warnings[0].contains("regblock/wg999"),
-        "{err}"
-    );
-    assert!(lines_with(&err, "tuning 1 GEMM shape ").len() == 1, "{err}");
-    let winner = read_json(&file)["entries"][&key]["winner"].clone();
-    assert!(winner.is_string() && winner != "regblock/wg999", "{winner}");
+    assert_eq!(warnings.len(), 2, "{err}");
+    let warned =
+        |key: &str, what: &str| warnings.iter().any(|w| w.contains(key) && w.contains(what));
+    assert!(warned(foreign, "regblock/wg999"), "{err}");
+    assert!(warned(malformed, "malformed"), "{err}");
+    assert_eq!(lines_with(&err, "tuning 2 GEMM shapes ").len(), 1, "{err}");
+    let entries = read_json(&file)["entries"].clone();
+    for key in [foreign, malformed] {
+        let winner = &entries[key]["winner"];
+        assert!(
+            winner.is_string() && winner != "regblock/wg999",
+            "{key}: {winner}"
+        );
+    }
 
     // Off: an empty folder stays empty, a corrupt file is neither read
     // (no warning) nor rewritten.
