@@ -10,6 +10,11 @@
 //!   K-contiguous: other layouts go through a pack pre-pass
 //!   (`shaders/gemm_pack.wgsl`) into a scratch buffer owned by the returned
 //!   dispatches, or compute Cᵀ instead (see [`SubgroupPlan`]).
+//!
+//! A [`GemmConfig`] is one variant with its knobs (workgroup size, tiles,
+//! subgroup plan); [`candidates`] lists those an adapter can run for a shape,
+//! for the autotuner (`crate::tune`), and [`GemmConfig::default_for`] is the
+//! built-in choice that [`gemm`] runs.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
@@ -129,7 +134,145 @@ const WG: u32 = 64;
 /// Tiled kernel: 16×16 invocations, 4×4 outputs each, 64×64×16 tiles.
 const TILE_WG: u32 = 16;
 const TILE_BK: u32 = 16;
+/// Outputs per invocation along M and N (`TM`, `TN` in the shader).
 const TILE_T: u32 = 4;
+
+/// The tuner's workgroup sizes for the register-blocked and subgroup kernels
+/// (multiples of the subgroup's 8 lanes). Adding a candidate is adding a
+/// value here or in [`TILE_CONFIGS`].
+const WG_SIZES: [u32; 3] = [WG, 32, 128];
+/// The tuner's (WG_X, WG_Y, BK) for the tiled kernel.
+const TILE_CONFIGS: [(u32, u32, u32); 3] = [(TILE_WG, TILE_WG, TILE_BK), (16, 16, 8), (8, 8, 16)];
+
+/// One way to run a GEMM: a concrete variant and its override constants.
+/// [`GemmConfig::label`] names it, stably, in the tune cache and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmConfig {
+    /// [`Variant::Tiled`]: `wg_x`×`wg_y` invocations, tiles `bk` deep.
+    Tiled {
+        /// Invocations along N (`WG_X`).
+        wg_x: u32,
+        /// Invocations along M (`WG_Y`).
+        wg_y: u32,
+        /// Depth of the K tiles (`BK`).
+        bk: u32,
+    },
+    /// [`Variant::RegisterBlocked`] with `wg` invocations per workgroup.
+    RegisterBlocked {
+        /// Invocations per workgroup (`WG`).
+        wg: u32,
+    },
+    /// [`Variant::Subgroup`] with `plan` and `wg` invocations per workgroup.
+    Subgroup {
+        /// Which operand the lanes own, and whether it is packed first.
+        plan: SubgroupPlan,
+        /// Invocations per workgroup (`WG`), a multiple of 8.
+        wg: u32,
+    },
+}
+
+impl GemmConfig {
+    /// The built-in choice for `shape`: [`auto_variant`] with its default
+    /// constants and [`SubgroupPlan::new`], what [`gemm`] runs untuned.
+    pub fn default_for(gpu: &Gpu, shape: GemmShape) -> Self {
+        Self::for_variant(gpu, Variant::Auto, shape)
+    }
+
+    /// `variant` (or, for [`Variant::Auto`], [`auto_variant`]) with its
+    /// built-in constants.
+    pub fn for_variant(gpu: &Gpu, variant: Variant, shape: GemmShape) -> Self {
+        match variant {
+            Variant::Auto => Self::for_variant(gpu, auto_variant(gpu), shape),
+            Variant::Tiled => GemmConfig::Tiled {
+                wg_x: TILE_WG,
+                wg_y: TILE_WG,
+                bk: TILE_BK,
+            },
+            Variant::RegisterBlocked => GemmConfig::RegisterBlocked { wg: WG },
+            Variant::Subgroup => GemmConfig::Subgroup {
+                plan: SubgroupPlan::new(shape),
+                wg: WG,
+            },
+        }
+    }
+
+    /// The kernel variant it runs.
+    pub fn variant(&self) -> Variant {
+        match self {
+            GemmConfig::Tiled { .. } => Variant::Tiled,
+            GemmConfig::RegisterBlocked { .. } => Variant::RegisterBlocked,
+            GemmConfig::Subgroup { .. } => Variant::Subgroup,
+        }
+    }
+
+    /// "tiled/16x16/bk16", "regblock/wg64", "subgroup/own-a/pack/wg64"
+    /// (`own-bt`: the lanes own op(B)ᵀ and compute Cᵀ; `direct`: no pack).
+    pub fn label(&self) -> String {
+        match *self {
+            GemmConfig::Tiled { wg_x, wg_y, bk } => format!("tiled/{wg_x}x{wg_y}/bk{bk}"),
+            GemmConfig::RegisterBlocked { wg } => format!("regblock/wg{wg}"),
+            GemmConfig::Subgroup { plan, wg } => format!(
+                "subgroup/{}/{}/wg{wg}",
+                if plan.out_t { "own-bt" } else { "own-a" },
+                if plan.pack { "pack" } else { "direct" }
+            ),
+        }
+    }
+
+    /// Whether the device's limits allow it.
+    fn fits(&self, limits: &wgpu::Limits) -> bool {
+        let wg_ok = |x: u32, y: u32| {
+            x <= limits.max_compute_workgroup_size_x
+                && y <= limits.max_compute_workgroup_size_y
+                && x * y <= limits.max_compute_invocations_per_workgroup
+        };
+        match *self {
+            GemmConfig::Tiled { wg_x, wg_y, bk } => {
+                // a_tile and b_tile, f32: BK×BM + BK×BN.
+                let bytes = 4 * bk * TILE_T * (wg_x + wg_y);
+                wg_ok(wg_x, wg_y) && bytes <= limits.max_compute_workgroup_storage_size
+            }
+            GemmConfig::RegisterBlocked { wg } => wg_ok(wg, 1),
+            GemmConfig::Subgroup { wg, .. } => wg_ok(wg, 1) && wg % SUBGROUP_LANES == 0,
+        }
+    }
+}
+
+/// Every configuration this device can run for `shape`, the built-in one
+/// ([`GemmConfig::default_for`]) first, each once.
+pub fn candidates(gpu: &Gpu, shape: GemmShape) -> Vec<GemmConfig> {
+    let mut all = vec![GemmConfig::default_for(gpu, shape)];
+    for variant in VARIANTS {
+        if !variant_available(gpu, variant) {
+            continue;
+        }
+        match variant {
+            Variant::Tiled => all.extend(
+                TILE_CONFIGS
+                    .iter()
+                    .map(|&(wg_x, wg_y, bk)| GemmConfig::Tiled { wg_x, wg_y, bk }),
+            ),
+            Variant::RegisterBlocked => all.extend(
+                WG_SIZES
+                    .iter()
+                    .map(|&wg| GemmConfig::RegisterBlocked { wg }),
+            ),
+            Variant::Subgroup => {
+                for plan in SubgroupPlan::all(shape) {
+                    all.extend(WG_SIZES.iter().map(|&wg| GemmConfig::Subgroup { plan, wg }));
+                }
+            }
+            Variant::Auto => {}
+        }
+    }
+    let mut out: Vec<GemmConfig> = Vec::with_capacity(all.len());
+    for c in all {
+        if c.fits(&gpu.limits) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
 
 const BINDINGS: &[Binding] = &[
     Binding::Uniform,
@@ -185,9 +328,9 @@ pub fn gemm<'b>(
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
-    gemm_variant(
+    gemm_config(
         gpu,
-        Variant::Auto,
+        GemmConfig::default_for(gpu, shape),
         shape,
         a,
         b,
@@ -198,12 +341,31 @@ pub fn gemm<'b>(
     )
 }
 
-/// [`gemm`] with an explicit kernel variant. A variant the device lacks
-/// (see [`variant_available`]) is `GpuError::MissingFeature`.
+/// [`gemm`] with an explicit kernel variant (its built-in constants). A
+/// variant the device lacks (see [`variant_available`]) is
+/// `GpuError::MissingFeature`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_variant<'b>(
     gpu: &Gpu,
     variant: Variant,
+    shape: GemmShape,
+    a: impl Bind<'b>,
+    b: impl Bind<'b>,
+    bias: Option<View<'_>>,
+    c: impl Bind<'b>,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let config = GemmConfig::for_variant(gpu, variant, shape);
+    gemm_config(gpu, config, shape, a, b, bias, c, epilogue, accumulate)
+}
+
+/// [`gemm`] with an explicit configuration (one of [`candidates`]). A
+/// variant the device lacks is `GpuError::MissingFeature`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_config<'b>(
+    gpu: &Gpu,
+    config: GemmConfig,
     shape: GemmShape,
     a: impl Bind<'b>,
     b: impl Bind<'b>,
@@ -232,24 +394,21 @@ pub fn gemm_variant<'b>(
         need(bias.size(), n, "bias");
     }
 
-    let variant = match variant {
-        Variant::Auto => auto_variant(gpu),
-        v => v,
-    };
+    let variant = config.variant();
     if !variant_available(gpu, variant) {
         return Err(GpuError::MissingFeature {
             kernel: format!("gemm {variant:?}"),
             feature: "subgroups of 8 lanes",
         });
     }
-    if variant == Variant::Subgroup {
+    if let GemmConfig::Subgroup { plan, wg } = config {
         return subgroup(
             gpu,
             shape,
-            a.view(),
-            b.view(),
+            plan,
+            wg,
+            [a.view(), b.view(), c.view()],
             bias,
-            c.view(),
             epilogue,
             accumulate,
         );
@@ -270,33 +429,34 @@ pub fn gemm_variant<'b>(
         ("TRANS_A", flag(shape.trans_a)),
         ("TRANS_B", flag(shape.trans_b)),
     ];
-    let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match variant {
-        Variant::Tiled => {
-            let bm = (TILE_WG * TILE_T) as usize;
-            let tiles = m.div_ceil(bm) * n.div_ceil(bm);
+    let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match config {
+        GemmConfig::Tiled { wg_x, wg_y, bk } => {
+            let bm = (wg_y * TILE_T) as usize;
+            let bn = (wg_x * TILE_T) as usize;
+            let tiles = m.div_ceil(bm) * n.div_ceil(bn);
             let mut c = trans.to_vec();
             c.extend([
-                ("WG_X", TILE_WG as f64),
-                ("WG_Y", TILE_WG as f64),
-                ("BK", TILE_BK as f64),
+                ("WG_X", wg_x as f64),
+                ("WG_Y", wg_y as f64),
+                ("BK", bk as f64),
             ]);
             (&TILED, c, grid_1d(tiles as u64, 1))
         }
-        Variant::RegisterBlocked => {
+        GemmConfig::RegisterBlocked { wg } => {
             let vec = [
                 ("VEC_A", flag(shape.vec_a())),
                 ("VEC_B", flag(shape.vec_b())),
                 ("VEC_C", flag(n % 4 == 0)),
-                ("WG", WG as f64),
+                ("WG", wg as f64),
             ];
             let mut c = trans.to_vec();
             c.extend(vec);
             // One invocation per 8×4 block (RM×RN 4×4 sub-blocks in the
             // shader).
             let blocks = m.div_ceil(8) * n.div_ceil(4);
-            (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
+            (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, wg))
         }
-        Variant::Subgroup | Variant::Auto => unreachable!("handled above"),
+        GemmConfig::Subgroup { .. } => unreachable!("handled above"),
     };
     // Without a bias, A stands in for binding 3 (read-only, never read).
     let bias = bias.unwrap_or(a.view());
@@ -310,7 +470,7 @@ pub fn gemm_variant<'b>(
 /// must be stored K-contiguous with K % 4 == 0, else it is first repacked
 /// into a scratch buffer (`shaders/gemm_pack.wgsl`). Owning A computes C
 /// directly; owning op(B)ᵀ computes Cᵀ, which costs scalar stores of C.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SubgroupPlan {
     /// The kernel computes Cᵀ = op(B)ᵀ·op(A)ᵀ.
     pub out_t: bool,
@@ -319,6 +479,22 @@ pub struct SubgroupPlan {
 }
 
 impl SubgroupPlan {
+    /// Both plans for `shape`, owning A (C) or op(B)ᵀ (Cᵀ), each packing
+    /// its operand only where it is not K-contiguous with K % 4 == 0.
+    pub fn all(shape: GemmShape) -> [Self; 2] {
+        let k4 = shape.k % 4 == 0;
+        [
+            SubgroupPlan {
+                out_t: false,
+                pack: shape.trans_a || !k4,
+            },
+            SubgroupPlan {
+                out_t: true,
+                pack: !shape.trans_b || !k4,
+            },
+        ]
+    }
+
     /// The cheaper plan for `shape` (pack or not, C or Cᵀ).
     pub fn new(shape: GemmShape) -> Self {
         let GemmShape { m, n, k, .. } = shape;
@@ -415,20 +591,20 @@ fn pack<'b>(
     Ok((out, ldp, d))
 }
 
-/// The subgroup variant: an optional pack pre-pass, then the kernel.
+/// The subgroup variant with `plan` and `wg` invocations per workgroup: an
+/// optional pack pre-pass, then the kernel. `[a, b, c]` as [`gemm`] takes them.
 #[allow(clippy::too_many_arguments)]
 fn subgroup(
     gpu: &Gpu,
     shape: GemmShape,
-    a: View<'_>,
-    b: View<'_>,
+    plan: SubgroupPlan,
+    wg: u32,
+    [a, b, c]: [View<'_>; 3],
     bias: Option<View<'_>>,
-    c: View<'_>,
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
     let GemmShape { m, n, k, .. } = shape;
-    let plan = SubgroupPlan::new(shape);
     // (own operand, its stored transpose flag, shared operand, S_KCONTIG,
     // VEC_S, rows, columns)
     let (own, own_trans, shared, s_kcontig, vec_s, r, cols) = if plan.out_t {
@@ -467,7 +643,7 @@ fn subgroup(
         ("VEC_S", flag(vec_s)),
         ("OUT_T", flag(plan.out_t)),
         ("VEC_C", flag(!plan.out_t && cols % 4 == 0)),
-        ("WG", WG as f64),
+        ("WG", wg as f64),
     ];
     // One subgroup of 8 invocations per 16×12 block of D.
     let blocks = r.div_ceil(16) * cols.div_ceil(12);
@@ -479,7 +655,7 @@ fn subgroup(
         &constants,
         &params,
         &[own, shared, bias, c],
-        grid_1d(blocks as u64 * 8, WG),
+        grid_1d(blocks as u64 * 8, wg),
     )?);
     Ok(out)
 }
