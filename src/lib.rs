@@ -78,6 +78,7 @@ pub mod profile;
 pub mod render;
 pub mod shaders;
 pub mod train;
+pub mod tune;
 pub mod util;
 
 pub use gpu::{Gpu, GpuError};

@@ -1,5 +1,6 @@
 //! Small helpers shared by kernels, tests and benchmarks: a seeded RNG (so
-//! runs are reproducible without a dependency) and error measurement.
+//! runs are reproducible without a dependency), error measurement, and the
+//! user's cache folder.
 
 /// SplitMix64: tiny, fast, and good enough for initialisation, shuffling
 /// and test data. Not for anything security-related.
@@ -120,3 +121,13 @@ pub fn compare(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> Result<Diff, 
 
 /// Unit roundoff of f32: the relative error of one rounding.
 pub const F32_EPS: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// gdl-gpu's folder in the user's cache: `$XDG_CACHE_HOME/gdl-gpu`, else
+/// `~/.cache/gdl-gpu` (None when neither variable is set).
+pub fn user_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(c) = var("XDG_CACHE_HOME") {
+        return Some(std::path::PathBuf::from(c).join("gdl-gpu"));
+    }
+    var("HOME").map(|h| std::path::PathBuf::from(h).join(".cache").join("gdl-gpu"))
+}

@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 fn gdl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(args)
         .output()
         .expect("run gdl-gpu")
@@ -20,7 +22,7 @@ fn help_lists_every_subcommand() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
     for cmd in [
-        "train", "eval", "summary", "predict", "bench", "info", "profile",
+        "train", "eval", "summary", "predict", "bench", "info", "profile", "tune",
     ] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
@@ -151,6 +153,8 @@ fn info_json_is_valid_and_marks_the_pick() {
 #[test]
 fn info_with_unknown_adapter_name_fails_cleanly() {
     let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .arg("info")
         .env("WGPU_ADAPTER_NAME", "no-such-gpu-xyz")
         .output()
@@ -200,6 +204,11 @@ fn bad_flags_are_usage_errors() {
         ),
         (&["eval", "--model", "vgg"], "--model"),
         (&["summary", "--model", "x"], "--model"),
+        (&["tune", "--model", "x"], "--model"),
+        (
+            &["tune", "--model", "mlp", "--batch-size", "0"],
+            "--batch-size",
+        ),
         (&["predict", "--checkpoint", "c", "-n", "0"], "--count"),
         (
             &["predict", "--checkpoint", "c", "--count", "-2"],
@@ -310,6 +319,8 @@ fn train_with_missing_data_names_the_path() {
 #[test]
 fn unknown_disable_name_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(["bench", "--quick"])
         .env("GDL_GPU_DISABLE", "subgroups,f16")
         .output()

@@ -10,6 +10,8 @@ use gdl_gpu::util::Rng;
 
 fn gdl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(args)
         .output()
         .expect("run gdl-gpu")
@@ -392,6 +394,8 @@ fn ctrl_c_saves_and_exits_130() {
     let data = tiny_cifar(dir.path(), 400);
     let run = dir.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args([
             "train",
             "--model",
@@ -678,6 +682,8 @@ fn default_run_folders_are_private() {
     ];
     let spawn = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+            .env("GDL_GPU_TUNE", "off")
             .args(args)
             .args(extra)
             .current_dir(&cwd)
@@ -707,6 +713,8 @@ fn default_run_folders_are_private() {
         assert!(r.join("checkpoint.safetensors").is_file());
     }
     let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(["train", "--resume", "a.safetensors", "--epochs", "2"])
         .args(["--data", &data, "--steps-per-epoch", "1"])
         .current_dir(&cwd)
@@ -818,6 +826,8 @@ fn progress_lines_without_a_terminal() {
     let data = tiny_cifar(dir.path(), 120);
     let run = |every: &str| {
         Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+            // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+            .env("GDL_GPU_TUNE", "off")
             .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
             .args([
                 "--batch-size",
@@ -855,6 +865,8 @@ fn progress_lines_without_a_terminal() {
     assert!(text(&out.stderr).contains("GDL_GPU_PROGRESS_SECS"));
     // The default interval (10 s) prints none in a run this short.
     let out = Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(["train", "--model", "mlp", "--data", &data, "--epochs", "1"])
         .args([
             "--steps-per-epoch",

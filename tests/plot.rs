@@ -116,6 +116,8 @@ fn train_draws_the_plot_in_its_run_folder() {
     let data = tiny_cifar(tmp.path());
     let run = tmp.path().join("run");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args([
             "train",
             "--model",

@@ -30,6 +30,8 @@ fn mlp() -> Graph {
 
 fn gdl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gdl-gpu"))
+        // The built-in kernel choice: no tuning time, and no writes to the user's tune cache.
+        .env("GDL_GPU_TUNE", "off")
         .args(args)
         .output()
         .expect("run gdl-gpu")

@@ -1,8 +1,9 @@
-//! GEMM benchmarks, every variant.
+//! GEMM benchmarks: every variant, and the tune cache's winners.
 
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
-use crate::kernels::gemm::{self, Epilogue, GemmShape, Variant};
+use crate::kernels::gemm::{self, Epilogue, GemmConfig, GemmShape, Variant};
+use crate::tune::{GemmCase, Policy, Tuner};
 
 /// (label, shape, bias+activation, accumulate) as training runs them.
 fn cases() -> Vec<(&'static str, GemmShape, bool, bool)> {
@@ -30,9 +31,16 @@ fn cases() -> Vec<(&'static str, GemmShape, bool, bool)> {
 }
 
 /// Every available variant at a 1024³ square and at the MLP's and CNN's
-/// shapes; GFLOP/s counts 2·M·N·K.
+/// shapes, then, for each shape the tune cache holds a winner for, that
+/// winner (kernel `gemm tuned <label>`); GFLOP/s counts 2·M·N·K.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
+    let mut tuner = Tuner::new(gpu, cache_policy());
+    let tuned: Vec<GemmCase> = cases()
+        .into_iter()
+        .map(|(_, shape, act, acc)| GemmCase::new(shape, act, acc))
+        .collect();
+    let table = tuner.prepare(gpu, &tuned)?.clone();
     for variant in gemm::VARIANTS {
         // The tiled kernel is for real GPUs; on a CPU adapter it takes
         // minutes and is never chosen, so a quick run skips it there.
@@ -42,31 +50,59 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
             continue;
         }
         for (label, shape, act, acc) in cases() {
-            let GemmShape { m, n, k, .. } = shape;
-            let a = gpu.storage("bench a", (m * k * 4) as u64)?;
-            let b = gpu.storage("bench b", (k * n * 4) as u64)?;
-            let bias = gpu.storage("bench bias", (n * 4) as u64)?;
-            let c = gpu.storage("bench c", (m * n * 4) as u64)?;
-            let (bias, epi) = if act {
-                (Some((&bias).into()), Epilogue::LeakyRelu(0.2))
-            } else {
-                (None, Epilogue::None)
-            };
-            let ds = gemm::gemm_variant(gpu, variant, shape, &a, &b, bias, &c, epi, acc)?;
+            let config = GemmConfig::for_variant(gpu, variant, shape);
             let name = match variant {
                 Variant::Tiled => "gemm tiled",
                 Variant::RegisterBlocked => "gemm regblock",
                 _ => "gemm subgroup",
             };
-            out.push(measure(
-                gpu,
-                name,
-                &format!("{label} {m}x{n}x{k}"),
-                &ds.iter().collect::<Vec<_>>(),
-                Work::Flops(shape.flops()),
-                quick,
-            )?);
+            out.push(one(gpu, name, label, config, shape, act, acc, quick)?);
+        }
+    }
+    for (label, shape, act, acc) in cases() {
+        if let Some(config) = table.tuned_gemm(GemmCase::new(shape, act, acc)) {
+            let name = format!("gemm tuned {}", config.label());
+            out.push(one(gpu, &name, label, config, shape, act, acc, quick)?);
         }
     }
     Ok(out)
+}
+
+/// The tune cache's winners, unless `GDL_GPU_TUNE=off`; a value that is
+/// neither (which the CLI refuses up front) gets the built-in choice.
+pub(crate) fn cache_policy() -> Policy {
+    Policy::from_env(Policy::Cached).unwrap_or(Policy::BuiltIn)
+}
+
+/// Times `config` at `shape` on fresh buffers.
+#[allow(clippy::too_many_arguments)]
+fn one(
+    gpu: &Gpu,
+    name: &str,
+    label: &str,
+    config: GemmConfig,
+    shape: GemmShape,
+    act: bool,
+    acc: bool,
+    quick: bool,
+) -> Result<Measurement> {
+    let GemmShape { m, n, k, .. } = shape;
+    let a = gpu.storage("bench a", (m * k * 4) as u64)?;
+    let b = gpu.storage("bench b", (k * n * 4) as u64)?;
+    let bias = gpu.storage("bench bias", (n * 4) as u64)?;
+    let c = gpu.storage("bench c", (m * n * 4) as u64)?;
+    let (bias, epi) = if act {
+        (Some((&bias).into()), Epilogue::LeakyRelu(0.2))
+    } else {
+        (None, Epilogue::None)
+    };
+    let ds = gemm::gemm_config(gpu, config, shape, &a, &b, bias, &c, epi, acc)?;
+    measure(
+        gpu,
+        name,
+        &format!("{label} {m}x{n}x{k}"),
+        &ds.iter().collect::<Vec<_>>(),
+        Work::Flops(shape.flops()),
+        quick,
+    )
 }

@@ -14,6 +14,7 @@ use crate::kernels::adam::AdamConfig;
 use crate::models;
 use crate::train::gpu::GpuBackend;
 use crate::train::{Backend, ModelValues};
+use crate::tune::Tuner;
 use crate::util::Rng;
 
 /// Examples per training step benchmarked.
@@ -50,7 +51,9 @@ pub fn measure_model(gpu: &Gpu, graph: &Graph, quick: bool) -> Result<Measuremen
     let test = synthetic(BATCH, 2);
     let layout = ParamLayout::new(graph);
     let init = ModelValues::initial(&layout, 0);
-    let mut backend = GpuBackend::new(gpu, graph, &train, &test, AdamConfig::default(), 0, &init)?;
+    // The configurations `train` would run once tuned: the cache's winners.
+    let mut backend = GpuBackend::new(gpu, graph, &train, &test, AdamConfig::default(), 0, &init)?
+        .with_tuner(Tuner::new(gpu, super::gemm::cache_policy()));
     backend.set_permutation(&(0..train.len as u32).collect::<Vec<_>>())?;
     let mut run = |n: usize| -> Result<(), GraphError> {
         for s in 0..n {

@@ -56,6 +56,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         adam,
         ck.seed,
         &ck.values,
+        gdl_gpu::tune::Policy::Cached,
     )?;
     let m = backend.evaluate()?;
     if args.json {

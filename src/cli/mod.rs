@@ -9,6 +9,7 @@ pub mod predict;
 pub mod profile;
 pub mod summary;
 pub mod train;
+pub mod tune;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use gdl_gpu::gpu::adapter::{self, AdapterChoice};
@@ -40,6 +41,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Time every instruction of a training step, layer by layer
     Profile(profile::ProfileArgs),
+    /// Time every GEMM configuration at a model's shapes on an adapter and cache the fastest
+    Tune(tune::TuneArgs),
     /// List GPU adapters, their limits and features, and the one gdl-gpu picks
     Info(info::InfoArgs),
 }
@@ -123,6 +126,8 @@ pub fn parse_learning_rate(s: &str) -> Result<f32, String> {
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    // A bad GDL_GPU_TUNE fails before any work, whatever the command.
+    gdl_gpu::tune::Policy::from_env(gdl_gpu::tune::Policy::Cached)?;
     let threads = match &cli.command {
         Command::Train(a) => a.threads,
         Command::Eval(a) => a.threads,
@@ -138,6 +143,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Profile(a) => profile::run(a),
+        Command::Tune(a) => tune::run(a),
         Command::Info(a) => info::run(a),
     }
 }
@@ -199,7 +205,9 @@ pub(crate) fn open_for(
     }
 }
 
-/// The backend on `gpu` (GPU) or the CPU reference when `gpu` is None.
+/// The backend on `gpu` (GPU, its kernel configurations by `tune` unless
+/// `GDL_GPU_TUNE=off`) or the CPU reference when `gpu` is None.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn make_backend<'a>(
     gpu: Option<&'a gdl_gpu::Gpu>,
     graph: &gdl_gpu::graph::Graph,
@@ -208,10 +216,14 @@ pub(crate) fn make_backend<'a>(
     adam: gdl_gpu::kernels::adam::AdamConfig,
     seed: u64,
     init: &gdl_gpu::train::ModelValues,
+    tune: gdl_gpu::tune::Policy,
 ) -> anyhow::Result<Box<dyn gdl_gpu::train::Backend + 'a>> {
     use gdl_gpu::train::{cpu::CpuBackend, gpu::GpuBackend};
     Ok(match gpu {
-        Some(gpu) => Box::new(GpuBackend::new(gpu, graph, train, test, adam, seed, init)?),
+        Some(gpu) => {
+            let tuner = gdl_gpu::tune::Tuner::new(gpu, gdl_gpu::tune::Policy::from_env(tune)?);
+            Box::new(GpuBackend::new(gpu, graph, train, test, adam, seed, init)?.with_tuner(tuner))
+        }
         None => Box::new(CpuBackend::new(graph, train, test, adam, seed, init)?),
     })
 }

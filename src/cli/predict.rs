@@ -152,6 +152,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         adam,
         ck.seed,
         &ck.values,
+        gdl_gpu::tune::Policy::Cached,
     )?;
     let probs = backend.predict()?;
 

@@ -44,7 +44,10 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     };
     let gpu = open_for(args.backend, args.adapter.as_deref())?;
     let p = match &gpu {
-        Some(gpu) => profile::gpu::profile(gpu, &graph, &cfg)?,
+        Some(gpu) => {
+            let tune = gdl_gpu::tune::Policy::from_env(gdl_gpu::tune::Policy::Cached)?;
+            profile::gpu::profile_tuned(gpu, &graph, &cfg, tune)?
+        }
         None => profile::cpu::profile(&graph, &cfg)?,
     };
     if args.json {

@@ -292,6 +292,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         adam,
         seed,
         &init,
+        gdl_gpu::tune::Policy::TuneMissing,
     )?;
     let device = backend.describe();
     if !args.json {

@@ -52,13 +52,7 @@ pub fn data_dir() -> Result<PathBuf> {
     if let Some(d) = var("GDL_GPU_DATA") {
         return Ok(PathBuf::from(d));
     }
-    if let Some(c) = var("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(c).join("gdl-gpu"));
-    }
-    if let Some(h) = var("HOME") {
-        return Ok(PathBuf::from(h).join(".cache").join("gdl-gpu"));
-    }
-    Err(DataError::NoCacheDir)
+    crate::util::user_cache_dir().ok_or(DataError::NoCacheDir)
 }
 
 /// Loads from `source.dir` when the data is there (extracted folder or

@@ -13,6 +13,7 @@ use crate::kernels::batchnorm::{self, BnBuffers};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
 use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, reduce, softmax_xent};
+use crate::tune::TuneTable;
 
 /// The model's parameters, optimizer state and per-step uniforms on the GPU.
 pub struct GpuState {
@@ -120,6 +121,7 @@ fn padded(len: usize) -> u64 {
 impl GpuProgram {
     /// `metrics` is the running [loss_sum, correct, examples, 0] buffer this
     /// program adds to; `indices` the order in which `dataset` is read.
+    /// Every kernel runs its built-in configuration.
     pub fn new(
         gpu: &Gpu,
         st: &GpuState,
@@ -127,6 +129,21 @@ impl GpuProgram {
         dataset: &GpuDataset,
         indices: &wgpu::Buffer,
         metrics: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let builtin = TuneTable::default();
+        Self::with_tuning(gpu, st, program, dataset, indices, metrics, &builtin)
+    }
+
+    /// [`GpuProgram::new`], each GEMM in the configuration `tune` holds
+    /// for it.
+    pub fn with_tuning(
+        gpu: &Gpu,
+        st: &GpuState,
+        program: Program,
+        dataset: &GpuDataset,
+        indices: &wgpu::Buffer,
+        metrics: &wgpu::Buffer,
+        tune: &TuneTable,
     ) -> Result<Self> {
         let plan = Plan::new(&program);
         let slots = plan
@@ -176,8 +193,9 @@ impl GpuProgram {
                         c,
                         epilogue,
                         accumulate,
-                    } => dispatches.extend(gemm::gemm(
+                    } => dispatches.extend(gemm::gemm_config(
                         gpu,
+                        tune.gemm(gpu, shape, bias.is_some(), accumulate),
                         shape,
                         v(a),
                         v(b),

@@ -10,6 +10,11 @@
 //!   K-contiguous: other layouts go through a pack pre-pass
 //!   (`shaders/gemm_pack.wgsl`) into a scratch buffer owned by the returned
 //!   dispatches, or compute Cᵀ instead (see [`SubgroupPlan`]).
+//!
+//! A [`GemmConfig`] is one variant with its knobs (workgroup size, tiles,
+//! subgroup plan); [`candidates`] lists those an adapter can run for a shape,
+//! for the autotuner (`crate::tune`), and [`GemmConfig::default_for`] is the
+//! built-in choice that [`gemm`] runs.
 
 use super::conv::Conv2dGeom;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
@@ -130,7 +135,168 @@ const WG: u32 = 64;
 /// Tiled kernel: 16×16 invocations, 4×4 outputs each, 64×64×16 tiles.
 const TILE_WG: u32 = 16;
 const TILE_BK: u32 = 16;
+/// Outputs per invocation along M and N (`TM`, `TN` in the shader).
 const TILE_T: u32 = 4;
+
+/// The tuner's workgroup sizes for the register-blocked kernel
+/// (multiples of the subgroup's 8 lanes). Adding a candidate is adding a
+/// value here or in [`TILE_CONFIGS`].
+const WG_SIZES: [u32; 3] = [WG, 32, 128];
+/// The subgroup kernel's: 8 (one subgroup) spreads small GEMMs over a CPU
+/// adapter's threads, 64 is the built-in for large ones.
+const SUBGROUP_WG_SIZES: [u32; 2] = [WG, SUBGROUP_LANES];
+/// The subgroup kernel's columns per block, in fours.
+const SUBGROUP_SLOTS: [u32; 3] = [3, 4, 8];
+/// The tuner's (WG_X, WG_Y, BK) for the tiled kernel.
+const TILE_CONFIGS: [(u32, u32, u32); 3] = [(TILE_WG, TILE_WG, TILE_BK), (16, 16, 8), (8, 8, 16)];
+
+/// One way to run a GEMM: a concrete variant and its override constants.
+/// [`GemmConfig::label`] names it, stably, in the tune cache and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmConfig {
+    /// [`Variant::Tiled`]: `wg_x`×`wg_y` invocations, tiles `bk` deep.
+    Tiled {
+        /// Invocations along N (`WG_X`).
+        wg_x: u32,
+        /// Invocations along M (`WG_Y`).
+        wg_y: u32,
+        /// Depth of the K tiles (`BK`).
+        bk: u32,
+    },
+    /// [`Variant::RegisterBlocked`] with `wg` invocations per workgroup.
+    RegisterBlocked {
+        /// Invocations per workgroup (`WG`).
+        wg: u32,
+    },
+    /// [`Variant::Subgroup`] with `plan`, `wg` invocations per workgroup and
+    /// blocks of 4·`slots` columns.
+    Subgroup {
+        /// Which operand the lanes own, and whether it is packed first.
+        plan: SubgroupPlan,
+        /// Invocations per workgroup (`WG`), a multiple of 8.
+        wg: u32,
+        /// Columns of each subgroup's block of D, in fours (`SLOTS`, 1..=8).
+        slots: u32,
+    },
+}
+
+impl GemmConfig {
+    /// The built-in choice for `shape`: [`auto_variant`] with its default
+    /// constants and [`SubgroupPlan::new`], what [`gemm`] runs untuned.
+    pub fn default_for(gpu: &Gpu, shape: GemmShape) -> Self {
+        Self::for_variant(gpu, Variant::Auto, shape)
+    }
+
+    /// `variant` (or, for [`Variant::Auto`], [`auto_variant`]) with its
+    /// built-in constants.
+    pub fn for_variant(gpu: &Gpu, variant: Variant, shape: GemmShape) -> Self {
+        match variant {
+            Variant::Auto => Self::for_variant(gpu, auto_variant(gpu), shape),
+            Variant::Tiled => GemmConfig::Tiled {
+                wg_x: TILE_WG,
+                wg_y: TILE_WG,
+                bk: TILE_BK,
+            },
+            Variant::RegisterBlocked => GemmConfig::RegisterBlocked { wg: WG },
+            Variant::Subgroup => {
+                let plan = SubgroupPlan::new(shape);
+                let (r, c) = subgroup_d(shape, plan);
+                let slots = subgroup_slots(c);
+                GemmConfig::Subgroup {
+                    plan,
+                    wg: subgroup_wg(subgroup_blocks(r, c, slots)),
+                    slots,
+                }
+            }
+        }
+    }
+
+    /// The kernel variant it runs.
+    pub fn variant(&self) -> Variant {
+        match self {
+            GemmConfig::Tiled { .. } => Variant::Tiled,
+            GemmConfig::RegisterBlocked { .. } => Variant::RegisterBlocked,
+            GemmConfig::Subgroup { .. } => Variant::Subgroup,
+        }
+    }
+
+    /// "tiled/16x16/bk16", "regblock/wg64", "subgroup/own-a/pack/wg64"
+    /// (`own-bt`: the lanes own op(B)ᵀ and compute Cᵀ; `direct`: no pack).
+    pub fn label(&self) -> String {
+        match *self {
+            GemmConfig::Tiled { wg_x, wg_y, bk } => format!("tiled/{wg_x}x{wg_y}/bk{bk}"),
+            GemmConfig::RegisterBlocked { wg } => format!("regblock/wg{wg}"),
+            GemmConfig::Subgroup { plan, wg, slots } => format!(
+                "subgroup/{}/{}/wg{wg}/n{}",
+                if plan.out_t { "own-bt" } else { "own-a" },
+                if plan.pack { "pack" } else { "direct" },
+                4 * slots
+            ),
+        }
+    }
+
+    /// Whether the device's limits allow it.
+    fn fits(&self, limits: &wgpu::Limits) -> bool {
+        let wg_ok = |x: u32, y: u32| {
+            x <= limits.max_compute_workgroup_size_x
+                && y <= limits.max_compute_workgroup_size_y
+                && x * y <= limits.max_compute_invocations_per_workgroup
+        };
+        match *self {
+            GemmConfig::Tiled { wg_x, wg_y, bk } => {
+                // a_tile and b_tile, f32: BK×BM + BK×BN.
+                let bytes = 4 * bk * TILE_T * (wg_x + wg_y);
+                wg_ok(wg_x, wg_y) && bytes <= limits.max_compute_workgroup_storage_size
+            }
+            GemmConfig::RegisterBlocked { wg } => wg_ok(wg, 1),
+            GemmConfig::Subgroup { wg, slots, .. } => {
+                wg_ok(wg, 1) && wg % SUBGROUP_LANES == 0 && (1..=8).contains(&slots)
+            }
+        }
+    }
+}
+
+/// Every configuration this device can run for `shape`, the built-in one
+/// ([`GemmConfig::default_for`]) first, each once.
+pub fn candidates(gpu: &Gpu, shape: GemmShape) -> Vec<GemmConfig> {
+    let mut all = vec![GemmConfig::default_for(gpu, shape)];
+    for variant in VARIANTS {
+        if !variant_available(gpu, variant) {
+            continue;
+        }
+        match variant {
+            Variant::Tiled => all.extend(
+                TILE_CONFIGS
+                    .iter()
+                    .map(|&(wg_x, wg_y, bk)| GemmConfig::Tiled { wg_x, wg_y, bk }),
+            ),
+            Variant::RegisterBlocked => all.extend(
+                WG_SIZES
+                    .iter()
+                    .map(|&wg| GemmConfig::RegisterBlocked { wg }),
+            ),
+            Variant::Subgroup => {
+                for plan in SubgroupPlan::all(shape) {
+                    for &slots in &SUBGROUP_SLOTS {
+                        all.extend(SUBGROUP_WG_SIZES.iter().map(|&wg| GemmConfig::Subgroup {
+                            plan,
+                            wg,
+                            slots,
+                        }));
+                    }
+                }
+            }
+            Variant::Auto => {}
+        }
+    }
+    let mut out: Vec<GemmConfig> = Vec::with_capacity(all.len());
+    for c in all {
+        if c.fits(&gpu.limits) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
 
 const BINDINGS: &[Binding] = &[
     Binding::Uniform,
@@ -186,9 +352,9 @@ pub fn gemm<'b>(
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
-    gemm_variant(
+    gemm_config(
         gpu,
-        Variant::Auto,
+        GemmConfig::default_for(gpu, shape),
         shape,
         a,
         b,
@@ -199,12 +365,31 @@ pub fn gemm<'b>(
     )
 }
 
-/// [`gemm`] with an explicit kernel variant. A variant the device lacks
-/// (see [`variant_available`]) is `GpuError::MissingFeature`.
+/// [`gemm`] with an explicit kernel variant (its built-in constants). A
+/// variant the device lacks (see [`variant_available`]) is
+/// `GpuError::MissingFeature`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_variant<'b>(
     gpu: &Gpu,
     variant: Variant,
+    shape: GemmShape,
+    a: impl Bind<'b>,
+    b: impl Bind<'b>,
+    bias: Option<View<'_>>,
+    c: impl Bind<'b>,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let config = GemmConfig::for_variant(gpu, variant, shape);
+    gemm_config(gpu, config, shape, a, b, bias, c, epilogue, accumulate)
+}
+
+/// [`gemm`] with an explicit configuration (one of [`candidates`]). A
+/// variant the device lacks is `GpuError::MissingFeature`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_config<'b>(
+    gpu: &Gpu,
+    config: GemmConfig,
     shape: GemmShape,
     a: impl Bind<'b>,
     b: impl Bind<'b>,
@@ -233,24 +418,20 @@ pub fn gemm_variant<'b>(
         need(bias.size(), n, "bias");
     }
 
-    let variant = match variant {
-        Variant::Auto => auto_variant(gpu),
-        v => v,
-    };
+    let variant = config.variant();
     if !variant_available(gpu, variant) {
         return Err(GpuError::MissingFeature {
             kernel: format!("gemm {variant:?}"),
             feature: "subgroups of 8 lanes",
         });
     }
-    if variant == Variant::Subgroup {
+    if let GemmConfig::Subgroup { plan, wg, slots } = config {
         return subgroup(
             gpu,
             shape,
-            a.view(),
-            b.view(),
+            (plan, wg, slots),
+            [a.view(), b.view(), c.view()],
             bias,
-            c.view(),
             epilogue,
             accumulate,
         );
@@ -271,33 +452,34 @@ pub fn gemm_variant<'b>(
         ("TRANS_A", flag(shape.trans_a)),
         ("TRANS_B", flag(shape.trans_b)),
     ];
-    let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match variant {
-        Variant::Tiled => {
-            let bm = (TILE_WG * TILE_T) as usize;
-            let tiles = m.div_ceil(bm) * n.div_ceil(bm);
+    let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match config {
+        GemmConfig::Tiled { wg_x, wg_y, bk } => {
+            let bm = (wg_y * TILE_T) as usize;
+            let bn = (wg_x * TILE_T) as usize;
+            let tiles = m.div_ceil(bm) * n.div_ceil(bn);
             let mut c = trans.to_vec();
             c.extend([
-                ("WG_X", TILE_WG as f64),
-                ("WG_Y", TILE_WG as f64),
-                ("BK", TILE_BK as f64),
+                ("WG_X", wg_x as f64),
+                ("WG_Y", wg_y as f64),
+                ("BK", bk as f64),
             ]);
             (&TILED, c, grid_1d(tiles as u64, 1))
         }
-        Variant::RegisterBlocked => {
+        GemmConfig::RegisterBlocked { wg } => {
             let vec = [
                 ("VEC_A", flag(shape.vec_a())),
                 ("VEC_B", flag(shape.vec_b())),
                 ("VEC_C", flag(n % 4 == 0)),
-                ("WG", WG as f64),
+                ("WG", wg as f64),
             ];
             let mut c = trans.to_vec();
             c.extend(vec);
             // One invocation per 8×4 block (RM×RN 4×4 sub-blocks in the
             // shader).
             let blocks = m.div_ceil(8) * n.div_ceil(4);
-            (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, WG))
+            (&REGISTER_BLOCKED, c, grid_1d(blocks as u64, wg))
         }
-        Variant::Subgroup | Variant::Auto => unreachable!("handled above"),
+        GemmConfig::Subgroup { .. } => unreachable!("handled above"),
     };
     // Without a bias, A stands in for binding 3 (read-only, never read).
     let bias = bias.unwrap_or(a.view());
@@ -311,7 +493,7 @@ pub fn gemm_variant<'b>(
 /// must be stored K-contiguous with K % 4 == 0, else it is first repacked
 /// into a scratch buffer (`shaders/gemm_pack.wgsl`). Owning A computes C
 /// directly; owning op(B)ᵀ computes Cᵀ, which costs scalar stores of C.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SubgroupPlan {
     /// The kernel computes Cᵀ = op(B)ᵀ·op(A)ᵀ.
     pub out_t: bool,
@@ -320,6 +502,22 @@ pub struct SubgroupPlan {
 }
 
 impl SubgroupPlan {
+    /// Both plans for `shape`, owning A (C) or op(B)ᵀ (Cᵀ), each packing
+    /// its operand only where it is not K-contiguous with K % 4 == 0.
+    pub fn all(shape: GemmShape) -> [Self; 2] {
+        let k4 = shape.k % 4 == 0;
+        [
+            SubgroupPlan {
+                out_t: false,
+                pack: shape.trans_a || !k4,
+            },
+            SubgroupPlan {
+                out_t: true,
+                pack: !shape.trans_b || !k4,
+            },
+        ]
+    }
+
     /// The cheaper plan for `shape` (pack or not, C or Cᵀ).
     pub fn new(shape: GemmShape) -> Self {
         let GemmShape { m, n, k, .. } = shape;
@@ -416,20 +614,19 @@ fn pack<'b>(
     Ok((out, ldp, d))
 }
 
-/// The subgroup variant: an optional pack pre-pass, then the kernel.
+/// The subgroup variant with `plan`, `wg` invocations per workgroup and
+/// 4·`slots` columns per block: an optional pack pre-pass, then the kernel. `[a, b, c]` as [`gemm`] takes them.
 #[allow(clippy::too_many_arguments)]
 fn subgroup(
     gpu: &Gpu,
     shape: GemmShape,
-    a: View<'_>,
-    b: View<'_>,
+    (plan, wg, slots): (SubgroupPlan, u32, u32),
+    [a, b, c]: [View<'_>; 3],
     bias: Option<View<'_>>,
-    c: View<'_>,
     epilogue: Epilogue,
     accumulate: bool,
 ) -> Result<Vec<Dispatch>> {
     let GemmShape { m, n, k, .. } = shape;
-    let plan = SubgroupPlan::new(shape);
     // (own operand, its stored transpose flag, shared operand, S_KCONTIG,
     // VEC_S, rows, columns)
     let (own, own_trans, shared, s_kcontig, vec_s, r, cols) = if plan.out_t {
@@ -460,6 +657,8 @@ fn subgroup(
         vec_s,
         out_t: plan.out_t,
         implicit: None,
+        wg,
+        slots,
     };
     out.push(call.launch(gpu, own, shared, bias, c, epilogue, accumulate)?);
     Ok(out)
@@ -492,22 +691,63 @@ struct SubgroupCall {
     /// D is Cᵀ.
     out_t: bool,
     implicit: Option<Implicit>,
+    /// Invocations per workgroup, a multiple of 8.
+    wg: u32,
+    /// Columns of D per subgroup block, in fours (`SLOTS`, 1..=8).
+    slots: u32,
 }
 
 /// Columns of D per subgroup block, in slots of 4: the most (fewest loads
-/// per FMA) whose padding past C stays under an eighth (C = 200: 6 slots).
-/// Up to 8, the shader's accumulators.
-fn subgroup_slots(c: usize) -> usize {
-    (3..=8)
+/// per FMA; on lavapipe 8 slots reach 36–42 GFLOP/s where 3 reach 25–28)
+/// whose padding past C stays within an eighth (C = 200: 8; C = 10: 3).
+fn subgroup_slots(c: usize) -> u32 {
+    (3..=8u32)
         .rev()
-        .find(|s| {
-            let w = 4 * s;
+        .find(|&s| {
+            let w = 4 * s as usize;
             (c.div_ceil(w) * w - c) * 8 <= c
         })
         .unwrap_or(3)
 }
 
+/// Subgroup blocks (16 rows × 4·`slots` columns) covering an r×c D.
+fn subgroup_blocks(r: usize, c: usize, slots: u32) -> usize {
+    r.div_ceil(16) * c.div_ceil(4 * slots as usize)
+}
+
+/// Invocations per workgroup for `blocks` subgroups: 64 (8 subgroups), or
+/// one subgroup each below 128 blocks, where 8-subgroup workgroups would
+/// leave a CPU adapter's threads idle (lavapipe runs a workgroup on one
+/// thread: a 32×128×4096 GEMM ran at 18 GFLOP/s in one workgroup of 64 and
+/// 31–36 in eight of 8).
+fn subgroup_wg(blocks: usize) -> u32 {
+    if blocks >= 128 {
+        WG
+    } else {
+        SUBGROUP_LANES
+    }
+}
+
+/// The shape of D (rows, columns) under `plan`.
+fn subgroup_d(shape: GemmShape, plan: SubgroupPlan) -> (usize, usize) {
+    if plan.out_t {
+        (shape.n, shape.m)
+    } else {
+        (shape.m, shape.n)
+    }
+}
+
 impl SubgroupCall {
+    /// The built-in workgroup size and slots for this D.
+    fn with_defaults(self) -> Self {
+        let slots = subgroup_slots(self.c);
+        SubgroupCall {
+            wg: subgroup_wg(subgroup_blocks(self.r, self.c, slots)),
+            slots,
+            ..self
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,
@@ -520,14 +760,7 @@ impl SubgroupCall {
         accumulate: bool,
     ) -> Result<Dispatch> {
         let (code, slope) = epilogue.encode();
-        let slots = std::env::var("GDL_GPU_SLOTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| subgroup_slots(self.c));
-        let wg: u32 = std::env::var("GDL_GPU_SGWG")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(WG);
+        let (wg, slots) = (self.wg, self.slots);
         let params = SubgroupParams {
             r: self.r as u32,
             c: self.c as u32,
@@ -569,8 +802,7 @@ impl SubgroupCall {
                 ("PAD_LEFT", w.pad_left() as f64),
             ]);
         }
-        // One subgroup of 8 invocations per 16×(4·slots) block of D.
-        let blocks = self.r.div_ceil(16) * self.c.div_ceil(4 * slots);
+        let blocks = subgroup_blocks(self.r, self.c, slots);
         // Without a bias, the owned operand stands in for binding 3
         // (read-only, never read).
         let bias = bias.unwrap_or(own);
@@ -613,7 +845,10 @@ pub fn conv_forward_implicit<'b>(
         vec_s: g.out_c % 4 == 0,
         out_t: false,
         implicit: Some(Implicit::Own(*g)),
-    };
+        wg: 0,
+        slots: 0,
+    }
+    .with_defaults();
     Ok(vec![call.launch(
         gpu,
         x.view(),
@@ -667,7 +902,10 @@ pub fn conv_input_grad_implicit<'b>(
         vec_s: true,
         out_t: false,
         implicit: Some(Implicit::InputGrad(*g)),
-    };
+        wg: 0,
+        slots: 0,
+    }
+    .with_defaults();
     Ok(vec![call.launch(
         gpu,
         dy.view(),
@@ -701,7 +939,10 @@ pub fn conv_weight_grad_implicit<'b>(
         vec_s: true,
         out_t: true,
         implicit: Some(Implicit::Shared(*g)),
-    };
+        wg: 0,
+        slots: 0,
+    }
+    .with_defaults();
     let d = call.launch(
         gpu,
         (&packed).view(),

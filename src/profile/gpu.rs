@@ -8,11 +8,13 @@ use crate::gpu::{Dispatch, Gpu, GpuError};
 use crate::graph::gpu::{GpuProgram, GpuState};
 use crate::graph::lower::lower;
 use crate::graph::params::ParamLayout;
-use crate::graph::program::Mode;
+use crate::graph::program::{Inst, Mode};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 use crate::kernels::gather::GpuDataset;
+use crate::kernels::gemm::GemmConfig;
 use crate::train::ModelValues;
+use crate::tune::{program_cases, GemmCase, Policy, Tuner};
 
 /// Batches of synthetic images the steps cycle through.
 const BATCHES: usize = 4;
@@ -158,8 +160,21 @@ impl<'a> Timer<'a> {
     }
 }
 
-/// Profiles `cfg.steps` training steps of `graph` on `gpu`.
+/// Profiles `cfg.steps` training steps of `graph` on `gpu`, every kernel in
+/// its built-in configuration.
 pub fn profile(gpu: &Gpu, graph: &Graph, cfg: &ProfileConfig) -> Result<Profile, GraphError> {
+    profile_tuned(gpu, graph, cfg, Policy::BuiltIn)
+}
+
+/// [`profile`] with kernel configurations by `tune`; a GEMM row's variant
+/// names the configuration that ran (`GemmConfig::label`), marked
+/// "(tuned)" where the tuner chose it.
+pub fn profile_tuned(
+    gpu: &Gpu,
+    graph: &Graph,
+    cfg: &ProfileConfig,
+    tune: Policy,
+) -> Result<Profile, GraphError> {
     let [h, w, c] = *graph.input_shape() else {
         return Err(GraphError::Invalid {
             layer: graph.nodes[0].name.clone(),
@@ -177,7 +192,9 @@ pub fn profile(gpu: &Gpu, graph: &Graph, cfg: &ProfileConfig) -> Result<Profile,
     let metrics = gpu.storage("profile metrics", 16)?;
     let program = lower(graph, &layout, batch, Mode::Train)?;
     crate::train::gpu::fits(gpu, &program)?;
-    let gp = GpuProgram::new(gpu, &st, program, &dataset, &indices, &metrics)?;
+    let mut tuner = Tuner::new(gpu, tune);
+    let table = tuner.prepare(gpu, &program_cases(&program))?;
+    let gp = GpuProgram::with_tuning(gpu, &st, program, &dataset, &indices, &metrics, table)?;
     let n = gp.program.insts.len();
     let method = method(gpu);
     let timer = Timer::new(gpu, method, n)?;
@@ -231,7 +248,22 @@ pub fn profile(gpu: &Gpu, graph: &Graph, cfg: &ProfileConfig) -> Result<Profile,
                 .filter(|d| recorded(d))
                 .collect();
             let entries: Vec<String> = ds.iter().map(|d| entry(d)).collect();
-            (variant_from_entries(&entries), entries, Some(ds.len()))
+            let variant = match gp.program.insts[i] {
+                Inst::Gemm {
+                    shape,
+                    bias,
+                    accumulate,
+                    ..
+                } => {
+                    let case = GemmCase::new(shape, bias.is_some(), accumulate);
+                    match table.tuned_gemm(case) {
+                        Some(c) => format!("{} (tuned)", c.label()),
+                        None => GemmConfig::default_for(gpu, shape).label(),
+                    }
+                }
+                _ => variant_from_entries(&entries),
+            };
+            (variant, entries, Some(ds.len()))
         })
         .collect();
     Ok(assemble(

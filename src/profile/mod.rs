@@ -175,7 +175,7 @@ pub struct Totals {
 pub struct Profile {
     /// The model's name.
     pub model: String,
-    /// "GPU: llvmpipe … [Vulkan]" or "CPU reference".
+    /// "GPU: llvmpipe … \[Vulkan\]" or "CPU reference".
     pub backend: String,
     /// Examples per step.
     pub batch: usize,

@@ -75,6 +75,13 @@ pub trait Backend {
     fn set_permutation(&mut self, perm: &[u32]) -> Result<(), GraphError>;
     /// Queues one training step on examples perm[start .. start + len].
     fn train_step(&mut self, start: usize, len: usize) -> Result<(), GraphError>;
+    /// Gets ready for steps of `batch` examples before any is timed (the
+    /// GPU backend builds the step's program, tuning its kernels first
+    /// where it tunes); nothing by default.
+    fn prepare(&mut self, batch: usize) -> Result<(), GraphError> {
+        let _ = batch;
+        Ok(())
+    }
     /// The running training metrics (waits for queued steps).
     fn metrics(&mut self) -> Result<Metrics, GraphError>;
     /// Zeroes the running training metrics.

@@ -158,6 +158,10 @@ pub fn fit(
     let steps = cfg
         .steps_per_epoch
         .map_or(full_steps, |s| s.min(full_steps));
+    // Program building and kernel tuning stay out of the first epoch's time.
+    if n_train > 0 && cfg.first_epoch < cfg.epochs {
+        backend.prepare(cfg.batch.min(n_train))?;
+    }
     for epoch in cfg.first_epoch..cfg.epochs {
         backend.set_permutation(&permutation(n_train, cfg.seed, epoch))?;
         backend.reset_metrics()?;

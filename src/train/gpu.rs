@@ -14,6 +14,7 @@ use crate::graph::program::{Home, Mode, Program};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 use crate::kernels::gather::GpuDataset;
+use crate::tune::{program_cases, GemmCase, Policy, TuneTable, Tuner};
 
 /// Examples per evaluation step at most: inference needs no per-batch
 /// statistics, so a larger batch only saves dispatches.
@@ -56,6 +57,38 @@ pub fn eval_batch(graph: &Graph, layout: &ParamLayout, limit: u64) -> Result<usi
         .max()
         .unwrap_or(4);
     Ok(((limit / per_example) as usize).clamp(1, EVAL_BATCH))
+}
+
+/// The distinct GEMM cases of every program a run of `graph` on `gpu`
+/// builds: training steps of `batch` over `train_len` examples (the last
+/// partial batch included) and evaluation over `test_len`, in the batches
+/// [`GpuBackend`] uses; what tuning covers before a run starts.
+pub fn run_gemm_cases(
+    gpu: &Gpu,
+    graph: &Graph,
+    batch: usize,
+    train_len: usize,
+    test_len: usize,
+) -> Result<Vec<GemmCase>, GraphError> {
+    let layout = ParamLayout::new(graph);
+    let eval = eval_batch(graph, &layout, binding_limit(gpu))?;
+    let programs = batch_sizes(train_len, batch)
+        .into_iter()
+        .map(|b| (Mode::Train, b))
+        .chain(
+            batch_sizes(test_len, eval)
+                .into_iter()
+                .map(|b| (Mode::Eval, b)),
+        );
+    let mut out: Vec<GemmCase> = Vec::new();
+    for (mode, b) in programs {
+        for case in program_cases(&lower(graph, &layout, b, mode)?) {
+            if !out.contains(&case) {
+                out.push(case);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One part of what [`GpuBackend`] allocates on the GPU.
@@ -168,6 +201,7 @@ pub struct GpuBackend<'g> {
     train_metrics: wgpu::Buffer,
     eval_metrics: wgpu::Buffer,
     programs: HashMap<(Mode, usize), GpuProgram>,
+    tuner: Tuner,
     eval_batch: usize,
     adam: AdamConfig,
     seed: u32,
@@ -213,6 +247,7 @@ impl<'g> GpuBackend<'g> {
             train_metrics: gpu.storage("train metrics", 16)?,
             eval_metrics: gpu.storage("eval metrics", 16)?,
             programs: HashMap::new(),
+            tuner: Tuner::new(gpu, Policy::BuiltIn),
             eval_batch,
             adam,
             seed: seed as u32,
@@ -220,16 +255,52 @@ impl<'g> GpuBackend<'g> {
         })
     }
 
+    /// Kernel configurations by `tuner` (the default follows
+    /// [`Policy::BuiltIn`]): under [`Policy::TuneMissing`], the first
+    /// training step tunes every GEMM of the run the cache lacks.
+    pub fn with_tuner(mut self, tuner: Tuner) -> Self {
+        self.tuner = tuner;
+        self
+    }
+
+    /// The tuner's table: which configuration each GEMM case runs.
+    pub fn tune_table(&self) -> &TuneTable {
+        self.tuner.table()
+    }
+
     fn program(&mut self, mode: Mode, batch: usize) -> Result<&GpuProgram, GraphError> {
         if !self.programs.contains_key(&(mode, batch)) {
             let layout = &self.state.layout;
             let prog = lower(&self.graph, layout, batch, mode)?;
             fits(self.gpu, &prog)?;
+            if self.tuner.policy() != Policy::BuiltIn {
+                let mut cases = program_cases(&prog);
+                // The whole run at once, so that tuning happens (and is
+                // announced) once, before the first step.
+                if mode == Mode::Train {
+                    cases.extend(run_gemm_cases(
+                        self.gpu,
+                        &self.graph,
+                        batch,
+                        self.train.len(),
+                        self.test.len(),
+                    )?);
+                }
+                self.tuner.prepare(self.gpu, &cases)?;
+            }
             let (data, indices, metrics) = match mode {
                 Mode::Train => (&self.train, &self.train_indices, &self.train_metrics),
                 Mode::Eval | Mode::Predict => (&self.test, &self.test_indices, &self.eval_metrics),
             };
-            let gp = GpuProgram::new(self.gpu, &self.state, prog, data, indices, metrics)?;
+            let gp = GpuProgram::with_tuning(
+                self.gpu,
+                &self.state,
+                prog,
+                data,
+                indices,
+                metrics,
+                self.tuner.table(),
+            )?;
             self.programs.insert((mode, batch), gp);
         }
         Ok(&self.programs[&(mode, batch)])
@@ -295,6 +366,11 @@ impl Backend for GpuBackend<'_> {
 
     fn set_permutation(&mut self, perm: &[u32]) -> Result<(), GraphError> {
         self.gpu.write(&self.train_indices, perm);
+        Ok(())
+    }
+
+    fn prepare(&mut self, batch: usize) -> Result<(), GraphError> {
+        self.program(Mode::Train, batch)?;
         Ok(())
     }
 
