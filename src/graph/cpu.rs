@@ -299,10 +299,15 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             c,
             epilogue,
             accumulate,
+            db,
         } => {
             let (av, bv) = (s.r(a), s.r(b));
             let biasv = bias.map(|t| s.r(t));
             gemm::cpu::gemm(shape, av, bv, biasv, s.w(c), epilogue, accumulate);
+            if let Some(db) = db {
+                assert!(!shape.trans_b, "db sums op(b) stored [k, n]");
+                reduce::cpu::column_sums_into(shape.k, shape.n, bv, s.w(db));
+            }
         }
         Inst::ConvForward {
             geom,
@@ -322,8 +327,18 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             epilogue,
         ),
         Inst::ConvWeightGrad {
-            geom, cols, dy, dw, ..
-        } => conv::cpu::weight_grad_from_cols(&geom, s.r(cols), s.r(dy), s.w(dw)),
+            geom,
+            cols,
+            dy,
+            dw,
+            db,
+            ..
+        } => {
+            conv::cpu::weight_grad_from_cols(&geom, s.r(cols), s.r(dy), s.w(dw));
+            if let Some(db) = db {
+                reduce::cpu::column_sums_into(geom.col_rows(), geom.out_c, s.r(dy), s.w(db));
+            }
+        }
         Inst::ConvInputGrad {
             geom,
             dy,
@@ -453,9 +468,6 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             dst_stride,
             dst_offset,
         ),
-        Inst::ColumnSums { rows, cols, dy, db } => {
-            reduce::cpu::column_sums_into(rows, cols, s.r(dy), s.w(db))
-        }
         Inst::SoftmaxXent {
             batch,
             classes,

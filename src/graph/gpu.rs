@@ -193,17 +193,30 @@ impl GpuProgram {
                         c,
                         epilogue,
                         accumulate,
-                    } => dispatches.extend(gemm::gemm_config(
-                        gpu,
-                        tune.gemm(gpu, shape, bias.is_some(), accumulate),
-                        shape,
-                        v(a),
-                        v(b),
-                        bias.map(v),
-                        v(c),
-                        epilogue,
-                        accumulate,
-                    )?),
+                        db,
+                    } => {
+                        dispatches.extend(gemm::gemm_config(
+                            gpu,
+                            tune.gemm(gpu, shape, bias.is_some(), accumulate),
+                            shape,
+                            v(a),
+                            v(b),
+                            bias.map(v),
+                            v(c),
+                            epilogue,
+                            accumulate,
+                        )?);
+                        if let Some(db) = db {
+                            assert!(!shape.trans_b, "db sums op(b) stored [k, n]");
+                            dispatches.extend(reduce::column_sums(
+                                gpu,
+                                shape.k,
+                                shape.n,
+                                v(b),
+                                v(db),
+                            )?);
+                        }
+                    }
                     Inst::ConvForward {
                         geom,
                         x,
@@ -228,14 +241,26 @@ impl GpuProgram {
                         cols,
                         dy,
                         dw,
-                    } => dispatches.extend(conv::weight_grad(
-                        gpu,
-                        &geom,
-                        v(x),
-                        v(cols),
-                        v(dy),
-                        v(dw),
-                    )?),
+                        db,
+                    } => {
+                        dispatches.extend(conv::weight_grad(
+                            gpu,
+                            &geom,
+                            v(x),
+                            v(cols),
+                            v(dy),
+                            v(dw),
+                        )?);
+                        if let Some(db) = db {
+                            dispatches.extend(reduce::column_sums(
+                                gpu,
+                                geom.col_rows(),
+                                geom.out_c,
+                                v(dy),
+                                v(db),
+                            )?);
+                        }
+                    }
                     Inst::ConvInputGrad {
                         geom,
                         dy,
@@ -383,9 +408,6 @@ impl GpuProgram {
                         dst_stride,
                         dst_offset,
                     )?),
-                    Inst::ColumnSums { rows, cols, dy, db } => {
-                        dispatches.extend(reduce::column_sums(gpu, rows, cols, v(dy), v(db))?)
-                    }
                     Inst::SoftmaxXent {
                         batch,
                         classes,

@@ -89,6 +89,9 @@ pub enum Inst {
         epilogue: Epilogue,
         /// Add the product into c instead of overwriting it (no bias or epilogue then).
         accumulate: bool,
+        /// Also db[n] = Σ_k op(b)[k][n] (the bias gradient, where op(b) is the
+        /// output gradient of a weight-gradient GEMM); overwritten.
+        db: Option<TensorId>,
     },
     /// y = im2col(x)·W (+ bias, then the epilogue): Conv2D's forward pass.
     /// A backend that reads x in place (implicit GEMM) leaves `cols`
@@ -123,6 +126,8 @@ pub enum Inst {
         dy: TensorId,
         /// Gradient of the kernel, [kh·kw·in_c, out_c]; overwritten.
         dw: TensorId,
+        /// Also the bias gradient, dy's column sums `[out_c]`; overwritten.
+        db: Option<TensorId>,
     },
     /// dx = col2im(dy·Wᵀ): Conv2D's input gradient. A backend that gathers
     /// dy per tap (implicit GEMM) leaves `dcols` unwritten.
@@ -234,17 +239,6 @@ pub enum Inst {
         dy: TensorId,
         /// Gradient of the input; overwritten.
         dx: TensorId,
-    },
-    /// db = the column sums of dy (a bias gradient).
-    ColumnSums {
-        /// Rows of dy.
-        rows: usize,
-        /// Columns of dy and length of db.
-        cols: usize,
-        /// The matrix, [rows, cols] row-major.
-        dy: TensorId,
-        /// The sums, `[cols]`; overwritten.
-        db: TensorId,
     },
     /// Max or average pooling forward.
     Pool {
@@ -386,9 +380,12 @@ impl Inst {
         use Inst::*;
         match self {
             Gather { x, labels } => vec![*x, *labels],
-            Gemm { a, b, bias, c, .. } => {
+            Gemm {
+                a, b, bias, c, db, ..
+            } => {
                 let mut v = vec![*a, *b, *c];
                 v.extend(bias);
+                v.extend(db);
                 v
             }
             ConvForward {
@@ -404,8 +401,17 @@ impl Inst {
                 v
             }
             ConvWeightGrad {
-                x, cols, dy, dw, ..
-            } => vec![*x, *cols, *dy, *dw],
+                x,
+                cols,
+                dy,
+                dw,
+                db,
+                ..
+            } => {
+                let mut v = vec![*x, *cols, *dy, *dw];
+                v.extend(db);
+                v
+            }
             ConvInputGrad {
                 dy, w, dcols, dx, ..
             } => vec![*dy, *w, *dcols, *dx],
@@ -417,7 +423,6 @@ impl Inst {
             ActBackward { x, dy, dx, .. } => vec![*x, *dy, *dx],
             Dropout { x, y, .. } => vec![*x, *y],
             DropoutBackward { dy, dx, .. } => vec![*dy, *dx],
-            ColumnSums { dy, db, .. } => vec![*dy, *db],
             Pool { x, y, .. } => vec![*x, *y],
             PoolBackward { x, dy, dx, .. } => vec![*x, *dy, *dx],
             Add { a, b, c, .. } => vec![*a, *b, *c],

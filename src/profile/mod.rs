@@ -301,7 +301,6 @@ pub fn kernel_name(inst: &Inst) -> &'static str {
         Inst::ActBackward { .. } => "act backward",
         Inst::Dropout { .. } => "dropout",
         Inst::DropoutBackward { .. } => "dropout backward",
-        Inst::ColumnSums { .. } => "column sums",
         Inst::Pool { .. } => "pool",
         Inst::PoolBackward { .. } => "pool backward",
         Inst::Add { .. } => "add",
@@ -373,10 +372,14 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
             shape,
             bias,
             accumulate,
+            db,
             ..
         } => {
             let (m, n, k) = (shape.m, shape.n, shape.k);
             let mut bytes = f32s(m * k + k * n + m * n);
+            if db.is_some() {
+                bytes += f32s(n);
+            }
             if accumulate {
                 bytes += f32s(m * n);
             }
@@ -391,8 +394,8 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
             b(x) + f32s(g.weight_len() + g.output_len() + bias.map_or(0, |_| g.out_c)),
             Some(conv_flops(&g)),
         ),
-        Inst::ConvWeightGrad { geom: g, x, .. } => (
-            b(x) + f32s(g.output_len() + g.weight_len()),
+        Inst::ConvWeightGrad { geom: g, x, db, .. } => (
+            b(x) + f32s(g.output_len() + g.weight_len() + db.map_or(0, |_| g.out_c)),
             Some(conv_flops(&g)),
         ),
         Inst::ConvInputGrad { geom: g, dx, .. } => (
@@ -433,7 +436,6 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
         Inst::Act { n, .. } => (f32s(2 * n), None),
         Inst::ActBackward { n, .. } => (f32s(3 * n), None),
         Inst::Dropout { n, .. } | Inst::DropoutBackward { n, .. } => (f32s(2 * n), None),
-        Inst::ColumnSums { rows, cols, .. } => (f32s(rows * cols + cols), None),
         Inst::Pool { x, y, .. } => (b(x) + b(y), None),
         Inst::PoolBackward {
             kind, x, dy, dx, ..
@@ -514,7 +516,6 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::Dropout { n, rate, .. } | Inst::DropoutBackward { n, rate, .. } => {
             format!("{n} rate {rate}")
         }
-        Inst::ColumnSums { rows, cols, .. } => format!("{rows}×{cols}"),
         Inst::Pool { geom: g, kind, .. } | Inst::PoolBackward { geom: g, kind, .. } => format!(
             "{kind:?} {}×{}×{}×{} k{}×{}",
             g.batch, g.window.in_h, g.window.in_w, g.channels, g.window.kh, g.window.kw

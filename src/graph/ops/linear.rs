@@ -83,6 +83,7 @@ impl Linear {
                 c: z,
                 epilogue,
                 accumulate: false,
+                db: None,
             },
             Rows::Im2col { geom, x, cols } => Inst::ConvForward {
                 geom,
@@ -110,6 +111,7 @@ impl Linear {
     ) -> TensorId {
         let dz = activation::grad_before(cx, node, dy, self.activation, pre);
         let dw = cx.param_grad(node, "kernel");
+        let db = self.use_bias.then(|| cx.param_grad(node, "bias"));
         cx.emit(match a {
             Rows::Matrix(a) => Inst::Gemm {
                 shape: GemmShape::new(self.k, self.out, self.rows, true, false),
@@ -119,6 +121,7 @@ impl Linear {
                 c: dw,
                 epilogue: Epilogue::None,
                 accumulate: false,
+                db,
             },
             Rows::Im2col { geom, x, cols } => Inst::ConvWeightGrad {
                 geom,
@@ -126,17 +129,9 @@ impl Linear {
                 cols,
                 dy: dz,
                 dw,
+                db,
             },
         });
-        if self.use_bias {
-            let db = cx.param_grad(node, "bias");
-            cx.emit(Inst::ColumnSums {
-                rows: self.rows,
-                cols: self.out,
-                dy: dz,
-                db,
-            });
-        }
         dz
     }
 
@@ -158,6 +153,7 @@ impl Linear {
             c: da,
             epilogue: Epilogue::None,
             accumulate,
+            db: None,
         });
     }
 }
