@@ -25,6 +25,18 @@ impl<'a> View<'a> {
         }
     }
 
+    /// One view from this one's start through the end of `later`, where
+    /// both are in the same buffer and `later` starts no earlier.
+    pub fn span_to(self, later: View<'a>) -> Option<View<'a>> {
+        (std::ptr::eq(self.buffer, later.buffer) && later.offset >= self.offset).then(|| {
+            View::new(
+                self.buffer,
+                self.offset,
+                (later.offset + later.size - self.offset).max(self.size),
+            )
+        })
+    }
+
     /// As a bind group resource.
     pub fn binding(self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {

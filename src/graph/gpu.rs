@@ -12,7 +12,7 @@ use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::batchnorm::{self, BnBuffers};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
-use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, reduce, softmax_xent};
+use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, softmax_xent};
 use crate::tune::TuneTable;
 
 /// The model's parameters, optimizer state and per-step uniforms on the GPU.
@@ -195,27 +195,23 @@ impl GpuProgram {
                         accumulate,
                         db,
                     } => {
-                        dispatches.extend(gemm::gemm_config(
-                            gpu,
-                            tune.gemm(gpu, shape, bias.is_some(), accumulate),
-                            shape,
-                            v(a),
-                            v(b),
-                            bias.map(v),
-                            v(c),
-                            epilogue,
-                            accumulate,
-                        )?);
-                        if let Some(db) = db {
-                            assert!(!shape.trans_b, "db sums op(b) stored [k, n]");
-                            dispatches.extend(reduce::column_sums(
+                        let config = tune.gemm(gpu, shape, bias.is_some(), accumulate);
+                        dispatches.extend(match db {
+                            Some(db) => {
+                                gemm::gemm_bias_grad(gpu, config, shape, [v(a), v(b), v(c), v(db)])?
+                            }
+                            None => gemm::gemm_config(
                                 gpu,
-                                shape.k,
-                                shape.n,
+                                config,
+                                shape,
+                                v(a),
                                 v(b),
-                                v(db),
-                            )?);
-                        }
+                                bias.map(v),
+                                v(c),
+                                epilogue,
+                                accumulate,
+                            )?,
+                        });
                     }
                     Inst::ConvForward {
                         geom,
@@ -250,16 +246,8 @@ impl GpuProgram {
                             v(cols),
                             v(dy),
                             v(dw),
+                            db.map(v),
                         )?);
-                        if let Some(db) = db {
-                            dispatches.extend(reduce::column_sums(
-                                gpu,
-                                geom.col_rows(),
-                                geom.out_c,
-                                v(dy),
-                                v(db),
-                            )?);
-                        }
                     }
                     Inst::ConvInputGrad {
                         geom,

@@ -161,8 +161,9 @@ pub fn forward<'b>(
     Ok(d)
 }
 
-/// dw = im2col(x)ᵀ·dy: the weight gradient, from x in place or from the
-/// `cols` that [`forward`] built (the same rule picks both).
+/// dw = im2col(x)ᵀ·dy and, with db, the bias gradient (dy's column sums):
+/// from x in place or from the `cols` that [`forward`] built (the same
+/// rule picks both).
 pub fn weight_grad<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -170,12 +171,21 @@ pub fn weight_grad<'b>(
     cols: View<'b>,
     dy: View<'b>,
     dw: View<'b>,
+    db: Option<View<'b>>,
 ) -> Result<Vec<Dispatch>> {
     if gemm::implicit_conv_available(gpu, g) {
-        return gemm::conv_weight_grad_implicit(gpu, g, x, dy, dw);
+        return gemm::conv_weight_grad_implicit(gpu, g, x, dy, dw, db);
     }
     let shape = GemmShape::new(g.col_cols(), g.out_c, g.col_rows(), true, false);
-    gemm::gemm(gpu, shape, cols, dy, None, dw, Epilogue::None, false)
+    match db {
+        Some(db) => gemm::gemm_bias_grad(
+            gpu,
+            gemm::GemmConfig::default_for(gpu, shape),
+            shape,
+            [cols, dy, dw, db],
+        ),
+        None => gemm::gemm(gpu, shape, cols, dy, None, dw, Epilogue::None, false),
+    }
 }
 
 /// dx = col2im(dy·Wᵀ): the input gradient, in one dispatch where

@@ -17,6 +17,7 @@
 //! built-in choice that [`gemm`] runs.
 
 use super::conv::Conv2dGeom;
+use super::reduce;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 
@@ -433,7 +434,7 @@ pub fn gemm_config<'b>(
             [a.view(), b.view(), c.view()],
             bias,
             epilogue,
-            accumulate,
+            (accumulate, None),
         );
     }
 
@@ -554,7 +555,8 @@ struct SubgroupParams {
     flags: u32,
     epilogue: u32,
     slope: f32,
-    _pad: u32,
+    /// With `DB`: db's offset in C, in elements.
+    db_off: u32,
 }
 
 #[repr(C)]
@@ -624,7 +626,7 @@ fn subgroup(
     [a, b, c]: [View<'_>; 3],
     bias: Option<View<'_>>,
     epilogue: Epilogue,
-    accumulate: bool,
+    (accumulate, db_off): (bool, Option<usize>),
 ) -> Result<Vec<Dispatch>> {
     let GemmShape { m, n, k, .. } = shape;
     // (own operand, its stored transpose flag, shared operand, S_KCONTIG,
@@ -659,9 +661,44 @@ fn subgroup(
         implicit: None,
         wg,
         slots,
+        db_off,
     };
     out.push(call.launch(gpu, own, shared, bias, c, epilogue, accumulate)?);
     Ok(out)
+}
+
+/// C = op(A)·op(B) and db[n] = Σ_k op(B)[k][n]: a weight gradient and its
+/// bias gradient (op(B) the output gradient, stored [k, n]). The subgroup
+/// kernel sums what it loads anyway, where db follows C in the same buffer
+/// (one binding spans both); otherwise a column-sums pass follows.
+pub fn gemm_bias_grad<'b>(
+    gpu: &Gpu,
+    config: GemmConfig,
+    shape: GemmShape,
+    [a, b, c, db]: [View<'b>; 4],
+) -> Result<Vec<Dispatch>> {
+    assert!(!shape.trans_b, "gemm_bias_grad: op(B) is stored [k, n]");
+    assert!(
+        db.size >= (shape.n * 4) as u64,
+        "gemm_bias_grad: db too small"
+    );
+    if let (GemmConfig::Subgroup { plan, wg, slots }, Some(span)) = (config, c.span_to(db)) {
+        if variant_available(gpu, Variant::Subgroup) {
+            let db_off = ((db.offset - c.offset) / 4) as usize;
+            return subgroup(
+                gpu,
+                shape,
+                (plan, wg, slots),
+                [a, b, span],
+                None,
+                Epilogue::None,
+                (false, Some(db_off)),
+            );
+        }
+    }
+    let mut d = gemm_config(gpu, config, shape, a, b, None, c, Epilogue::None, false)?;
+    d.extend(reduce::column_sums(gpu, shape.k, shape.n, b, db)?);
+    Ok(d)
 }
 
 /// Which operand of the subgroup kernel is im2col(x) of a convolution, read
@@ -695,6 +732,8 @@ struct SubgroupCall {
     wg: u32,
     /// Columns of D per subgroup block, in fours (`SLOTS`, 1..=8).
     slots: u32,
+    /// `DB`: also the sums over k of op(B), at this element offset in C.
+    db_off: Option<usize>,
 }
 
 /// Columns of D per subgroup block, in slots of 4: the most (fewest loads
@@ -769,10 +808,11 @@ impl SubgroupCall {
             flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
             epilogue: code,
             slope,
-            _pad: 0,
+            db_off: self.db_off.unwrap_or(0) as u32,
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut constants = vec![
+            ("DB", flag(self.db_off.is_some())),
             ("S_KCONTIG", flag(self.s_kcontig)),
             ("VEC_S", flag(self.vec_s)),
             ("OUT_T", flag(self.out_t)),
@@ -847,6 +887,7 @@ pub fn conv_forward_implicit<'b>(
         implicit: Some(Implicit::Own(*g)),
         wg: 0,
         slots: 0,
+        db_off: None,
     }
     .with_defaults();
     Ok(vec![call.launch(
@@ -904,6 +945,7 @@ pub fn conv_input_grad_implicit<'b>(
         implicit: Some(Implicit::InputGrad(*g)),
         wg: 0,
         slots: 0,
+        db_off: None,
     }
     .with_defaults();
     Ok(vec![call.launch(
@@ -919,17 +961,22 @@ pub fn conv_input_grad_implicit<'b>(
 
 /// dW = im2col(x)ᵀ·dY, reading x (NHWC) in place: dY ([pixels, out_c]) is
 /// packed K-contiguous and the kernel computes dWᵀ = dYᵀ·im2col(x), stored
-/// transposed into dW ([kh·kw·in_c, out_c]). Needs [`implicit_conv_available`].
+/// transposed into dW ([kh·kw·in_c, out_c]). With `db`, also the bias
+/// gradient (dY's column sums, the owned rows' sums): in the same dispatch
+/// where db follows dW in one buffer, else by a column-sums pass. Needs
+/// [`implicit_conv_available`].
 pub fn conv_weight_grad_implicit<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
     x: impl Bind<'b>,
     dy: impl Bind<'b>,
     dw: impl Bind<'b>,
+    db: Option<View<'b>>,
 ) -> Result<Vec<Dispatch>> {
     assert!(implicit_conv_available(gpu, g), "implicit conv {g:?}");
     let pixels = g.col_rows();
     let (packed, ldp, pack_dispatch) = pack(gpu, dy.view(), g.out_c, pixels, true)?;
+    let span = db.and_then(|db| dw.view().span_to(db).map(|s| (s, db)));
     let call = SubgroupCall {
         r: g.out_c,
         c: g.col_cols(),
@@ -941,6 +988,7 @@ pub fn conv_weight_grad_implicit<'b>(
         implicit: Some(Implicit::Shared(*g)),
         wg: 0,
         slots: 0,
+        db_off: span.map(|(s, db)| ((db.offset - s.offset) / 4) as usize),
     }
     .with_defaults();
     let d = call.launch(
@@ -948,11 +996,15 @@ pub fn conv_weight_grad_implicit<'b>(
         (&packed).view(),
         x.view(),
         None,
-        dw.view(),
+        span.map_or(dw.view(), |(s, _)| s),
         Epilogue::None,
         false,
     )?;
-    Ok(vec![pack_dispatch, d])
+    let mut out = vec![pack_dispatch, d];
+    if let (Some(db), None) = (db, span) {
+        out.extend(reduce::column_sums(gpu, pixels, g.out_c, dy, db)?);
+    }
+    Ok(out)
 }
 
 /// Plain-Rust references of the GEMM, accumulating in f64.

@@ -1,3 +1,4 @@
+use gdl_gpu::gpu::View;
 use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, Padding};
 use gdl_gpu::kernels::gemm::{self, Epilogue};
 use gdl_gpu::kernels::window::Window2d;
@@ -416,7 +417,9 @@ fn implicit_conv_forward_matches_reference() {
     }
 }
 
-// Each dW entry sums one product per output pixel.
+// Each dW entry sums one product per output pixel, each db entry one dy
+// per output pixel; db rides in the same dispatch where it follows dW in one
+// buffer, and in a pass of its own where it does not.
 #[test]
 fn implicit_conv_weight_grad_matches_reference() {
     let gpu = gpu();
@@ -426,19 +429,45 @@ fn implicit_conv_weight_grad_matches_reference() {
         let dy = rng.vec(g.output_len(), -1.0, 1.0);
         let w = vec![0.0; g.weight_len()];
         let (xb, dyb) = (upload(&x), upload(&dy));
-        let dwb = upload(&vec![f32::NAN; g.weight_len()]);
-        let d = gemm::conv_weight_grad_implicit(gpu, &g, &xb, &dyb, &dwb).unwrap();
-        gpu.run("implicit conv weight grad", &d.iter().collect::<Vec<_>>())
-            .unwrap();
-        let (_, want, _) = cpu::conv2d_backward(&g, &x, &w, &dy);
-        let (_, abs_sum, _) = cpu::conv2d_backward(&g, &abs(&x), &w, &abs(&dy));
-        assert_sum_close(
-            &format!("implicit weight grad {g:?}"),
-            &read(&dwb, g.weight_len()),
-            &want,
-            &abs_sum,
-            g.col_rows(),
-        );
+        let (_, want, want_db) = cpu::conv2d_backward(&g, &x, &w, &dy);
+        let (_, abs_sum, abs_db) = cpu::conv2d_backward(&g, &abs(&x), &w, &abs(&dy));
+        let (wl, oc) = (g.weight_len(), g.out_c);
+        let db_at = (wl * 4).next_multiple_of(256);
+        let joint = upload(&vec![f32::NAN; db_at / 4 + oc.next_multiple_of(4)]);
+        let separate = (upload(&vec![f32::NAN; wl]), upload(&vec![f32::NAN; oc]));
+        let size = |n: usize| (n * 4).next_multiple_of(16) as u64;
+        for (dw, db, at, how) in [
+            (
+                View::new(&joint, 0, size(wl)),
+                Some(View::new(&joint, db_at as u64, size(oc))),
+                db_at / 4,
+                "db after dw",
+            ),
+            (
+                (&separate.0).into(),
+                Some((&separate.1).into()),
+                0,
+                "db apart",
+            ),
+            ((&separate.0).into(), None, 0, "no db"),
+        ] {
+            let d = gemm::conv_weight_grad_implicit(gpu, &g, &xb, &dyb, dw, db).unwrap();
+            gpu.run("implicit conv weight grad", &d.iter().collect::<Vec<_>>())
+                .unwrap();
+            let case = format!("implicit weight grad {g:?} ({how})");
+            let got = gpu.read_f32(dw.buffer, wl).unwrap();
+            assert_sum_close(&case, &got, &want, &abs_sum, g.col_rows());
+            if let Some(db) = db {
+                let got = gpu.read_f32(db.buffer, at + oc).unwrap();
+                assert_sum_close(
+                    &format!("{case}: db"),
+                    &got[at..],
+                    &want_db,
+                    &abs_db,
+                    g.col_rows(),
+                );
+            }
+        }
     }
 }
 

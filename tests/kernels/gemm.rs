@@ -1,3 +1,4 @@
+use gdl_gpu::gpu::View;
 use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmShape, Variant};
 use gdl_gpu::util::{Rng, F32_EPS};
 
@@ -363,4 +364,55 @@ fn unavailable_variant_is_an_error() {
         false,
     );
     assert!(matches!(r, Err(gdl_gpu::GpuError::MissingFeature { .. })));
+}
+
+/// C = op(A)·op(B) with db = Σ_k op(B)[k][·] in the same call, for every
+/// candidate configuration, with db after C in one buffer (the subgroup
+/// kernel's fused sums) and in a buffer of its own (a column-sums pass).
+/// Grid data keeps every partial sum exact, so both must match bit for bit.
+#[test]
+fn gemm_bias_grad_every_candidate() {
+    let gpu = gpu();
+    let mut rng = Rng::new(15);
+    let round16 = |bytes: usize| bytes.next_multiple_of(16) as u64;
+    for s in [
+        shape(200, 150, 32, (true, false)),
+        shape(150, 10, 32, (true, false)),
+        shape(45, 30, 8, (true, false)),
+        shape(36, 7, 300, (true, false)),
+        shape(33, 29, 40, (false, false)),
+        shape(1, 1, 1, (true, false)),
+    ] {
+        let GemmShape { m, n, k, .. } = s;
+        let a = data(&mut rng, Data::Grid, m * k);
+        let b = data(&mut rng, Data::Grid, k * n);
+        let mut want_c = vec![0.0; m * n];
+        cpu::gemm_naive(s, &a, &b, None, &mut want_c, Epilogue::None, false);
+        let want_db = gdl_gpu::kernels::reduce::cpu::column_sums(k, n, &b);
+        let (ab, bb) = (upload(&a), upload(&b));
+        for config in gemm::candidates(gpu, s) {
+            // db 256-aligned after C (the storage offset alignment).
+            let db_at = (m * n * 4).next_multiple_of(256);
+            let joint = upload(&vec![f32::NAN; db_at / 4 + n + 4]);
+            let (c1, db1) = (
+                View::new(&joint, 0, round16(m * n * 4)),
+                View::new(&joint, db_at as u64, round16(n * 4)),
+            );
+            let (c2, db2) = (upload(&vec![f32::NAN; m * n]), upload(&vec![f32::NAN; n]));
+            for (c, db, at, how) in [
+                (c1, db1, db_at / 4, "one buffer"),
+                ((&c2).into(), (&db2).into(), 0, "two buffers"),
+            ] {
+                let d = gemm::gemm_bias_grad(gpu, config, s, [(&ab).into(), (&bb).into(), c, db])
+                    .unwrap();
+                gpu.run("gemm bias grad", &d.iter().collect::<Vec<_>>())
+                    .unwrap();
+                let case = format!("{s:?} {} ({how})", config.label());
+                let got_c = gpu.read_f32(c.buffer, m * n).unwrap();
+                assert_close(&format!("{case}: C"), &got_c, &want_c, 0.0, 0.0);
+                let got_db = gpu.read_f32(db.buffer, at + n).unwrap();
+                assert_close(&format!("{case}: db"), &got_db[at..], &want_db, 0.0, 0.0);
+            }
+        }
+    }
 }
