@@ -132,7 +132,11 @@ fn b_row4(kk: u32, c0: u32) -> vec4<f32> {
                      b_elem(kk, min(c0 + 2u, last)), b_elem(kk, min(c0 + 3u, last)));
 }
 
-fn finish(v: f32, col: u32) -> f32 {
+// Element e (column col) of C as stored: see shaders/prelude/epilogue.wgsl.
+fn finish(v: f32, col: u32, e: u32) -> f32 {
+    if (p.epilogue >= 3u) {
+        return apply_grad_epilogue(v, bias[e], p.epilogue, p.slope);
+    }
     var x = v;
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
@@ -140,7 +144,11 @@ fn finish(v: f32, col: u32) -> f32 {
     return apply_epilogue(x, p.epilogue, p.slope);
 }
 
-fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
+fn finish4(v: vec4<f32>, col: u32, e: u32) -> vec4<f32> {
+    if (p.epilogue >= 3u) {
+        let a = vec4<f32>(bias[e], bias[e + 1u], bias[e + 2u], bias[e + 3u]);
+        return apply_grad_epilogue4(v, a, p.epilogue, p.slope);
+    }
     var x = v;
     if ((p.flags & 1u) != 0u) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
@@ -211,7 +219,7 @@ fn store_row(v: vec4<f32>, row: u32, c0: u32) {
         if (accumulate) {
             c[o >> 2u] += v;
         } else {
-            c[o >> 2u] = finish4(v, c0);
+            c[o >> 2u] = finish4(v, c0, o);
         }
         return;
     }
@@ -223,7 +231,7 @@ fn store_row(v: vec4<f32>, row: u32, c0: u32) {
         if (accumulate) {
             c[e >> 2u][e & 3u] += v[j];
         } else {
-            c[e >> 2u][e & 3u] = finish(v[j], c0 + j);
+            c[e >> 2u][e & 3u] = finish(v[j], c0 + j, e);
         }
     }
 }

@@ -27,7 +27,8 @@ struct Params {
     ldo: u32,
     // bit 0: add bias (per column of C); bit 1: accumulate into C.
     flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
+    // 0: none, 1: ReLU, 2: LeakyReLU(slope); 3, 4: their gradients (see
+    // shaders/prelude/epilogue.wgsl).
     epilogue: u32,
     slope: f32,
     // With DB: where the sums over k of op(B) go in c, in elements.
@@ -390,7 +391,12 @@ fn store_db(c0: u32, q: u32, s: vec4<f32>, store: bool) {
     }
 }
 
-fn finish(v: f32, i: u32) -> f32 {
+// Element e of C as stored, `i` its bias index: see
+// shaders/prelude/epilogue.wgsl.
+fn finish(v: f32, i: u32, e: u32) -> f32 {
+    if (p.epilogue >= 3u) {
+        return apply_grad_epilogue(v, bias[e], p.epilogue, p.slope);
+    }
     var x = v;
     if ((p.flags & 1u) != 0u) {
         x += bias[i];
@@ -398,7 +404,11 @@ fn finish(v: f32, i: u32) -> f32 {
     return apply_epilogue(x, p.epilogue, p.slope);
 }
 
-fn finish4(v: vec4<f32>, col: u32) -> vec4<f32> {
+fn finish4(v: vec4<f32>, col: u32, e: u32) -> vec4<f32> {
+    if (p.epilogue >= 3u) {
+        let a = vec4<f32>(bias[e], bias[e + 1u], bias[e + 2u], bias[e + 3u]);
+        return apply_grad_epilogue4(v, a, p.epilogue, p.slope);
+    }
     var x = v;
     if ((p.flags & 1u) != 0u) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
@@ -430,7 +440,7 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
         if (accumulate) {
             c[o4] += v;
         } else {
-            c[o4] = finish4(v, c0);
+            c[o4] = finish4(v, c0, o4 << 2u);
         }
         return;
     }
@@ -451,7 +461,7 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
         if (accumulate) {
             c[e >> 2u][e & 3u] += v[j];
         } else {
-            c[e >> 2u][e & 3u] = finish(v[j], bi);
+            c[e >> 2u][e & 3u] = finish(v[j], bi, e);
         }
     }
 }

@@ -29,7 +29,11 @@ override B_TILE: u32 = BK * BN;
 var<workgroup> a_tile: array<f32, A_TILE>; // [k][m]
 var<workgroup> b_tile: array<f32, B_TILE>; // [k][n]
 
-fn finish(v: f32, col: u32) -> f32 {
+// Element e (column col) of C as stored: see shaders/prelude/epilogue.wgsl.
+fn finish(v: f32, col: u32, e: u32) -> f32 {
+    if (p.epilogue >= 3u) {
+        return apply_grad_epilogue(v, bias[e], p.epilogue, p.slope);
+    }
     var x = v;
     if ((p.flags & 1u) != 0u) {
         x += bias[col];
@@ -136,7 +140,7 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>,
             if (accumulate) {
                 c[o] += acc[i * TN + j];
             } else {
-                c[o] = finish(acc[i * TN + j], col);
+                c[o] = finish(acc[i * TN + j], col, o);
             }
         }
     }

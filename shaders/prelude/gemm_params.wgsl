@@ -6,7 +6,8 @@ struct GemmParams {
     k: u32,
     // bit 0: add bias[n]; bit 1: accumulate into C (then no bias/epilogue).
     flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope).
+    // 0: none, 1: ReLU, 2: LeakyReLU(slope); 3, 4: their gradients (see
+    // shaders/prelude/epilogue.wgsl).
     epilogue: u32,
     slope: f32,
     _pad0: u32,

@@ -21,7 +21,9 @@ use super::reduce;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
 
-/// Applied to each element after the bias add.
+/// Applied to each element after the bias add; or, for the gradient
+/// epilogues, to each element times the activation's derivative at the
+/// forward activation, which then comes in the bias's place (shaped like C).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Epilogue {
     /// Nothing: c = the product (+ bias).
@@ -30,6 +32,11 @@ pub enum Epilogue {
     Relu,
     /// c > 0 ? c : slope·c.
     LeakyRelu(f32),
+    /// c·(a > 0 ? 1 : 0), a the ReLU's forward activation: the gradient
+    /// through it, as the elementwise backward kernel computes it.
+    ReluGrad,
+    /// c·(a > 0 ? 1 : slope), a the LeakyReLU's forward activation.
+    LeakyReluGrad(f32),
 }
 
 impl Epilogue {
@@ -39,7 +46,14 @@ impl Epilogue {
             Epilogue::None => (0, 0.0),
             Epilogue::Relu => (1, 0.0),
             Epilogue::LeakyRelu(s) => (2, s),
+            Epilogue::ReluGrad => (3, 0.0),
+            Epilogue::LeakyReluGrad(s) => (4, s),
         }
+    }
+
+    /// A gradient epilogue: the bias slot holds the forward activation.
+    pub fn is_grad(self) -> bool {
+        matches!(self, Epilogue::ReluGrad | Epilogue::LeakyReluGrad(_))
     }
 }
 
@@ -416,7 +430,12 @@ pub fn gemm_config<'b>(
     need(b.size(), k * n, "B");
     need(c.size(), m * n, "C");
     if let Some(bias) = bias {
-        need(bias.size(), n, "bias");
+        let len = if epilogue.is_grad() { m * n } else { n };
+        need(
+            bias.size(),
+            len,
+            "bias (or the gradient epilogue's activation)",
+        );
     }
 
     let variant = config.variant();
@@ -443,7 +462,7 @@ pub fn gemm_config<'b>(
         m: m as u32,
         n: n as u32,
         k: k as u32,
-        flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+        flags: u32::from(bias.is_some() && !epilogue.is_grad()) | (u32::from(accumulate) << 1),
         epilogue: code,
         slope,
         _pad: [0; 2],
@@ -805,7 +824,7 @@ impl SubgroupCall {
             c: self.c as u32,
             k: self.k as u32,
             ldo: self.ldo as u32,
-            flags: u32::from(bias.is_some()) | (u32::from(accumulate) << 1),
+            flags: u32::from(bias.is_some() && !epilogue.is_grad()) | (u32::from(accumulate) << 1),
             epilogue: code,
             slope,
             db_off: self.db_off.unwrap_or(0) as u32,
@@ -1011,15 +1030,37 @@ pub fn conv_weight_grad_implicit<'b>(
 pub mod cpu {
     use super::{Epilogue, GemmShape};
 
-    fn check(shape: GemmShape, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &[f32], acc: bool) {
+    /// `bias` is the forward activation (m·n) for a gradient epilogue.
+    fn check(
+        shape: GemmShape,
+        [a, b, c]: [&[f32]; 3],
+        bias: Option<&[f32]>,
+        e: Epilogue,
+        acc: bool,
+    ) {
         let GemmShape { m, n, k, .. } = shape;
         assert_eq!(a.len(), m * k, "gemm: A length");
         assert_eq!(b.len(), k * n, "gemm: B length");
         assert_eq!(c.len(), m * n, "gemm: C length");
         if let Some(bias) = bias {
-            assert_eq!(bias.len(), n, "gemm: bias length");
+            let len = if e.is_grad() { m * n } else { n };
+            assert_eq!(bias.len(), len, "gemm: bias length");
         }
+        assert!(
+            e.is_grad() == bias.is_some() || !e.is_grad(),
+            "gemm: {e:?} needs the activation"
+        );
         assert!(!acc || bias.is_none(), "gemm: accumulate takes no bias");
+    }
+
+    /// What `bias` contributes to element (i, j): the bias added, and the
+    /// value the gradient epilogue tests.
+    fn bias_at(bias: Option<&[f32]>, e: Epilogue, n: usize, i: usize, j: usize) -> (f32, f32) {
+        match bias {
+            Some(b) if e.is_grad() => (0.0, b[i * n + j]),
+            Some(b) => (b[j], 0.0),
+            None => (0.0, 0.0),
+        }
     }
 
     /// Row/column strides of op(A) (M×K) and op(B) (K×N) in their storage.
@@ -1035,10 +1076,26 @@ pub mod cpu {
         (sa, sb)
     }
 
-    fn finish(v: f32, epilogue: Epilogue) -> f32 {
+    /// Element value v (after any bias) through the epilogue; `a` is the
+    /// forward activation for the gradient epilogues.
+    fn finish(v: f32, a: f32, epilogue: Epilogue) -> f32 {
         match epilogue {
             Epilogue::None => v,
             Epilogue::Relu => v.max(0.0),
+            Epilogue::ReluGrad => {
+                if a > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            Epilogue::LeakyReluGrad(s) => {
+                if a > 0.0 {
+                    v
+                } else {
+                    v * s
+                }
+            }
             Epilogue::LeakyRelu(s) => {
                 if v > 0.0 {
                     v
@@ -1050,10 +1107,10 @@ pub mod cpu {
     }
 
     fn epilogue_pass(n: usize, bias: Option<&[f32]>, c: &mut [f32], epilogue: Epilogue) {
-        for row in c.chunks_exact_mut(n) {
+        for (i, row) in c.chunks_exact_mut(n).enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
-                let x = *v + bias.map_or(0.0, |b| b[j]);
-                *v = finish(x, epilogue);
+                let (add, a) = bias_at(bias, epilogue, n, i, j);
+                *v = finish(*v + add, a, epilogue);
             }
         }
     }
@@ -1069,7 +1126,7 @@ pub mod cpu {
         epilogue: Epilogue,
         accumulate: bool,
     ) {
-        check(shape, a, b, bias, c, accumulate);
+        check(shape, [a, b, c], bias, epilogue, accumulate);
         assert!(!accumulate || epilogue == Epilogue::None);
         let GemmShape { m, n, k, .. } = shape;
         let (sa, sb) = strides(shape);
@@ -1121,7 +1178,7 @@ pub mod cpu {
         epilogue: Epilogue,
         accumulate: bool,
     ) {
-        check(shape, a, b, bias, c, accumulate);
+        check(shape, [a, b, c], bias, epilogue, accumulate);
         assert!(!accumulate || epilogue == Epilogue::None);
         let GemmShape { m, n, k, .. } = shape;
         let (sa, sb) = strides(shape);
@@ -1131,11 +1188,16 @@ pub mod cpu {
                 for p in 0..k {
                     s += a[i * sa[0] + p * sa[1]] as f64 * b[p * sb[0] + j * sb[1]] as f64;
                 }
+                let (add, act) = bias_at(bias, epilogue, n, i, j);
                 if !accumulate {
-                    s += bias.map_or(0.0, |b| b[j] as f64);
+                    s += add as f64;
                 }
                 let v = s as f32;
-                c[i * n + j] = if accumulate { v } else { finish(v, epilogue) };
+                c[i * n + j] = if accumulate {
+                    v
+                } else {
+                    finish(v, act, epilogue)
+                };
             }
         }
     }

@@ -17,7 +17,9 @@ const PLAIN: Opts = Opts {
     epilogue: Epilogue::None,
     accumulate: false,
 };
-const ALL_OPTS: [Opts; 5] = [
+/// With a gradient epilogue, `bias` stands for the forward activation
+/// (m·n values of either sign).
+const ALL_OPTS: [Opts; 7] = [
     PLAIN,
     Opts {
         bias: true,
@@ -38,6 +40,16 @@ const ALL_OPTS: [Opts; 5] = [
         bias: false,
         epilogue: Epilogue::None,
         accumulate: true,
+    },
+    Opts {
+        bias: true,
+        epilogue: Epilogue::ReluGrad,
+        accumulate: false,
+    },
+    Opts {
+        bias: true,
+        epilogue: Epilogue::LeakyReluGrad(0.2),
+        accumulate: false,
     },
 ];
 
@@ -99,7 +111,10 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
     let GemmShape { m, n, k, .. } = shape;
     let a = data(rng, kind, m * k);
     let b = data(rng, kind, k * n);
-    let bias = opts.bias.then(|| data(rng, kind, n));
+    let grad = opts.epilogue.is_grad();
+    let bias = opts
+        .bias
+        .then(|| data(rng, kind, if grad { m * n } else { n }));
     // Accumulate into nonzero C; otherwise start from garbage to prove it
     // is overwritten.
     let c0 = if opts.accumulate {
@@ -151,7 +166,8 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
     } else {
         vec![0.0; m * n]
     };
-    let abias = bias.as_deref().map(abs);
+    // A gradient epilogue only scales by 1 or the slope: |C| ≤ |A|·|B|.
+    let abias = bias.as_deref().filter(|_| !grad).map(abs);
     cpu::gemm(
         shape,
         &abs(&a),
@@ -309,7 +325,8 @@ fn cpu_reference_matches_naive() {
                 let s = shape(m, n, k, t);
                 let a = rng.vec(m * k, -1.0, 1.0);
                 let b = rng.vec(k * n, -1.0, 1.0);
-                let bias = opts.bias.then(|| rng.vec(n, -1.0, 1.0));
+                let len = if opts.epilogue.is_grad() { m * n } else { n };
+                let bias = opts.bias.then(|| rng.vec(len, -1.0, 1.0));
                 let c0 = rng.vec(m * n, -1.0, 1.0);
                 let mut fast = c0.clone();
                 let mut naive = c0.clone();
