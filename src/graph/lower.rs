@@ -340,7 +340,7 @@ pub fn lower(
         cx.emit(Inst::Adam);
     }
 
-    Ok(Program {
+    let mut program = Program {
         mode,
         batch,
         tensors: cx.tensors,
@@ -351,5 +351,7 @@ pub fn lower(
         probs,
         logits,
         origin: cx.origin,
-    })
+    };
+    super::peephole::fold_act_grads(&mut program);
+    Ok(program)
 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod ops;
 pub mod origin;
 pub mod params;
+mod peephole;
 pub mod plan;
 pub mod program;
 
