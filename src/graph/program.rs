@@ -114,7 +114,8 @@ pub enum Inst {
         epilogue: Epilogue,
     },
     /// dw = im2col(x)ᵀ·dy: Conv2D's weight gradient. Reads `cols` where the
-    /// backend's `ConvForward` built it, else x in place.
+    /// backend's `ConvForward` built it; otherwise x in place, or it builds
+    /// `cols` itself.
     ConvWeightGrad {
         /// The convolution's shape.
         geom: Conv2dGeom,
