@@ -104,17 +104,23 @@ prelude!(STEP, "step");
 prelude!(EPILOGUE, "epilogue");
 prelude!(GEMM_PARAMS, "gemm_params");
 prelude!(GATHER_PARAMS, "gather_params");
+prelude!(ACTIVATION, "activation");
+prelude!(DROPOUT_MASK, "dropout_mask");
 
-shader!(ELEMENTWISE, "elementwise", [GRID]);
+shader!(ELEMENTWISE, "elementwise", [GRID, ACTIVATION]);
 shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
 shader!(SOFTMAX, "softmax", [GRID]);
 shader!(METRICS, "metrics", []);
 shader!(ADAM, "adam", [GRID]);
-shader!(DROPOUT, "dropout", [GRID, STEP]);
+shader!(DROPOUT, "dropout", [GRID, STEP, DROPOUT_MASK]);
 shader!(REDUCE, "reduce", [GRID]);
 shader!(GATHER, "gather", [GRID, STEP, GATHER_PARAMS]);
 shader!(CONV, "conv", [GRID]);
-shader!(BATCHNORM, "batchnorm", [GRID]);
+shader!(
+    BATCHNORM,
+    "batchnorm",
+    [GRID, STEP, ACTIVATION, DROPOUT_MASK]
+);
 shader!(GEMM_TILED, "gemm_tiled", [GRID, GEMM_PARAMS, EPILOGUE]);
 shader!(
     GEMM_REGBLOCK,
@@ -129,7 +135,15 @@ shader!(ADD, "add", [GRID]);
 shader!(CONCAT, "concat", [GRID]);
 
 /// Every prelude, for validation and listing.
-pub static PRELUDES: &[&Prelude] = &[&GRID, &STEP, &EPILOGUE, &GEMM_PARAMS, &GATHER_PARAMS];
+pub static PRELUDES: &[&Prelude] = &[
+    &GRID,
+    &STEP,
+    &EPILOGUE,
+    &GEMM_PARAMS,
+    &GATHER_PARAMS,
+    &ACTIVATION,
+    &DROPOUT_MASK,
+];
 
 /// Every shader, for validation and listing.
 pub static ALL: &[&Shader] = &[

@@ -310,6 +310,7 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             shape,
             x,
             y,
+            post,
             bn,
             momentum,
             eps,
@@ -324,41 +325,61 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
                 var: None,
             };
             let (xv, g, b) = (s.r(x), s.r(bn.gamma), s.r(bn.beta));
-            batchnorm::cpu::forward_train_into(shape, xv, g, b, stats, s.w(y));
+            let yv = s.w(y);
+            batchnorm::cpu::forward_train_into(shape, xv, g, b, stats, yv);
+            batchnorm::cpu::post_into(post, (inp.seed, inp.step as u32), yv);
         }
         Inst::BnInfer {
             shape,
             x,
             y,
+            act,
             bn,
             eps,
-        } => batchnorm::cpu::forward_infer_into(
-            shape,
-            s.r(x),
-            s.r(bn.gamma),
-            s.r(bn.beta),
-            s.r(bn.moving_mean),
-            s.r(bn.moving_var),
-            eps,
-            s.w(y),
-        ),
+        } => {
+            let yv = s.w(y);
+            batchnorm::cpu::forward_infer_into(
+                shape,
+                s.r(x),
+                s.r(bn.gamma),
+                s.r(bn.beta),
+                s.r(bn.moving_mean),
+                s.r(bn.moving_var),
+                eps,
+                yv,
+            );
+            let post = batchnorm::BnPost { act, dropout: None };
+            batchnorm::cpu::post_into(post, (0, 0), yv);
+        }
         Inst::BnBackward {
             shape,
             x,
             dy,
+            post,
             bn,
             dx,
             dgamma,
             dbeta,
-        } => batchnorm::cpu::backward_into(
-            shape,
-            s.r(x),
-            s.r(dy),
-            s.r(bn.gamma),
-            s.r(bn.save_mean),
-            s.r(bn.save_inv_std),
-            (s.w(dx), s.w(dgamma), s.w(dbeta)),
-        ),
+        } => {
+            let p = batchnorm::cpu::BnChannels {
+                gamma: s.r(bn.gamma),
+                beta: s.r(bn.beta),
+                mean: s.r(bn.save_mean),
+                inv_std: s.r(bn.save_inv_std),
+            };
+            let xv = s.r(x);
+            let rng = (inp.seed, inp.step as u32);
+            let dz = batchnorm::cpu::post_grad(shape, xv, s.r(dy), p, post, rng);
+            batchnorm::cpu::backward_into(
+                shape,
+                xv,
+                &dz,
+                p.gamma,
+                p.mean,
+                p.inv_std,
+                (s.w(dx), s.w(dgamma), s.w(dbeta)),
+            )
+        }
         Inst::Act { n, kind, x, y } => {
             elementwise::cpu::forward_into(kind, &s.r(x)[..n], &mut s.w(y)[..n])
         }

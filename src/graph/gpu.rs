@@ -196,6 +196,7 @@ impl GpuProgram {
                         shape,
                         x,
                         y,
+                        post,
                         bn,
                         momentum,
                         eps,
@@ -207,14 +208,16 @@ impl GpuProgram {
                             v(x),
                             v(y),
                             &p,
-                            momentum,
-                            eps,
+                            (momentum, eps),
+                            post,
+                            &st.step_uniform,
                         )?)
                     }
                     Inst::BnInfer {
                         shape,
                         x,
                         y,
+                        act,
                         bn,
                         eps,
                     } => {
@@ -226,12 +229,14 @@ impl GpuProgram {
                             v(y),
                             &p,
                             eps,
+                            act,
                         )?)
                     }
                     Inst::BnBackward {
                         shape,
                         x,
                         dy,
+                        post,
                         bn,
                         dx,
                         dgamma,
@@ -244,9 +249,9 @@ impl GpuProgram {
                             v(x),
                             v(dy),
                             &p,
-                            v(dx),
-                            v(dgamma),
-                            v(dbeta),
+                            (v(dx), v(dgamma), v(dbeta)),
+                            post,
+                            &st.step_uniform,
                         )?)
                     }
                     Inst::Act { n, kind, x, y } => {

@@ -5,7 +5,7 @@
 
 use super::ops::PoolKind;
 use super::origin::Origin;
-use crate::kernels::batchnorm::BnShape;
+use crate::kernels::batchnorm::{BnPost, BnShape};
 use crate::kernels::conv::Conv2dGeom;
 use crate::kernels::elementwise::ActKind;
 use crate::kernels::gemm::{Epilogue, GemmShape};
@@ -108,15 +108,18 @@ pub enum Inst {
         /// Gradient of the input, NHWC; overwritten.
         dx: TensorId,
     },
-    /// BatchNorm forward with batch statistics; updates the moving statistics
-    /// and saves the batch mean and inverse std for backward.
+    /// BatchNorm forward with batch statistics, then `post` (the layers
+    /// fused into it); updates the moving statistics and saves the batch
+    /// mean and inverse std for backward.
     BnTrain {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The input.
         x: TensorId,
-        /// The output, like x.
+        /// The output (after `post`), like x.
         y: TensorId,
+        /// What follows the normalization in the same pass.
+        post: BnPost,
         /// The layer's parameters, state and saved statistics.
         bn: BnTensors,
         /// Moving-average momentum (Keras: 0.99).
@@ -124,27 +127,32 @@ pub enum Inst {
         /// Added to the variance (Keras: 1e-3).
         eps: f32,
     },
-    /// BatchNorm forward with the moving statistics.
+    /// BatchNorm forward with the moving statistics, then `act`.
     BnInfer {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The input.
         x: TensorId,
-        /// The output, like x.
+        /// The output (after `act`), like x.
         y: TensorId,
+        /// A fused activation (inference has no dropout).
+        act: Option<ActKind>,
         /// The layer's parameters and state (the saved statistics are not read).
         bn: BnTensors,
         /// Added to the moving variance.
         eps: f32,
     },
-    /// BatchNorm backward from the statistics saved by `BnTrain`.
+    /// BatchNorm backward (through `post` first) from the statistics saved
+    /// by `BnTrain`.
     BnBackward {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The forward input.
         x: TensorId,
-        /// Gradient of the output.
+        /// Gradient of the output (after `post`).
         dy: TensorId,
+        /// The forward's `post`.
+        post: BnPost,
         /// The layer's parameters and saved statistics.
         bn: BnTensors,
         /// Gradient of the input; overwritten.

@@ -10,7 +10,16 @@
 //! consecutive passes). Per-channel reductions run in two levels (chunks of
 //! `CHUNK_ROWS` rows, then one combine per channel) through a scratch buffer
 //! allocated when the dispatches are built.
+//!
+//! A [`BnPost`] fuses what follows the layer into its elementwise passes:
+//! an activation, then inverted dropout, so a BatchNorm → LeakyReLU →
+//! Dropout chain is one pass over memory forward and two backward instead
+//! of three and four, and neither intermediate tensor is stored. Backward
+//! recomputes the normalized value from x and the saved statistics, and the
+//! dropout mask from the step uniform.
 
+use super::dropout::{self, DropoutMask};
+use super::elementwise::ActKind;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::BATCHNORM;
 
@@ -44,19 +53,50 @@ macro_rules! spec {
 spec!(STATS_PARTIAL, "stats_partial", &[U, R, W]);
 spec!(STATS_PARTIAL_VEC4, "stats_partial_vec4", &[U, R, W]);
 spec!(STATS_COMBINE, "stats_combine", &[U, R, R, W, W, W, W]);
-spec!(NORMALIZE, "normalize", &[U, R, R, R, R, R, W]);
-spec!(NORMALIZE_VEC4, "normalize_vec4", &[U, R, R, R, R, R, W]);
+spec!(NORMALIZE, "normalize", &[U, R, R, R, R, R, W, U]);
+spec!(NORMALIZE_VEC4, "normalize_vec4", &[U, R, R, R, R, R, W, U]);
 spec!(INFER, "infer", &[U, R, R, R, R, R, W]);
 spec!(INFER_VEC4, "infer_vec4", &[U, R, R, R, R, R, W]);
-spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W]);
-spec!(GRAD_PARTIAL_VEC4, "grad_partial_vec4", &[U, R, R, R, W]);
-spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W]);
-spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, R, R, R, R, W]);
+spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W, R, R, R, U]);
 spec!(
-    GRAD_INPUT_VEC4,
-    "grad_input_vec4",
-    &[U, R, R, R, R, R, R, R, W]
+    GRAD_PARTIAL_VEC4,
+    "grad_partial_vec4",
+    &[U, R, R, R, W, R, R, R, U]
 );
+spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W, R, R, R, W]);
+spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, W, U]);
+spec!(GRAD_INPUT_VEC4, "grad_input_vec4", &[U, R, R, R, W, U]);
+
+/// Per-channel coefficients `grad_combine` hands to `grad_input` (the
+/// shader's `COEF_*` planes): there are too many per-channel tensors to
+/// bind them one by one within WebGPU's 8 storage buffers per stage.
+const COEF_PLANES: usize = 7;
+
+/// What runs on the normalized values within the layer's own passes: the
+/// layers that follow it, fused.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BnPost {
+    /// An activation applied to the output.
+    pub act: Option<ActKind>,
+    /// Then inverted dropout (training only), with the mask the `dropout`
+    /// kernel draws for the same layer.
+    pub dropout: Option<DropoutMask>,
+}
+
+impl BnPost {
+    /// Nothing follows: the plain layer.
+    pub fn is_none(&self) -> bool {
+        self.act.is_none() && self.dropout.is_none()
+    }
+
+    fn constants(&self) -> [(&'static str, f64); 3] {
+        [
+            ("WG", WG as f64),
+            ("ACT", ActKind::code(self.act).0 as f64),
+            ("DROPOUT", self.dropout.is_some() as u32 as f64),
+        ]
+    }
+}
 
 /// x viewed as [rows, channels] row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +188,14 @@ struct Params {
     n: u32,
     momentum: f32,
     eps: f32,
+    act_a: f32,
+    drop_threshold: u32,
+    drop_scale: f32,
+    drop_stream: u32,
 }
 
+/// One dispatch; `post` is applied where the entry point applies one.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     spec: &KernelSpec,
@@ -157,11 +203,20 @@ fn launch(
     lanes: usize,
     n: usize,
     (momentum, eps): (f32, f32),
+    post: Option<BnPost>,
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
+    let constants = post.map(|p| p.constants());
+    let post = post.unwrap_or_default();
+    let drop = post.dropout.unwrap_or(DropoutMask {
+        rate: 0.0,
+        stream: 0,
+    });
     gpu.launch(
         spec,
-        &[("WG", WG as f64)],
+        constants
+            .as_ref()
+            .map_or(&[("WG", WG as f64)][..], |c| &c[..]),
         &Params {
             rows: s.rows as u32,
             channels: s.channels as u32,
@@ -171,6 +226,10 @@ fn launch(
             n: n as u32,
             momentum,
             eps,
+            act_a: ActKind::code(post.act).1,
+            drop_threshold: dropout::cpu::threshold(drop.rate),
+            drop_scale: dropout::cpu::scale(drop.rate),
+            drop_stream: drop.stream,
         },
         buffers,
         grid_1d(n as u64, WG),
@@ -178,6 +237,7 @@ fn launch(
 }
 
 /// A row pass (partials or elementwise): scalar or vec4 entry point.
+#[allow(clippy::too_many_arguments)]
 fn row_pass(
     gpu: &Gpu,
     scalar: &KernelSpec,
@@ -185,11 +245,12 @@ fn row_pass(
     s: BnShape,
     row_groups: usize,
     momentum_eps: (f32, f32),
+    post: Option<BnPost>,
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let spec = if s.vec4() { vec4 } else { scalar };
     let n = row_groups * s.lanes();
-    launch(gpu, spec, s, s.lanes(), n, momentum_eps, buffers)
+    launch(gpu, spec, s, s.lanes(), n, momentum_eps, post, buffers)
 }
 
 fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
@@ -199,17 +260,21 @@ fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
     )
 }
 
-/// Training forward: y = γ·(x − μ)·inv_std + β with batch statistics; writes
-/// save_mean and save_inv_std and updates moving_mean and moving_var (each
-/// run of the returned dispatches is one update). Empty for an empty shape.
+/// Training forward: y = post(γ·(x − μ)·inv_std + β) with batch statistics;
+/// writes save_mean and save_inv_std and updates moving_mean and moving_var
+/// (each run of the returned dispatches is one update). `step` holds the
+/// `StepUniform` a fused dropout draws its mask from. Empty for an empty
+/// shape.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_train<'b>(
     gpu: &Gpu,
     s: BnShape,
     x: impl Bind<'b>,
     y: impl Bind<'b>,
     p: &BnBuffers,
-    momentum: f32,
-    eps: f32,
+    (momentum, eps): (f32, f32),
+    post: BnPost,
+    step: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -227,6 +292,7 @@ pub fn forward_train<'b>(
             s,
             s.chunks(),
             (momentum, eps),
+            None,
             &[x.view(), (&part).view()],
         )?,
         launch(
@@ -236,6 +302,7 @@ pub fn forward_train<'b>(
             s.channels,
             s.channels,
             (momentum, eps),
+            None,
             &[
                 x.view(),
                 (&part).view(),
@@ -252,6 +319,7 @@ pub fn forward_train<'b>(
             s,
             row_groups,
             (momentum, eps),
+            Some(post),
             &[
                 x.view(),
                 p.gamma.view(),
@@ -259,12 +327,14 @@ pub fn forward_train<'b>(
                 p.save_mean.view(),
                 p.save_inv_std.view(),
                 y.view(),
+                step.view(),
             ],
         )?,
     ])
 }
 
-/// Inference: y = γ·(x − moving_mean)/√(moving_var + ε) + β.
+/// Inference: y = act(γ·(x − moving_mean)/√(moving_var + ε) + β), the
+/// activation fused where `act` is one (inference has no dropout).
 pub fn forward_infer<'b>(
     gpu: &Gpu,
     s: BnShape,
@@ -272,6 +342,7 @@ pub fn forward_infer<'b>(
     y: impl Bind<'b>,
     p: &BnBuffers,
     eps: f32,
+    act: Option<ActKind>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -286,6 +357,7 @@ pub fn forward_infer<'b>(
         s,
         s.rows.div_ceil(ROWS_PER_INVOCATION),
         (0.0, eps),
+        Some(BnPost { act, dropout: None }),
         &[
             x.view(),
             p.gamma.view(),
@@ -297,9 +369,12 @@ pub fn forward_infer<'b>(
     )?])
 }
 
-/// Training-mode backward from the saved batch statistics:
-/// dβ = Σdy, dγ = Σdy·x̂, dx = γ·inv_std/R·(R·dy − dβ − x̂·dγ), with
-/// x̂ = (x − μ)·inv_std. Overwrites dx, dgamma and dbeta.
+/// Training-mode backward from the saved batch statistics, `dy` the
+/// gradient of `post`'s output: with dz = dy back through `post` (the
+/// dropout mask regenerated from `step`, the activation's derivative at the
+/// recomputed z = γ·x̂ + β), dβ = Σdz, dγ = Σdz·x̂,
+/// dx = γ·inv_std/R·(R·dz − dβ − x̂·dγ), with x̂ = (x − μ)·inv_std.
+/// Overwrites dx, dgamma and dbeta.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'b>(
     gpu: &Gpu,
@@ -307,9 +382,9 @@ pub fn backward<'b>(
     x: impl Bind<'b>,
     dy: impl Bind<'b>,
     p: &BnBuffers,
-    dx: impl Bind<'b>,
-    dgamma: impl Bind<'b>,
-    dbeta: impl Bind<'b>,
+    (dx, dgamma, dbeta): (impl Bind<'b>, impl Bind<'b>, impl Bind<'b>),
+    post: BnPost,
+    step: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -321,6 +396,10 @@ pub fn backward<'b>(
     assert_holds("dbeta", dbeta, s.channels);
     p.assert_hold(s.channels);
     let part = scratch(gpu, s)?;
+    let coef = gpu.storage(
+        "batchnorm coefficients",
+        (COEF_PLANES * s.channels * 4) as u64,
+    )?;
     Ok(vec![
         row_pass(
             gpu,
@@ -329,7 +408,17 @@ pub fn backward<'b>(
             s,
             s.chunks(),
             (0.0, 0.0),
-            &[x.view(), dy.view(), p.save_mean.view(), (&part).view()],
+            Some(post),
+            &[
+                x.view(),
+                dy.view(),
+                p.save_mean.view(),
+                (&part).view(),
+                p.save_inv_std.view(),
+                p.gamma.view(),
+                p.beta.view(),
+                step.view(),
+            ],
         )?,
         launch(
             gpu,
@@ -338,11 +427,16 @@ pub fn backward<'b>(
             s.channels,
             s.channels,
             (0.0, 0.0),
+            None,
             &[
                 (&part).view(),
                 p.save_inv_std.view(),
                 dgamma.view(),
                 dbeta.view(),
+                p.gamma.view(),
+                p.beta.view(),
+                p.save_mean.view(),
+                (&coef).view(),
             ],
         )?,
         row_pass(
@@ -352,16 +446,8 @@ pub fn backward<'b>(
             s,
             s.rows.div_ceil(ROWS_PER_INVOCATION),
             (0.0, 0.0),
-            &[
-                x.view(),
-                dy.view(),
-                p.gamma.view(),
-                p.save_mean.view(),
-                p.save_inv_std.view(),
-                dgamma.view(),
-                dbeta.view(),
-                dx.view(),
-            ],
+            Some(post),
+            &[x.view(), dy.view(), (&coef).view(), dx.view(), step.view()],
         )?,
     ])
 }
@@ -369,7 +455,10 @@ pub fn backward<'b>(
 /// Plain-Rust references, computed in f64 (two-pass statistics) and
 /// rounded once to f32. The `*_f64` twins serve the gradient checks.
 pub mod cpu {
-    use super::BnShape;
+    use std::borrow::Cow;
+
+    use super::{BnPost, BnShape};
+    use crate::kernels::{dropout, elementwise};
 
     /// What a training step computes per batch.
     pub struct TrainOut<T> {
@@ -610,6 +699,85 @@ pub mod cpu {
                 }
             }
         });
+    }
+
+    /// Applies `post` in place to the layer's normalized output, as the
+    /// shader's normalize pass does; `(seed, step)` draw the dropout mask.
+    pub fn post_into(post: BnPost, (seed, step): (u32, u32), y: &mut [f32]) {
+        if post.is_none() {
+            return;
+        }
+        let keep = post.dropout.map(|d| {
+            let t = dropout::cpu::threshold(d.rate);
+            move |i: usize| dropout::cpu::hash(seed, step, d.stream, i as u32) >= t
+        });
+        let scale = post.dropout.map_or(1.0, |d| dropout::cpu::scale(d.rate));
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(y, c, |k, y| {
+            for (j, v) in y.iter_mut().enumerate() {
+                let a = post.act.map_or(*v, |kind| elementwise::cpu::act(kind, *v));
+                *v = match &keep {
+                    None => a,
+                    Some(keep) if keep(k * c + j) => a * scale,
+                    Some(_) => 0.0,
+                };
+            }
+        });
+    }
+
+    /// The per-channel tensors of one layer, each `[channels]`.
+    #[derive(Clone, Copy)]
+    pub struct BnChannels<'a> {
+        /// γ.
+        pub gamma: &'a [f32],
+        /// β.
+        pub beta: &'a [f32],
+        /// The saved batch mean.
+        pub mean: &'a [f32],
+        /// The saved 1/√(σ² + ε).
+        pub inv_std: &'a [f32],
+    }
+
+    /// dz, the gradient of the layer's normalized output z, from dy, the
+    /// gradient of `post(z)`: z recomputed from x and the saved statistics
+    /// as the forward computed it, the dropout mask redrawn. `dy` itself
+    /// when nothing follows.
+    pub fn post_grad<'a>(
+        s: BnShape,
+        x: &[f32],
+        dy: &'a [f32],
+        p: BnChannels,
+        post: BnPost,
+        (seed, step): (u32, u32),
+    ) -> Cow<'a, [f32]> {
+        if post.is_none() {
+            return Cow::Borrowed(dy);
+        }
+        let c = s.channels;
+        let keep = post.dropout.map(|d| {
+            let t = dropout::cpu::threshold(d.rate);
+            move |i: usize| dropout::cpu::hash(seed, step, d.stream, i as u32) >= t
+        });
+        let scale = post.dropout.map_or(1.0, |d| dropout::cpu::scale(d.rate));
+        let mut dz = vec![0.0f32; s.len()];
+        crate::par::chunks_mut(&mut dz, ROWS * c.max(1), |i, dz| {
+            let base = i * ROWS * c;
+            for (k, o) in dz.iter_mut().enumerate() {
+                let e = base + k;
+                let j = e % c;
+                let z = (p.gamma[j] as f64 * (x[e] as f64 - p.mean[j] as f64) * p.inv_std[j] as f64
+                    + p.beta[j] as f64) as f32;
+                let g = match &keep {
+                    None => dy[e],
+                    Some(keep) if keep(e) => dy[e] * scale,
+                    Some(_) => 0.0,
+                };
+                *o = post
+                    .act
+                    .map_or(g, |kind| elementwise::cpu::grad(kind, z, g));
+            }
+        });
+        Cow::Owned(dz)
     }
 
     /// (dx, dγ, dβ) in training mode from the saved mean and inv_std.

@@ -20,6 +20,7 @@ pub mod cpu;
 pub mod gpu;
 mod table;
 
+use crate::graph::fuse::Fused;
 use crate::graph::origin::Phase;
 use crate::graph::program::{DType, Inst, Program};
 use crate::graph::Graph;
@@ -175,7 +176,7 @@ pub struct Totals {
 pub struct Profile {
     /// The model's name.
     pub model: String,
-    /// "GPU: llvmpipe … [Vulkan]" or "CPU reference".
+    /// "GPU: llvmpipe … \[Vulkan\]" or "CPU reference".
     pub backend: String,
     /// Examples per step.
     pub batch: usize,
@@ -190,6 +191,9 @@ pub struct Profile {
     /// Layers that lower to no instruction (Flatten, Reshape: a view of
     /// their input).
     pub silent_layers: Vec<String>,
+    /// Layers applied inside another layer's kernel (`graph::fuse`), as
+    /// "name (in head)".
+    pub fused_layers: Vec<String>,
     /// Per step.
     pub totals: Totals,
 }
@@ -266,12 +270,25 @@ pub(crate) fn assemble(
         instructions_us: sum,
         overhead_us: step_wall_us - sum,
     };
+    let fusion = crate::graph::fuse::plan(graph);
     let silent_layers = graph
         .nodes
         .iter()
         .enumerate()
+        .filter(|(id, _)| !matches!(fusion[*id], Fused::Absorbed(_)))
         .filter(|(id, _)| !program.origin.iter().any(|o| o.node == Some(*id)))
         .map(|(_, n)| n.name.clone())
+        .collect();
+    let fused_layers = fusion
+        .iter()
+        .enumerate()
+        .filter_map(|(id, f)| match f {
+            Fused::Absorbed(head) => Some(format!(
+                "{} (in {})",
+                graph.nodes[id].name, graph.nodes[*head].name
+            )),
+            _ => None,
+        })
         .collect();
     Profile {
         model: graph.name.clone(),
@@ -282,6 +299,7 @@ pub(crate) fn assemble(
         method,
         rows,
         silent_layers,
+        fused_layers,
         totals,
     }
 }
@@ -401,6 +419,7 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
         } => (
             b(x) + b(dy)
                 + b(bn.gamma)
+                + b(bn.beta)
                 + b(bn.save_mean)
                 + b(bn.save_inv_std)
                 + b(dx)
@@ -480,9 +499,17 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
             g.col_rows(),
             g.col_cols()
         ),
-        Inst::BnTrain { shape, .. }
-        | Inst::BnInfer { shape, .. }
-        | Inst::BnBackward { shape, .. } => format!("{}×{}", shape.rows, shape.channels),
+        Inst::BnTrain { shape, post, .. } | Inst::BnBackward { shape, post, .. } => {
+            format!(
+                "{}×{}{}",
+                shape.rows,
+                shape.channels,
+                fused(post.act, post.dropout)
+            )
+        }
+        Inst::BnInfer { shape, act, .. } => {
+            format!("{}×{}{}", shape.rows, shape.channels, fused(*act, None))
+        }
         Inst::Act { n, kind, .. } | Inst::ActBackward { n, kind, .. } => {
             format!("{n} {kind:?}")
         }
@@ -502,6 +529,21 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::Metrics { batch, .. } => format!("{batch}"),
         Inst::Adam => format!("{trainable_len} parameters"),
     }
+}
+
+/// The layers fused into a BatchNorm, as its shape column names them.
+fn fused(
+    act: Option<crate::kernels::elementwise::ActKind>,
+    dropout: Option<crate::kernels::dropout::DropoutMask>,
+) -> String {
+    let mut s = String::new();
+    if let Some(kind) = act {
+        s += &format!(" + {kind:?}");
+    }
+    if let Some(d) = dropout {
+        s += &format!(" + dropout {}", d.rate);
+    }
+    s
 }
 
 impl Profile {
@@ -547,6 +589,7 @@ impl Profile {
             },
             "rows": rows,
             "layers_without_instructions": self.silent_layers,
+            "layers_fused": self.fused_layers,
             "totals": {
                 "instructions": t.instructions,
                 "dispatches": t.dispatches,
