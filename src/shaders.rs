@@ -110,7 +110,6 @@ prelude!(DROPOUT_MASK, "dropout_mask");
 shader!(ELEMENTWISE, "elementwise", [GRID, ACTIVATION]);
 shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
 shader!(SOFTMAX, "softmax", [GRID]);
-shader!(METRICS, "metrics", []);
 shader!(ADAM, "adam", [GRID]);
 shader!(DROPOUT, "dropout", [GRID, STEP, DROPOUT_MASK]);
 shader!(REDUCE, "reduce", [GRID]);
@@ -150,7 +149,6 @@ pub static ALL: &[&Shader] = &[
     &ELEMENTWISE,
     &SOFTMAX_XENT,
     &SOFTMAX,
-    &METRICS,
     &ADAM,
     &DROPOUT,
     &REDUCE,

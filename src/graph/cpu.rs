@@ -457,17 +457,19 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             classes,
             logits,
             labels,
-            loss,
-            correct,
             dlogits,
+            ..
         } => {
-            let (l, c, d) =
-                softmax_xent::cpu::forward_backward(batch, classes, s.r(logits), &u32s[labels]);
-            s.w(loss).copy_from_slice(&l);
-            u32s[correct].copy_from_slice(&c);
-            if let Some(t) = dlogits {
-                s.w(t).copy_from_slice(&d);
-            }
+            let before = softmax_xent::Metrics {
+                loss_sum: f32::from_bits(metrics[0]),
+                correct: metrics[1],
+                examples: metrics[2],
+                _pad: 0,
+            };
+            let (l, d) = (s.r(logits), dlogits.map(|t| s.w(t)));
+            let after =
+                softmax_xent::cpu::xent_metrics((batch, classes), l, &u32s[labels], before, d);
+            *metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
         }
         Inst::Softmax {
             batch,
@@ -477,16 +479,6 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
         } => {
             let v = softmax_xent::cpu::softmax(batch, classes, s.r(logits));
             s.w(probs).copy_from_slice(&v);
-        }
-        Inst::Metrics { loss, correct, .. } => {
-            let before = softmax_xent::Metrics {
-                loss_sum: f32::from_bits(metrics[0]),
-                correct: metrics[1],
-                examples: metrics[2],
-                _pad: 0,
-            };
-            let after = softmax_xent::cpu::accumulate_metrics(before, s.r(loss), &u32s[correct]);
-            *metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
         }
         Inst::Adam => unreachable!("run_in updates the state itself"),
     }

@@ -321,23 +321,14 @@ pub fn lower(
             probs = Some(p);
         }
         Mode::Train | Mode::Eval => {
-            let loss = cx.temp("loss".into(), batch, DType::F32);
-            let correct = cx.temp("correct".into(), batch, DType::U32);
             let dlogits = (mode == Mode::Train).then(|| cx.act("logits/grad".into(), classes));
             cx.emit(Inst::SoftmaxXent {
                 batch,
                 classes,
                 logits,
                 labels,
-                loss,
-                correct,
-                dlogits,
-            });
-            cx.emit(Inst::Metrics {
-                batch,
-                loss,
-                correct,
                 metrics,
+                dlogits,
             });
             if let Some(d) = dlogits {
                 cx.grads[head] = Some(Grad {

@@ -286,8 +286,8 @@ pub enum Inst {
         /// Element offset of the block within each destination row.
         dst_offset: usize,
     },
-    /// Fused softmax and categorical cross-entropy per example, with the
-    /// gradient in training.
+    /// Fused softmax and categorical cross-entropy per example, its sums
+    /// added to the running metrics, with the gradient in training.
     SoftmaxXent {
         /// Examples.
         batch: usize,
@@ -297,10 +297,9 @@ pub enum Inst {
         logits: TensorId,
         /// Labels, u32 `[batch]`.
         labels: TensorId,
-        /// Per-example loss, f32 `[batch]`; overwritten.
-        loss: TensorId,
-        /// Per-example 1 if the argmax is the label else 0, u32 `[batch]`; overwritten.
-        correct: TensorId,
+        /// The running metrics, `Home::Metrics`: the batch's loss sum,
+        /// correct count and example count are added.
+        metrics: TensorId,
         /// Gradient of the logits, (softmax − onehot)/batch; overwritten. `None` in evaluation.
         dlogits: Option<TensorId>,
     },
@@ -314,17 +313,6 @@ pub enum Inst {
         logits: TensorId,
         /// The probabilities, like logits; overwritten.
         probs: TensorId,
-    },
-    /// Adds the batch's loss sum, correct count and example count to the running metrics.
-    Metrics {
-        /// Examples.
-        batch: usize,
-        /// Per-example loss, f32 `[batch]`.
-        loss: TensorId,
-        /// Per-example correct flags, u32 `[batch]`.
-        correct: TensorId,
-        /// The running metrics, `Home::Metrics`; accumulated into.
-        metrics: TensorId,
     },
     /// One Adam update over every trainable parameter.
     Adam,
@@ -377,17 +365,14 @@ impl Inst {
             SoftmaxXent {
                 logits,
                 labels,
-                loss,
-                correct,
                 dlogits,
                 ..
             } => {
-                let mut v = vec![*logits, *labels, *loss, *correct];
+                let mut v = vec![*logits, *labels];
                 v.extend(dlogits);
                 v
             }
             Softmax { logits, probs, .. } => vec![*logits, *probs],
-            Metrics { loss, correct, .. } => vec![*loss, *correct],
             Adam => Vec::new(),
         }
     }

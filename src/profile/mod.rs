@@ -324,9 +324,8 @@ pub fn kernel_name(inst: &Inst) -> &'static str {
         Inst::Add { .. } => "add",
         Inst::Accumulate { .. } => "accumulate",
         Inst::CopyColumns { .. } => "copy columns",
-        Inst::SoftmaxXent { .. } => "softmax xent",
+        Inst::SoftmaxXent { .. } => "softmax xent + metrics",
         Inst::Softmax { .. } => "softmax",
-        Inst::Metrics { .. } => "metrics",
         Inst::Adam => "adam",
     }
 }
@@ -443,20 +442,14 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
         }
         Inst::Add { n, .. } | Inst::Accumulate { n, .. } => (f32s(3 * n), None),
         Inst::CopyColumns { rows, width, .. } => (f32s(2 * rows * width), None),
+        // The four metric words read and written.
         Inst::SoftmaxXent {
             logits,
             labels,
-            loss,
-            correct,
             dlogits,
             ..
-        } => (
-            b(logits) + b(labels) + b(loss) + b(correct) + dlogits.map_or(0, b),
-            None,
-        ),
+        } => (b(logits) + b(labels) + dlogits.map_or(0, b) + 32, None),
         Inst::Softmax { logits, probs, .. } => (b(logits) + b(probs), None),
-        // Loss and correct read; the four metric words read and written.
-        Inst::Metrics { loss, correct, .. } => (b(loss) + b(correct) + 32, None),
         // Parameters, gradients, m and v read; parameters, m and v written.
         Inst::Adam => (f32s(7 * trainable_len), None),
     }
@@ -526,7 +519,6 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::SoftmaxXent { batch, classes, .. } | Inst::Softmax { batch, classes, .. } => {
             format!("{batch}×{classes}")
         }
-        Inst::Metrics { batch, .. } => format!("{batch}"),
         Inst::Adam => format!("{trainable_len} parameters"),
     }
 }
