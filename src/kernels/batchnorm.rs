@@ -11,12 +11,12 @@
 //! `CHUNK_ROWS` rows, then one combine per channel) through a scratch buffer
 //! allocated when the dispatches are built.
 //!
-//! A [`BnPost`] fuses what follows the layer into its elementwise passes:
-//! an activation, then inverted dropout, so a BatchNorm → LeakyReLU →
-//! Dropout chain is one pass over memory forward and two backward instead
-//! of three and four, and neither intermediate tensor is stored. Backward
-//! recomputes the normalized value from x and the saved statistics, and the
-//! dropout mask from the step uniform.
+//! A [`BnPost`] fuses what follows the layer into its row passes: an
+//! activation, then inverted dropout, so a BatchNorm → LeakyReLU → Dropout
+//! chain makes two passes over its rows each way instead of four, and
+//! neither intermediate tensor is stored. Backward recomputes the
+//! normalized value from x and the saved statistics, and the dropout mask
+//! from the step uniform.
 
 use super::dropout::{self, DropoutMask};
 use super::elementwise::ActKind;
