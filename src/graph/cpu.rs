@@ -367,18 +367,9 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
                 mean: s.r(bn.save_mean),
                 inv_std: s.r(bn.save_inv_std),
             };
-            let xv = s.r(x);
             let rng = (inp.seed, inp.step as u32);
-            let dz = batchnorm::cpu::post_grad(shape, xv, s.r(dy), p, post, rng);
-            batchnorm::cpu::backward_into(
-                shape,
-                xv,
-                &dz,
-                p.gamma,
-                p.mean,
-                p.inv_std,
-                (s.w(dx), s.w(dgamma), s.w(dbeta)),
-            )
+            let out = (s.w(dx), s.w(dgamma), s.w(dbeta));
+            batchnorm::cpu::backward_post_into(shape, (s.r(x), s.r(dy)), p, (post, rng), out)
         }
         Inst::Act { n, kind, x, y } => {
             elementwise::cpu::forward_into(kind, &s.r(x)[..n], &mut s.w(y)[..n])

@@ -455,9 +455,8 @@ pub fn backward<'b>(
 /// Plain-Rust references, computed in f64 (two-pass statistics) and
 /// rounded once to f32. The `*_f64` twins serve the gradient checks.
 pub mod cpu {
-    use std::borrow::Cow;
-
     use super::{BnPost, BnShape};
+    use crate::kernels::elementwise::ActKind;
     use crate::kernels::{dropout, elementwise};
 
     /// What a training step computes per batch.
@@ -704,25 +703,12 @@ pub mod cpu {
     /// Applies `post` in place to the layer's normalized output, as the
     /// shader's normalize pass does; `(seed, step)` draw the dropout mask.
     pub fn post_into(post: BnPost, (seed, step): (u32, u32), y: &mut [f32]) {
-        if post.is_none() {
-            return;
+        if let Some(kind) = post.act {
+            elementwise::cpu::forward_in_place(kind, y);
         }
-        let keep = post.dropout.map(|d| {
-            let t = dropout::cpu::threshold(d.rate);
-            move |i: usize| dropout::cpu::hash(seed, step, d.stream, i as u32) >= t
-        });
-        let scale = post.dropout.map_or(1.0, |d| dropout::cpu::scale(d.rate));
-        let c = crate::par::ELEMENTWISE_CHUNK;
-        crate::par::chunks_mut(y, c, |k, y| {
-            for (j, v) in y.iter_mut().enumerate() {
-                let a = post.act.map_or(*v, |kind| elementwise::cpu::act(kind, *v));
-                *v = match &keep {
-                    None => a,
-                    Some(keep) if keep(k * c + j) => a * scale,
-                    Some(_) => 0.0,
-                };
-            }
-        });
+        if let Some(d) = post.dropout {
+            dropout::cpu::apply_in_place(seed, step, d.stream, d.rate, y);
+        }
     }
 
     /// The per-channel tensors of one layer, each `[channels]`.
@@ -736,48 +722,6 @@ pub mod cpu {
         pub mean: &'a [f32],
         /// The saved 1/√(σ² + ε).
         pub inv_std: &'a [f32],
-    }
-
-    /// dz, the gradient of the layer's normalized output z, from dy, the
-    /// gradient of `post(z)`: z recomputed from x and the saved statistics
-    /// as the forward computed it, the dropout mask redrawn. `dy` itself
-    /// when nothing follows.
-    pub fn post_grad<'a>(
-        s: BnShape,
-        x: &[f32],
-        dy: &'a [f32],
-        p: BnChannels,
-        post: BnPost,
-        (seed, step): (u32, u32),
-    ) -> Cow<'a, [f32]> {
-        if post.is_none() {
-            return Cow::Borrowed(dy);
-        }
-        let c = s.channels;
-        let keep = post.dropout.map(|d| {
-            let t = dropout::cpu::threshold(d.rate);
-            move |i: usize| dropout::cpu::hash(seed, step, d.stream, i as u32) >= t
-        });
-        let scale = post.dropout.map_or(1.0, |d| dropout::cpu::scale(d.rate));
-        let mut dz = vec![0.0f32; s.len()];
-        crate::par::chunks_mut(&mut dz, ROWS * c.max(1), |i, dz| {
-            let base = i * ROWS * c;
-            for (k, o) in dz.iter_mut().enumerate() {
-                let e = base + k;
-                let j = e % c;
-                let z = (p.gamma[j] as f64 * (x[e] as f64 - p.mean[j] as f64) * p.inv_std[j] as f64
-                    + p.beta[j] as f64) as f32;
-                let g = match &keep {
-                    None => dy[e],
-                    Some(keep) if keep(e) => dy[e] * scale,
-                    Some(_) => 0.0,
-                };
-                *o = post
-                    .act
-                    .map_or(g, |kind| elementwise::cpu::grad(kind, z, g));
-            }
-        });
-        Cow::Owned(dz)
     }
 
     /// (dx, dγ, dβ) in training mode from the saved mean and inv_std.
@@ -838,16 +782,91 @@ pub mod cpu {
         inv_std: &[f32],
         out: (&mut [f32], &mut [f32], &mut [f32]),
     ) {
+        backward_with(s, x, Some(dy), (gamma, mean, inv_std), out);
+    }
+
+    /// [`backward_into`] where `dy` is the gradient of `post`'s output: dz,
+    /// the gradient of the normalized output z, is dy through the redrawn
+    /// dropout mask and then the activation's derivative at z, recomputed
+    /// from x and the saved statistics as the shader recomputes it, in f32:
+    /// (x − μ)·(γ·inv_std) + β. dz goes through dx, which the layer's
+    /// gradient then overwrites in place.
+    pub fn backward_post_into(
+        s: BnShape,
+        (x, dy): (&[f32], &[f32]),
+        p: BnChannels,
+        (post, (seed, step)): (BnPost, (u32, u32)),
+        out: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
+        let stats = (p.gamma, p.mean, p.inv_std);
+        if post.is_none() {
+            return backward_with(s, x, Some(dy), stats, out);
+        }
+        let (dx, dgamma, dbeta) = out;
+        match post.dropout {
+            Some(d) => dropout::cpu::apply_into(seed, step, d.stream, d.rate, dy, dx),
+            None => dx.copy_from_slice(dy),
+        }
+        match post.act {
+            None => {}
+            // The same arithmetic as `elementwise::cpu::grad` (g·1 is g),
+            // with the match out of the loop and the factor selected
+            // rather than branched on: the signs of z are random. The
+            // closures own what they read (`move`), so the stores to g
+            // cannot alias it and the loop vectorizes.
+            Some(ActKind::Relu) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| g * if z > 0.0 { 1.0 } else { 0.0 })
+            }
+            Some(ActKind::LeakyRelu(a)) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| g * if z > 0.0 { 1.0 } else { a })
+            }
+            Some(kind) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| elementwise::cpu::grad(kind, z, g))
+            }
+        }
+        backward_with(s, x, None, stats, (dx, dgamma, dbeta));
+    }
+
+    /// g ← grad(z, g) elementwise, z = (x − μ)·(γ·inv_std) + β, on all threads.
+    fn act_grad_in_place(
+        s: BnShape,
+        x: &[f32],
+        p: BnChannels,
+        g: &mut [f32],
+        grad: impl Fn(f32, f32) -> f32 + Sync,
+    ) {
+        let c = s.channels;
+        let scale: Vec<f32> = (0..c).map(|j| p.gamma[j] * p.inv_std[j]).collect();
+        crate::par::chunks_mut(g, ROWS * c.max(1), |i, g| {
+            for (gr, xr) in g.chunks_exact_mut(c).zip(x[i * ROWS * c..].chunks_exact(c)) {
+                let per_channel = p.mean.iter().zip(&scale).zip(p.beta);
+                for ((o, &v), ((m, a), b)) in gr.iter_mut().zip(xr).zip(per_channel) {
+                    *o = grad((v - m) * a + b, *o);
+                }
+            }
+        });
+    }
+
+    /// The backward passes, dz read from `dy`, or from dx itself when `dy`
+    /// is None.
+    fn backward_with(
+        s: BnShape,
+        x: &[f32],
+        dy: Option<&[f32]>,
+        (gamma, mean, inv_std): (&[f32], &[f32], &[f32]),
+        out: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
         let (r, c) = (s.rows, s.channels);
-        assert_eq!(x.len(), r * c, "batchnorm: x length");
-        assert_eq!(dy.len(), r * c, "batchnorm: dy length");
         let (dx, dgamma_out, dbeta_out) = out;
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
         assert_eq!(dx.len(), r * c, "batchnorm: dx length");
+        assert!(dy.is_none_or(|d| d.len() == r * c), "batchnorm: dy length");
         let mu: Vec<f64> = mean.iter().map(|&v| v as f64).collect();
         let is: Vec<f64> = inv_std.iter().map(|&v| v as f64).collect();
+        let dz: &[f32] = dy.unwrap_or(dx);
         let sums = chunk_sums(r, 2 * c, |rr, p| {
             let (pb, pg) = p.split_at_mut(c);
-            let (xs, ds) = (&x[rr.start * c..rr.end * c], &dy[rr.start * c..rr.end * c]);
+            let (xs, ds) = (&x[rr.start * c..rr.end * c], &dz[rr.start * c..rr.end * c]);
             for (xr, dr) in xs.chunks_exact(c).zip(ds.chunks_exact(c)) {
                 for j in 0..c {
                     let d = dr[j] as f64;
@@ -859,16 +878,26 @@ pub mod cpu {
         let (dbeta, dgamma) = sums.split_at(c);
         let rf = r as f64;
         let k: Vec<f64> = (0..c).map(|j| gamma[j] as f64 * is[j] / rf).collect();
+        let row = |o: &mut [f32], xr: &[f32], dr: Option<&[f32]>| {
+            for j in 0..c {
+                let xhat = (xr[j] as f64 - mu[j]) * is[j];
+                let d = dr.map_or(o[j], |dr| dr[j]) as f64;
+                o[j] = (k[j] * (rf * d - dbeta[j] - xhat * dgamma[j])) as f32;
+            }
+        };
         crate::par::chunks_mut(dx, ROWS * c.max(1), |i, dx| {
             let base = i * ROWS * c;
-            let rows = dx
-                .chunks_exact_mut(c)
-                .zip(x[base..].chunks_exact(c))
-                .zip(dy[base..].chunks_exact(c));
-            for ((o, xr), dr) in rows {
-                for j in 0..c {
-                    let xhat = (xr[j] as f64 - mu[j]) * is[j];
-                    o[j] = (k[j] * (rf * dr[j] as f64 - dbeta[j] - xhat * dgamma[j])) as f32;
+            let rows = dx.chunks_exact_mut(c).zip(x[base..].chunks_exact(c));
+            match dy {
+                Some(dy) => {
+                    for ((o, xr), dr) in rows.zip(dy[base..].chunks_exact(c)) {
+                        row(o, xr, Some(dr));
+                    }
+                }
+                None => {
+                    for (o, xr) in rows {
+                        row(o, xr, None);
+                    }
                 }
             }
         });

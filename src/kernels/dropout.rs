@@ -156,6 +156,24 @@ pub mod cpu {
         });
     }
 
+    /// `y = y·mask/(1 − rate)` in place, on all threads: [`apply_into`]'s
+    /// arithmetic.
+    pub fn apply_in_place(seed: u32, step: u32, stream: u32, rate: f32, y: &mut [f32]) {
+        let t = threshold(rate);
+        let s = scale(rate);
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(y, c, |k, y| {
+            for (j, v) in y.iter_mut().enumerate() {
+                let i = (k * c + j) as u32;
+                *v = if hash(seed, step, stream, i) >= t {
+                    *v * s
+                } else {
+                    0.0
+                };
+            }
+        });
+    }
+
     /// y = x·mask/(1 − rate).
     pub fn forward(seed: u32, step: u32, stream: u32, rate: f32, x: &[f32]) -> Vec<f32> {
         apply(seed, step, stream, rate, x)

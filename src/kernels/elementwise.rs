@@ -272,6 +272,24 @@ pub mod cpu {
         });
     }
 
+    /// y = f(y) elementwise, in place, on all threads: [`forward_into`]'s
+    /// arithmetic.
+    pub fn forward_in_place(kind: ActKind, y: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(y, c, |_, y| {
+            if let ActKind::Relu | ActKind::LeakyRelu(_) = kind {
+                let s = leaky_slope(kind);
+                for v in y.iter_mut() {
+                    *v = if *v > 0.0 { *v } else { *v * s };
+                }
+            } else {
+                for v in y.iter_mut() {
+                    *v = act(kind, *v);
+                }
+            }
+        });
+    }
+
     /// dx = dy·f'(x) elementwise, in f32.
     pub fn backward(kind: ActKind, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let mut dx = vec![0.0; x.len()];

@@ -2,7 +2,7 @@ use gdl_gpu::kernels::batchnorm::{
     self, cpu, BnBuffers, BnPost, BnShape, CHUNK_ROWS, EPSILON, MOMENTUM,
 };
 use gdl_gpu::kernels::dropout::DropoutMask;
-use gdl_gpu::kernels::elementwise::ActKind;
+use gdl_gpu::kernels::elementwise::{cpu as act_cpu, ActKind};
 use gdl_gpu::kernels::step::StepUniform;
 use gdl_gpu::util::{Rng, F32_EPS as U};
 
@@ -553,10 +553,10 @@ fn fused_forward_infer_matches_reference() {
     }
 }
 
-// dz = f'(z)·mask·dy with z recomputed on each side: the GPU's z is
-// (x − μ)·(γ·inv) + β in f32 (4u·|x − μ||γ·inv| + 2u|β|), the reference's
-// rounds an f64 value (u|z|). f'(z) then differs by max|f''|·δz, plus the
-// elementwise kernel's own rounding bound.
+// dz = f'(z)·mask·dy with z recomputed on each side by the same f32
+// formula, (x − μ)·(γ·inv) + β, which a GPU may contract into fused
+// multiply-adds: δz ≤ 4u·|x − μ||γ·inv| + 2u|β| + u|z|. f'(z) then differs
+// by max|f''|·δz, plus the elementwise kernel's own rounding bound.
 #[test]
 fn fused_backward_matches_reference() {
     let gpu = gpu();
@@ -601,7 +601,15 @@ fn fused_backward_matches_reference() {
             mean: &fwd.mean,
             inv_std: &fwd.inv_std,
         };
-        let dz = cpu::post_grad(s, &x, &dy, ch, post, RNG).into_owned();
+        // The reference's dz, for the bounds: dy·mask through f' at z.
+        let dz: Vec<f32> = (0..s.len())
+            .map(|i| {
+                let j = i % c;
+                let z = (x[i] - fwd.mean[j]) * (p.gamma[j] * fwd.inv_std[j]) + p.beta[j];
+                let g = (mask(post, i) * dy[i] as f64) as f32;
+                post.act.map_or(g, |k| act_cpu::grad(k, z, g))
+            })
+            .collect();
         let (_, l2) = derivative_bounds(post.act);
         let dz_err: Vec<f64> = (0..s.len())
             .map(|i| {
@@ -617,30 +625,40 @@ fn fused_backward_matches_reference() {
                 l2 * dzv * g.abs() + act + 2.0 * U * g.abs()
             })
             .collect();
-        let want = cpu::backward(s, &x, &dz, &p.gamma, &fwd.mean, &fwd.inv_std);
+        let mut want = (vec![0.0; s.len()], vec![0.0; c], vec![0.0; c]);
+        let out = (&mut want.0[..], &mut want.1[..], &mut want.2[..]);
+        cpu::backward_post_into(s, (&x, &dy), ch, (post, RNG), out);
         let got = (read(&dxb, s.len()), read(&dgb, c), read(&dbb, c));
         check_backward(&case, s, &x, (&dz, &dz_err), &p, &fwd, got, want);
     }
 }
 
-/// With nothing fused the references leave the layer's output and its
-/// gradient as they are (and backward borrows dy rather than copying it).
+/// With nothing fused the references are the plain layer's, bit for bit.
 #[test]
 fn unfused_post_is_the_identity() {
     let mut y = vec![1.5f32, -2.0, 0.0];
     cpu::post_into(BnPost::default(), RNG, &mut y);
     assert_eq!(y, [1.5, -2.0, 0.0]);
     let s = BnShape {
-        rows: 1,
+        rows: 5,
         channels: 3,
     };
+    let mut rng = Rng::new(27);
+    let (x, dy) = (rng.vec(15, -2.0, 2.0), rng.vec(15, -1.0, 1.0));
+    let (gamma, beta, mean, inv) = (
+        rng.vec(3, -1.5, 1.5),
+        rng.vec(3, -1.0, 1.0),
+        rng.vec(3, -1.0, 1.0),
+        rng.vec(3, 0.5, 2.0),
+    );
     let ch = cpu::BnChannels {
-        gamma: &[1.0; 3],
-        beta: &[0.0; 3],
-        mean: &[0.0; 3],
-        inv_std: &[1.0; 3],
+        gamma: &gamma,
+        beta: &beta,
+        mean: &mean,
+        inv_std: &inv,
     };
-    let dy = [0.25f32, -1.0, 3.0];
-    let dz = cpu::post_grad(s, &[-1.0, 2.0, 0.5], &dy, ch, BnPost::default(), RNG);
-    assert_eq!(&dz[..], &dy);
+    let mut got = (vec![0.0; 15], vec![0.0; 3], vec![0.0; 3]);
+    let out = (&mut got.0[..], &mut got.1[..], &mut got.2[..]);
+    cpu::backward_post_into(s, (&x, &dy), ch, (BnPost::default(), RNG), out);
+    assert_eq!(got, cpu::backward(s, &x, &dy, &gamma, &mean, &inv));
 }
