@@ -68,10 +68,10 @@ fn params(batch: usize, classes: usize) -> Params {
 }
 
 /// Per row, the numerically stable (max-subtracted) softmax; loss =
-/// −log clip(softmax[label]); correct = 1 if argmax == label (first max
+/// `−log clip(softmax[label])`; correct = 1 if argmax == label (first max
 /// wins, like numpy/TF argmax). Adds the batch's loss sum, correct count
-/// and example count into `metrics` = [loss_sum: f32, correct: u32,
-/// examples: u32, pad: u32] (16 bytes; zero it to reset) in a fixed order
+/// and example count into `metrics` = `[loss_sum: f32, correct: u32,
+/// examples: u32, pad: u32]` (16 bytes; zero it to reset) in a fixed order
 /// (strided serial sums, then a tree: deterministic). With `dlogits`
 /// (training) also writes dlogits = (softmax − onehot)/batch.
 pub fn xent_metrics<'b>(
