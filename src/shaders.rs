@@ -105,17 +105,22 @@ prelude!(EPILOGUE, "epilogue");
 prelude!(GEMM_PARAMS, "gemm_params");
 prelude!(GATHER_PARAMS, "gather_params");
 prelude!(IM2COL, "im2col");
+prelude!(ACTIVATION, "activation");
+prelude!(DROPOUT_MASK, "dropout_mask");
 
-shader!(ELEMENTWISE, "elementwise", [GRID]);
+shader!(ELEMENTWISE, "elementwise", [GRID, ACTIVATION]);
 shader!(SOFTMAX_XENT, "softmax_xent", [GRID]);
 shader!(SOFTMAX, "softmax", [GRID]);
-shader!(METRICS, "metrics", []);
 shader!(ADAM, "adam", [GRID]);
-shader!(DROPOUT, "dropout", [GRID, STEP]);
+shader!(DROPOUT, "dropout", [GRID, STEP, DROPOUT_MASK]);
 shader!(REDUCE, "reduce", [GRID]);
 shader!(GATHER, "gather", [GRID, STEP, GATHER_PARAMS]);
 shader!(CONV, "conv", [GRID]);
-shader!(BATCHNORM, "batchnorm", [GRID]);
+shader!(
+    BATCHNORM,
+    "batchnorm",
+    [GRID, STEP, ACTIVATION, DROPOUT_MASK]
+);
 shader!(GEMM_TILED, "gemm_tiled", [GRID, GEMM_PARAMS, EPILOGUE]);
 shader!(
     GEMM_REGBLOCK,
@@ -142,6 +147,8 @@ pub static PRELUDES: &[&Prelude] = &[
     &GEMM_PARAMS,
     &GATHER_PARAMS,
     &IM2COL,
+    &ACTIVATION,
+    &DROPOUT_MASK,
 ];
 
 /// Every shader, for validation and listing.
@@ -149,7 +156,6 @@ pub static ALL: &[&Shader] = &[
     &ELEMENTWISE,
     &SOFTMAX_XENT,
     &SOFTMAX,
-    &METRICS,
     &ADAM,
     &DROPOUT,
     &REDUCE,

@@ -328,3 +328,98 @@ activation = "softmax"
 "#,
     );
 }
+
+/// The layers the lowering fuses into a BatchNormalization's kernel
+/// (`graph::fuse`): BN → activation → Dropout on images and on features, BN
+/// → Dropout, BN → activation, and a BN whose output has a second reader,
+/// which stays unfused. ELU (alpha 1: a continuous derivative) stands in for
+/// the CNN's LeakyReLU, whose kink a finite difference of h = 1e-2 straddles
+/// often enough to miss by more than the tolerance (the unfused program
+/// misses by the same amount); LeakyReLU's fused rule is the elementwise
+/// kernel's, checked exactly in tests/kernels/elementwise.rs.
+#[test]
+fn fused_batchnorm_gradient_matches_finite_differences() {
+    check(
+        "fused",
+        r#"
+input = [5, 4, 2]
+
+[[layers]]
+type = "Conv2D"
+filters = 4
+kernel_size = 3
+padding = "same"
+
+[[layers]]
+type = "BatchNormalization"
+
+[[layers]]
+type = "Activation"
+activation = "gelu"
+
+[[layers]]
+type = "Dropout"
+rate = 0.3
+
+[[layers]]
+type = "Conv2D"
+name = "c2"
+filters = 3
+kernel_size = 2
+
+[[layers]]
+type = "BatchNormalization"
+name = "bn_shared"
+
+[[layers]]
+type = "Activation"
+name = "act2"
+activation = "elu"
+
+[[layers]]
+type = "Add"
+inputs = ["act2", "bn_shared"]
+
+[[layers]]
+type = "BatchNormalization"
+
+[[layers]]
+type = "Dropout"
+rate = 0.5
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 6
+
+[[layers]]
+type = "BatchNormalization"
+
+[[layers]]
+type = "Activation"
+activation = "tanh"
+
+[[layers]]
+type = "Dense"
+units = 5
+
+[[layers]]
+type = "BatchNormalization"
+
+[[layers]]
+type = "Activation"
+activation = "elu"
+
+[[layers]]
+type = "Dropout"
+rate = 0.5
+
+[[layers]]
+type = "Dense"
+units = 3
+activation = "softmax"
+"#,
+    );
+}

@@ -10,7 +10,7 @@ use crate::kernels::{add, concat, dropout, reduce, softmax_xent};
 /// The MLP's parameter count: 3072·200+200 + 200·150+150 + 150·10+10.
 const MLP_PARAMS: usize = 646_260;
 
-/// Softmax cross-entropy, metrics, Adam, gather, dropout, add, concat and column sums.
+/// Softmax cross-entropy with the metrics, Adam, gather, dropout, add, concat and column sums.
 pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     let step = gpu.uniform("bench step", &StepUniform::new(0, 1, 1))?;
@@ -35,30 +35,20 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
         quick,
     )?);
 
-    // Softmax + cross-entropy at the models' output.
+    // Softmax + cross-entropy + metrics at the models' output.
     let (b, k) = (32usize, 10usize);
     let logits = gpu.storage("bench logits", (b * k * 4) as u64)?;
     let lab = gpu.storage("bench labels", (b * 4) as u64)?;
-    let loss = gpu.storage("bench loss", (b * 4) as u64)?;
-    let corr = gpu.storage("bench correct", (b * 4) as u64)?;
     let dl = gpu.storage("bench dlogits", (b * k * 4) as u64)?;
-    let d = softmax_xent::forward_backward(gpu, b, k, &logits, &lab, &loss, &corr, &dl)?;
+    let metrics = gpu.storage("bench metrics", 16)?;
+    let d = softmax_xent::xent_metrics(gpu, (b, k), &logits, &lab, &metrics, Some((&dl).into()))?;
     out.push(measure(
         gpu,
-        "softmax_xent_fwd_bwd",
+        "softmax_xent_metrics",
         "32x10",
         &[&d],
-        Work::Bytes((b * k * 8 + b * 12) as f64),
-        quick,
-    )?);
-    let metrics = gpu.storage("bench metrics", 16)?;
-    let d = softmax_xent::accumulate_metrics(gpu, b, &loss, &corr, &metrics)?;
-    out.push(measure(
-        gpu,
-        "accumulate_metrics",
-        "batch=32",
-        &[&d],
-        Work::Bytes((b * 8 + 32) as f64),
+        // Logits read, dlogits written, labels, the metrics read and written.
+        Work::Bytes((b * k * 8 + b * 4 + 32) as f64),
         quick,
     )?);
 

@@ -350,6 +350,7 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             shape,
             x,
             y,
+            post,
             bn,
             momentum,
             eps,
@@ -364,41 +365,52 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
                 var: None,
             };
             let (xv, g, b) = (s.r(x), s.r(bn.gamma), s.r(bn.beta));
-            batchnorm::cpu::forward_train_into(shape, xv, g, b, stats, s.w(y));
+            let yv = s.w(y);
+            batchnorm::cpu::forward_train_into(shape, xv, g, b, stats, yv);
+            batchnorm::cpu::post_into(post, (inp.seed, inp.step as u32), yv);
         }
         Inst::BnInfer {
             shape,
             x,
             y,
+            act,
             bn,
             eps,
-        } => batchnorm::cpu::forward_infer_into(
-            shape,
-            s.r(x),
-            s.r(bn.gamma),
-            s.r(bn.beta),
-            s.r(bn.moving_mean),
-            s.r(bn.moving_var),
-            eps,
-            s.w(y),
-        ),
+        } => {
+            let yv = s.w(y);
+            batchnorm::cpu::forward_infer_into(
+                shape,
+                s.r(x),
+                s.r(bn.gamma),
+                s.r(bn.beta),
+                s.r(bn.moving_mean),
+                s.r(bn.moving_var),
+                eps,
+                yv,
+            );
+            let post = batchnorm::BnPost { act, dropout: None };
+            batchnorm::cpu::post_into(post, (0, 0), yv);
+        }
         Inst::BnBackward {
             shape,
             x,
             dy,
+            post,
             bn,
             dx,
             dgamma,
             dbeta,
-        } => batchnorm::cpu::backward_into(
-            shape,
-            s.r(x),
-            s.r(dy),
-            s.r(bn.gamma),
-            s.r(bn.save_mean),
-            s.r(bn.save_inv_std),
-            (s.w(dx), s.w(dgamma), s.w(dbeta)),
-        ),
+        } => {
+            let p = batchnorm::cpu::BnChannels {
+                gamma: s.r(bn.gamma),
+                beta: s.r(bn.beta),
+                mean: s.r(bn.save_mean),
+                inv_std: s.r(bn.save_inv_std),
+            };
+            let rng = (inp.seed, inp.step as u32);
+            let out = (s.w(dx), s.w(dgamma), s.w(dbeta));
+            batchnorm::cpu::backward_post_into(shape, (s.r(x), s.r(dy)), p, (post, rng), out)
+        }
         Inst::Act { n, kind, x, y } => {
             elementwise::cpu::forward_into(kind, &s.r(x)[..n], &mut s.w(y)[..n])
         }
@@ -473,17 +485,19 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
             classes,
             logits,
             labels,
-            loss,
-            correct,
             dlogits,
+            ..
         } => {
-            let (l, c, d) =
-                softmax_xent::cpu::forward_backward(batch, classes, s.r(logits), &u32s[labels]);
-            s.w(loss).copy_from_slice(&l);
-            u32s[correct].copy_from_slice(&c);
-            if let Some(t) = dlogits {
-                s.w(t).copy_from_slice(&d);
-            }
+            let before = softmax_xent::Metrics {
+                loss_sum: f32::from_bits(metrics[0]),
+                correct: metrics[1],
+                examples: metrics[2],
+                _pad: 0,
+            };
+            let (l, d) = (s.r(logits), dlogits.map(|t| s.w(t)));
+            let after =
+                softmax_xent::cpu::xent_metrics((batch, classes), l, &u32s[labels], before, d);
+            *metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
         }
         Inst::Softmax {
             batch,
@@ -493,16 +507,6 @@ fn exec(inst: &Inst, s: &Scope, u32s: &mut [Vec<u32>], inp: &StepInputs, metrics
         } => {
             let v = softmax_xent::cpu::softmax(batch, classes, s.r(logits));
             s.w(probs).copy_from_slice(&v);
-        }
-        Inst::Metrics { loss, correct, .. } => {
-            let before = softmax_xent::Metrics {
-                loss_sum: f32::from_bits(metrics[0]),
-                correct: metrics[1],
-                examples: metrics[2],
-                _pad: 0,
-            };
-            let after = softmax_xent::cpu::accumulate_metrics(before, s.r(loss), &u32s[correct]);
-            *metrics = [after.loss_sum.to_bits(), after.correct, after.examples, 0];
         }
         Inst::Adam => unreachable!("run_in updates the state itself"),
     }

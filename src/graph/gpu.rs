@@ -267,6 +267,7 @@ impl GpuProgram {
                         shape,
                         x,
                         y,
+                        post,
                         bn,
                         momentum,
                         eps,
@@ -278,14 +279,16 @@ impl GpuProgram {
                             v(x),
                             v(y),
                             &p,
-                            momentum,
-                            eps,
+                            (momentum, eps),
+                            post,
+                            &st.step_uniform,
                         )?)
                     }
                     Inst::BnInfer {
                         shape,
                         x,
                         y,
+                        act,
                         bn,
                         eps,
                     } => {
@@ -297,12 +300,14 @@ impl GpuProgram {
                             v(y),
                             &p,
                             eps,
+                            act,
                         )?)
                     }
                     Inst::BnBackward {
                         shape,
                         x,
                         dy,
+                        post,
                         bn,
                         dx,
                         dgamma,
@@ -315,9 +320,9 @@ impl GpuProgram {
                             v(x),
                             v(dy),
                             &p,
-                            v(dx),
-                            v(dgamma),
-                            v(dbeta),
+                            (v(dx), v(dgamma), v(dbeta)),
+                            post,
+                            &st.step_uniform,
                         )?)
                     }
                     Inst::Act { n, kind, x, y } => {
@@ -401,30 +406,16 @@ impl GpuProgram {
                         classes,
                         logits,
                         labels,
-                        loss,
-                        correct,
+                        metrics,
                         dlogits,
-                    } => dispatches.push(match dlogits {
-                        Some(d) => softmax_xent::forward_backward(
-                            gpu,
-                            batch,
-                            classes,
-                            v(logits),
-                            v(labels),
-                            v(loss),
-                            v(correct),
-                            v(d),
-                        )?,
-                        None => softmax_xent::forward(
-                            gpu,
-                            batch,
-                            classes,
-                            v(logits),
-                            v(labels),
-                            v(loss),
-                            v(correct),
-                        )?,
-                    }),
+                    } => dispatches.push(softmax_xent::xent_metrics(
+                        gpu,
+                        (batch, classes),
+                        v(logits),
+                        v(labels),
+                        v(metrics),
+                        dlogits.map(v),
+                    )?),
                     Inst::Softmax {
                         batch,
                         classes,
@@ -436,18 +427,6 @@ impl GpuProgram {
                         classes,
                         v(logits),
                         v(probs),
-                    )?),
-                    Inst::Metrics {
-                        batch,
-                        loss,
-                        correct,
-                        metrics,
-                    } => dispatches.push(softmax_xent::accumulate_metrics(
-                        gpu,
-                        batch,
-                        v(loss),
-                        v(correct),
-                        v(metrics),
                     )?),
                     Inst::Adam => dispatches.push(adam::update(
                         gpu,

@@ -4,13 +4,17 @@
 //! inputs' gradients. A tensor read by several layers gets the sum: the first
 //! contribution is kept as it is, later ones are added to it (the GEMM's
 //! accumulate flag where a GEMM writes the gradient, an `Accumulate`
-//! instruction otherwise).
+//! instruction otherwise). Layers fused into the one before them
+//! (`graph::fuse`) emit nothing: their output and their gradient are that
+//! layer's.
 
 use super::error::GraphError;
+use super::fuse::{self, Fused};
 use super::model::{Graph, NodeId};
 use super::origin::{Origin, Phase};
 use super::params::ParamLayout;
 use super::program::{DType, Home, Inst, Mode, Program, TensorId, TensorInfo};
+use crate::kernels::batchnorm::BnPost;
 
 /// A gradient known so far: `owned` when this tensor was made for it (so it
 /// may be added to in place); otherwise it is another tensor's gradient
@@ -51,6 +55,7 @@ pub struct Lowering<'a> {
     /// Whether a node's output gradient leads to a parameter: it or one of
     /// its ancestors has parameters. Gradients of the others are never made.
     wants_grad: Vec<bool>,
+    fusion: Vec<Fused>,
 }
 
 impl Lowering<'_> {
@@ -92,6 +97,15 @@ impl Lowering<'_> {
     /// `node`'s own forward output (in backward rules).
     pub fn output(&self, node: NodeId) -> TensorId {
         self.out[node]
+    }
+
+    /// What the kernel of `node`, a BatchNormalization, applies after it:
+    /// the layers fused into it (`graph::fuse`).
+    pub fn bn_post(&self, node: NodeId) -> BnPost {
+        match self.fusion[node] {
+            Fused::Head(post) => post,
+            _ => BnPost::default(),
+        }
     }
 
     /// The batch's labels, u32 `[batch]`.
@@ -275,13 +289,17 @@ pub fn lower(
         saved: vec![Vec::new(); n],
         grads: vec![None; n],
         wants_grad,
+        fusion: fuse::plan(graph),
     };
     cx.labels = cx.temp("labels".into(), batch, DType::U32);
     let metrics = cx.push("metrics".into(), 4, DType::U32, Home::Metrics);
 
     for (id, node) in graph.nodes.iter().enumerate() {
         cx.at(Some(id), Phase::Forward);
-        cx.out[id] = node.op.layer().forward(&mut cx, id);
+        cx.out[id] = match cx.fusion[id] {
+            Fused::Absorbed(_) => cx.input(id, 0),
+            _ => node.op.layer().forward(&mut cx, id),
+        };
     }
     let input = cx.out[0];
     // The head: softmax fused with the cross-entropy, on the output's logits.
@@ -303,23 +321,14 @@ pub fn lower(
             probs = Some(p);
         }
         Mode::Train | Mode::Eval => {
-            let loss = cx.temp("loss".into(), batch, DType::F32);
-            let correct = cx.temp("correct".into(), batch, DType::U32);
             let dlogits = (mode == Mode::Train).then(|| cx.act("logits/grad".into(), classes));
             cx.emit(Inst::SoftmaxXent {
                 batch,
                 classes,
                 logits,
                 labels,
-                loss,
-                correct,
-                dlogits,
-            });
-            cx.emit(Inst::Metrics {
-                batch,
-                loss,
-                correct,
                 metrics,
+                dlogits,
             });
             if let Some(d) = dlogits {
                 cx.grads[head] = Some(Grad {
@@ -334,7 +343,10 @@ pub fn lower(
         for id in (1..n).rev() {
             let Some(g) = cx.grads[id] else { continue };
             cx.at(Some(id), Phase::Backward);
-            graph.nodes[id].op.layer().backward(&mut cx, id, g.tensor);
+            match cx.fusion[id] {
+                Fused::Absorbed(_) => cx.pass_grad(id, 0, g.tensor),
+                _ => graph.nodes[id].op.layer().backward(&mut cx, id, g.tensor),
+            }
         }
         cx.at(None, Phase::Optimizer);
         cx.emit(Inst::Adam);

@@ -1,11 +1,13 @@
 //! The graph executor: layers with their shapes, parameters and gradient
 //! rules (`ops`, one file per layer), the model graph (`model`), lowering
 //! to a flat program of kernel instructions (`lower`, `program`), buffer
-//! planning (`plan`), and the backends that run a program (`cpu`, `gpu`).
+//! planning (`plan`), kernel fusion (`fuse`), and the backends that run a
+//! program (`cpu`, `gpu`).
 
 pub mod args;
 pub mod cpu;
 pub mod error;
+pub mod fuse;
 pub mod gpu;
 pub mod lower;
 pub mod model;

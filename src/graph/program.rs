@@ -5,7 +5,7 @@
 
 use super::ops::PoolKind;
 use super::origin::Origin;
-use crate::kernels::batchnorm::BnShape;
+use crate::kernels::batchnorm::{BnPost, BnShape};
 use crate::kernels::conv::Conv2dGeom;
 use crate::kernels::elementwise::ActKind;
 use crate::kernels::gemm::{Epilogue, GemmShape};
@@ -145,15 +145,18 @@ pub enum Inst {
         /// Gradient of the input, NHWC; overwritten.
         dx: TensorId,
     },
-    /// BatchNorm forward with batch statistics; updates the moving statistics
-    /// and saves the batch mean and inverse std for backward.
+    /// BatchNorm forward with batch statistics, then `post` (the layers
+    /// fused into it); updates the moving statistics and saves the batch
+    /// mean and inverse std for backward.
     BnTrain {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The input.
         x: TensorId,
-        /// The output, like x.
+        /// The output (after `post`), like x.
         y: TensorId,
+        /// What follows the normalization in the same pass.
+        post: BnPost,
         /// The layer's parameters, state and saved statistics.
         bn: BnTensors,
         /// Moving-average momentum (Keras: 0.99).
@@ -161,27 +164,32 @@ pub enum Inst {
         /// Added to the variance (Keras: 1e-3).
         eps: f32,
     },
-    /// BatchNorm forward with the moving statistics.
+    /// BatchNorm forward with the moving statistics, then `act`.
     BnInfer {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The input.
         x: TensorId,
-        /// The output, like x.
+        /// The output (after `act`), like x.
         y: TensorId,
+        /// A fused activation (inference has no dropout).
+        act: Option<ActKind>,
         /// The layer's parameters and state (the saved statistics are not read).
         bn: BnTensors,
         /// Added to the moving variance.
         eps: f32,
     },
-    /// BatchNorm backward from the statistics saved by `BnTrain`.
+    /// BatchNorm backward (through `post` first) from the statistics saved
+    /// by `BnTrain`.
     BnBackward {
         /// x viewed as [rows, channels].
         shape: BnShape,
         /// The forward input.
         x: TensorId,
-        /// Gradient of the output.
+        /// Gradient of the output (after `post`).
         dy: TensorId,
+        /// The forward's `post`.
+        post: BnPost,
         /// The layer's parameters and saved statistics.
         bn: BnTensors,
         /// Gradient of the input; overwritten.
@@ -304,8 +312,8 @@ pub enum Inst {
         /// Element offset of the block within each destination row.
         dst_offset: usize,
     },
-    /// Fused softmax and categorical cross-entropy per example, with the
-    /// gradient in training.
+    /// Fused softmax and categorical cross-entropy per example, its sums
+    /// added to the running metrics, with the gradient in training.
     SoftmaxXent {
         /// Examples.
         batch: usize,
@@ -315,10 +323,9 @@ pub enum Inst {
         logits: TensorId,
         /// Labels, u32 `[batch]`.
         labels: TensorId,
-        /// Per-example loss, f32 `[batch]`; overwritten.
-        loss: TensorId,
-        /// Per-example 1 if the argmax is the label else 0, u32 `[batch]`; overwritten.
-        correct: TensorId,
+        /// The running metrics, `Home::Metrics`: the batch's loss sum,
+        /// correct count and example count are added.
+        metrics: TensorId,
         /// Gradient of the logits, (softmax − onehot)/batch; overwritten. `None` in evaluation.
         dlogits: Option<TensorId>,
     },
@@ -332,17 +339,6 @@ pub enum Inst {
         logits: TensorId,
         /// The probabilities, like logits; overwritten.
         probs: TensorId,
-    },
-    /// Adds the batch's loss sum, correct count and example count to the running metrics.
-    Metrics {
-        /// Examples.
-        batch: usize,
-        /// Per-example loss, f32 `[batch]`.
-        loss: TensorId,
-        /// Per-example correct flags, u32 `[batch]`.
-        correct: TensorId,
-        /// The running metrics, `Home::Metrics`; accumulated into.
-        metrics: TensorId,
     },
     /// One Adam update over every trainable parameter.
     Adam,
@@ -432,17 +428,14 @@ impl Inst {
             SoftmaxXent {
                 logits,
                 labels,
-                loss,
-                correct,
                 dlogits,
                 ..
             } => {
-                let mut v = vec![*logits, *labels, *loss, *correct];
+                let mut v = vec![*logits, *labels];
                 v.extend(dlogits);
                 v
             }
             Softmax { logits, probs, .. } => vec![*logits, *probs],
-            Metrics { loss, correct, .. } => vec![*loss, *correct],
             Adam => Vec::new(),
         }
     }

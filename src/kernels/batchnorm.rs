@@ -10,7 +10,16 @@
 //! consecutive passes). Per-channel reductions run in two levels (chunks of
 //! `CHUNK_ROWS` rows, then one combine per channel) through a scratch buffer
 //! allocated when the dispatches are built.
+//!
+//! A [`BnPost`] fuses what follows the layer into its row passes: an
+//! activation, then inverted dropout, so a BatchNorm → LeakyReLU → Dropout
+//! chain makes two passes over its rows each way instead of four, and
+//! neither intermediate tensor is stored. Backward recomputes the
+//! normalized value from x and the saved statistics, and the dropout mask
+//! from the step uniform.
 
+use super::dropout::{self, DropoutMask};
+use super::elementwise::ActKind;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::BATCHNORM;
 
@@ -44,19 +53,50 @@ macro_rules! spec {
 spec!(STATS_PARTIAL, "stats_partial", &[U, R, W]);
 spec!(STATS_PARTIAL_VEC4, "stats_partial_vec4", &[U, R, W]);
 spec!(STATS_COMBINE, "stats_combine", &[U, R, R, W, W, W, W]);
-spec!(NORMALIZE, "normalize", &[U, R, R, R, R, R, W]);
-spec!(NORMALIZE_VEC4, "normalize_vec4", &[U, R, R, R, R, R, W]);
+spec!(NORMALIZE, "normalize", &[U, R, R, R, R, R, W, U]);
+spec!(NORMALIZE_VEC4, "normalize_vec4", &[U, R, R, R, R, R, W, U]);
 spec!(INFER, "infer", &[U, R, R, R, R, R, W]);
 spec!(INFER_VEC4, "infer_vec4", &[U, R, R, R, R, R, W]);
-spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W]);
-spec!(GRAD_PARTIAL_VEC4, "grad_partial_vec4", &[U, R, R, R, W]);
-spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W]);
-spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, R, R, R, R, W]);
+spec!(GRAD_PARTIAL, "grad_partial", &[U, R, R, R, W, R, R, R, U]);
 spec!(
-    GRAD_INPUT_VEC4,
-    "grad_input_vec4",
-    &[U, R, R, R, R, R, R, R, W]
+    GRAD_PARTIAL_VEC4,
+    "grad_partial_vec4",
+    &[U, R, R, R, W, R, R, R, U]
 );
+spec!(GRAD_COMBINE, "grad_combine", &[U, R, R, W, W, R, R, R, W]);
+spec!(GRAD_INPUT, "grad_input", &[U, R, R, R, W, U]);
+spec!(GRAD_INPUT_VEC4, "grad_input_vec4", &[U, R, R, R, W, U]);
+
+/// Per-channel coefficients `grad_combine` hands to `grad_input` (the
+/// shader's `COEF_*` planes): there are too many per-channel tensors to
+/// bind them one by one within WebGPU's 8 storage buffers per stage.
+const COEF_PLANES: usize = 7;
+
+/// What runs on the normalized values within the layer's own passes: the
+/// layers that follow it, fused.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BnPost {
+    /// An activation applied to the output.
+    pub act: Option<ActKind>,
+    /// Then inverted dropout (training only), with the mask the `dropout`
+    /// kernel draws for the same layer.
+    pub dropout: Option<DropoutMask>,
+}
+
+impl BnPost {
+    /// Nothing follows: the plain layer.
+    pub fn is_none(&self) -> bool {
+        self.act.is_none() && self.dropout.is_none()
+    }
+
+    fn constants(&self) -> [(&'static str, f64); 3] {
+        [
+            ("WG", WG as f64),
+            ("ACT", ActKind::code(self.act).0 as f64),
+            ("DROPOUT", self.dropout.is_some() as u32 as f64),
+        ]
+    }
+}
 
 /// x viewed as [rows, channels] row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +188,14 @@ struct Params {
     n: u32,
     momentum: f32,
     eps: f32,
+    act_a: f32,
+    drop_threshold: u32,
+    drop_scale: f32,
+    drop_stream: u32,
 }
 
+/// One dispatch; `post` is applied where the entry point applies one.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     spec: &KernelSpec,
@@ -157,11 +203,20 @@ fn launch(
     lanes: usize,
     n: usize,
     (momentum, eps): (f32, f32),
+    post: Option<BnPost>,
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
+    let constants = post.map(|p| p.constants());
+    let post = post.unwrap_or_default();
+    let drop = post.dropout.unwrap_or(DropoutMask {
+        rate: 0.0,
+        stream: 0,
+    });
     gpu.launch(
         spec,
-        &[("WG", WG as f64)],
+        constants
+            .as_ref()
+            .map_or(&[("WG", WG as f64)][..], |c| &c[..]),
         &Params {
             rows: s.rows as u32,
             channels: s.channels as u32,
@@ -171,6 +226,10 @@ fn launch(
             n: n as u32,
             momentum,
             eps,
+            act_a: ActKind::code(post.act).1,
+            drop_threshold: dropout::cpu::threshold(drop.rate),
+            drop_scale: dropout::cpu::scale(drop.rate),
+            drop_stream: drop.stream,
         },
         buffers,
         grid_1d(n as u64, WG),
@@ -178,6 +237,7 @@ fn launch(
 }
 
 /// A row pass (partials or elementwise): scalar or vec4 entry point.
+#[allow(clippy::too_many_arguments)]
 fn row_pass(
     gpu: &Gpu,
     scalar: &KernelSpec,
@@ -185,11 +245,12 @@ fn row_pass(
     s: BnShape,
     row_groups: usize,
     momentum_eps: (f32, f32),
+    post: Option<BnPost>,
     buffers: &[View<'_>],
 ) -> Result<Dispatch> {
     let spec = if s.vec4() { vec4 } else { scalar };
     let n = row_groups * s.lanes();
-    launch(gpu, spec, s, s.lanes(), n, momentum_eps, buffers)
+    launch(gpu, spec, s, s.lanes(), n, momentum_eps, post, buffers)
 }
 
 fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
@@ -199,17 +260,21 @@ fn scratch(gpu: &Gpu, s: BnShape) -> Result<wgpu::Buffer> {
     )
 }
 
-/// Training forward: y = γ·(x − μ)·inv_std + β with batch statistics; writes
-/// save_mean and save_inv_std and updates moving_mean and moving_var (each
-/// run of the returned dispatches is one update). Empty for an empty shape.
+/// Training forward: y = post(γ·(x − μ)·inv_std + β) with batch statistics;
+/// writes save_mean and save_inv_std and updates moving_mean and moving_var
+/// (each run of the returned dispatches is one update). `step` holds the
+/// `StepUniform` a fused dropout draws its mask from. Empty for an empty
+/// shape.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_train<'b>(
     gpu: &Gpu,
     s: BnShape,
     x: impl Bind<'b>,
     y: impl Bind<'b>,
     p: &BnBuffers,
-    momentum: f32,
-    eps: f32,
+    (momentum, eps): (f32, f32),
+    post: BnPost,
+    step: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -227,6 +292,7 @@ pub fn forward_train<'b>(
             s,
             s.chunks(),
             (momentum, eps),
+            None,
             &[x.view(), (&part).view()],
         )?,
         launch(
@@ -236,6 +302,7 @@ pub fn forward_train<'b>(
             s.channels,
             s.channels,
             (momentum, eps),
+            None,
             &[
                 x.view(),
                 (&part).view(),
@@ -252,6 +319,7 @@ pub fn forward_train<'b>(
             s,
             row_groups,
             (momentum, eps),
+            Some(post),
             &[
                 x.view(),
                 p.gamma.view(),
@@ -259,12 +327,14 @@ pub fn forward_train<'b>(
                 p.save_mean.view(),
                 p.save_inv_std.view(),
                 y.view(),
+                step.view(),
             ],
         )?,
     ])
 }
 
-/// Inference: y = γ·(x − moving_mean)/√(moving_var + ε) + β.
+/// Inference: y = act(γ·(x − moving_mean)/√(moving_var + ε) + β), the
+/// activation fused where `act` is one (inference has no dropout).
 pub fn forward_infer<'b>(
     gpu: &Gpu,
     s: BnShape,
@@ -272,6 +342,7 @@ pub fn forward_infer<'b>(
     y: impl Bind<'b>,
     p: &BnBuffers,
     eps: f32,
+    act: Option<ActKind>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -286,6 +357,7 @@ pub fn forward_infer<'b>(
         s,
         s.rows.div_ceil(ROWS_PER_INVOCATION),
         (0.0, eps),
+        Some(BnPost { act, dropout: None }),
         &[
             x.view(),
             p.gamma.view(),
@@ -297,9 +369,12 @@ pub fn forward_infer<'b>(
     )?])
 }
 
-/// Training-mode backward from the saved batch statistics:
-/// dβ = Σdy, dγ = Σdy·x̂, dx = γ·inv_std/R·(R·dy − dβ − x̂·dγ), with
-/// x̂ = (x − μ)·inv_std. Overwrites dx, dgamma and dbeta.
+/// Training-mode backward from the saved batch statistics, `dy` the
+/// gradient of `post`'s output: with dz = dy back through `post` (the
+/// dropout mask regenerated from `step`, the activation's derivative at the
+/// recomputed z = γ·x̂ + β), dβ = Σdz, dγ = Σdz·x̂,
+/// dx = γ·inv_std/R·(R·dz − dβ − x̂·dγ), with x̂ = (x − μ)·inv_std.
+/// Overwrites dx, dgamma and dbeta.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'b>(
     gpu: &Gpu,
@@ -307,9 +382,9 @@ pub fn backward<'b>(
     x: impl Bind<'b>,
     dy: impl Bind<'b>,
     p: &BnBuffers,
-    dx: impl Bind<'b>,
-    dgamma: impl Bind<'b>,
-    dbeta: impl Bind<'b>,
+    (dx, dgamma, dbeta): (impl Bind<'b>, impl Bind<'b>, impl Bind<'b>),
+    post: BnPost,
+    step: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -321,6 +396,10 @@ pub fn backward<'b>(
     assert_holds("dbeta", dbeta, s.channels);
     p.assert_hold(s.channels);
     let part = scratch(gpu, s)?;
+    let coef = gpu.storage(
+        "batchnorm coefficients",
+        (COEF_PLANES * s.channels * 4) as u64,
+    )?;
     Ok(vec![
         row_pass(
             gpu,
@@ -329,7 +408,17 @@ pub fn backward<'b>(
             s,
             s.chunks(),
             (0.0, 0.0),
-            &[x.view(), dy.view(), p.save_mean.view(), (&part).view()],
+            Some(post),
+            &[
+                x.view(),
+                dy.view(),
+                p.save_mean.view(),
+                (&part).view(),
+                p.save_inv_std.view(),
+                p.gamma.view(),
+                p.beta.view(),
+                step.view(),
+            ],
         )?,
         launch(
             gpu,
@@ -338,11 +427,16 @@ pub fn backward<'b>(
             s.channels,
             s.channels,
             (0.0, 0.0),
+            None,
             &[
                 (&part).view(),
                 p.save_inv_std.view(),
                 dgamma.view(),
                 dbeta.view(),
+                p.gamma.view(),
+                p.beta.view(),
+                p.save_mean.view(),
+                (&coef).view(),
             ],
         )?,
         row_pass(
@@ -352,16 +446,8 @@ pub fn backward<'b>(
             s,
             s.rows.div_ceil(ROWS_PER_INVOCATION),
             (0.0, 0.0),
-            &[
-                x.view(),
-                dy.view(),
-                p.gamma.view(),
-                p.save_mean.view(),
-                p.save_inv_std.view(),
-                dgamma.view(),
-                dbeta.view(),
-                dx.view(),
-            ],
+            Some(post),
+            &[x.view(), dy.view(), (&coef).view(), dx.view(), step.view()],
         )?,
     ])
 }
@@ -369,7 +455,9 @@ pub fn backward<'b>(
 /// Plain-Rust references, computed in f64 (two-pass statistics) and
 /// rounded once to f32. The `*_f64` twins serve the gradient checks.
 pub mod cpu {
-    use super::BnShape;
+    use super::{BnPost, BnShape};
+    use crate::kernels::elementwise::ActKind;
+    use crate::kernels::{dropout, elementwise};
 
     /// What a training step computes per batch.
     pub struct TrainOut<T> {
@@ -612,6 +700,30 @@ pub mod cpu {
         });
     }
 
+    /// Applies `post` in place to the layer's normalized output, as the
+    /// shader's normalize pass does; `(seed, step)` draw the dropout mask.
+    pub fn post_into(post: BnPost, (seed, step): (u32, u32), y: &mut [f32]) {
+        if let Some(kind) = post.act {
+            elementwise::cpu::forward_in_place(kind, y);
+        }
+        if let Some(d) = post.dropout {
+            dropout::cpu::apply_in_place(seed, step, d.stream, d.rate, y);
+        }
+    }
+
+    /// The per-channel tensors of one layer, each `[channels]`.
+    #[derive(Clone, Copy)]
+    pub struct BnChannels<'a> {
+        /// γ.
+        pub gamma: &'a [f32],
+        /// β.
+        pub beta: &'a [f32],
+        /// The saved batch mean.
+        pub mean: &'a [f32],
+        /// The saved 1/√(σ² + ε).
+        pub inv_std: &'a [f32],
+    }
+
     /// (dx, dγ, dβ) in training mode from the saved mean and inv_std.
     pub fn backward_f64(
         s: BnShape,
@@ -670,16 +782,91 @@ pub mod cpu {
         inv_std: &[f32],
         out: (&mut [f32], &mut [f32], &mut [f32]),
     ) {
+        backward_with(s, x, Some(dy), (gamma, mean, inv_std), out);
+    }
+
+    /// [`backward_into`] where `dy` is the gradient of `post`'s output: dz,
+    /// the gradient of the normalized output z, is dy through the redrawn
+    /// dropout mask and then the activation's derivative at z, recomputed
+    /// from x and the saved statistics as the shader recomputes it, in f32:
+    /// (x − μ)·(γ·inv_std) + β. dz goes through dx, which the layer's
+    /// gradient then overwrites in place.
+    pub fn backward_post_into(
+        s: BnShape,
+        (x, dy): (&[f32], &[f32]),
+        p: BnChannels,
+        (post, (seed, step)): (BnPost, (u32, u32)),
+        out: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
+        let stats = (p.gamma, p.mean, p.inv_std);
+        if post.is_none() {
+            return backward_with(s, x, Some(dy), stats, out);
+        }
+        let (dx, dgamma, dbeta) = out;
+        match post.dropout {
+            Some(d) => dropout::cpu::apply_into(seed, step, d.stream, d.rate, dy, dx),
+            None => dx.copy_from_slice(dy),
+        }
+        match post.act {
+            None => {}
+            // The same arithmetic as `elementwise::cpu::grad` (g·1 is g),
+            // with the match out of the loop and the factor selected
+            // rather than branched on: the signs of z are random. The
+            // closures own what they read (`move`), so the stores to g
+            // cannot alias it and the loop vectorizes.
+            Some(ActKind::Relu) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| g * if z > 0.0 { 1.0 } else { 0.0 })
+            }
+            Some(ActKind::LeakyRelu(a)) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| g * if z > 0.0 { 1.0 } else { a })
+            }
+            Some(kind) => {
+                act_grad_in_place(s, x, p, dx, move |z, g| elementwise::cpu::grad(kind, z, g))
+            }
+        }
+        backward_with(s, x, None, stats, (dx, dgamma, dbeta));
+    }
+
+    /// g ← grad(z, g) elementwise, z = (x − μ)·(γ·inv_std) + β, on all threads.
+    fn act_grad_in_place(
+        s: BnShape,
+        x: &[f32],
+        p: BnChannels,
+        g: &mut [f32],
+        grad: impl Fn(f32, f32) -> f32 + Sync,
+    ) {
+        let c = s.channels;
+        let scale: Vec<f32> = (0..c).map(|j| p.gamma[j] * p.inv_std[j]).collect();
+        crate::par::chunks_mut(g, ROWS * c.max(1), |i, g| {
+            for (gr, xr) in g.chunks_exact_mut(c).zip(x[i * ROWS * c..].chunks_exact(c)) {
+                let per_channel = p.mean.iter().zip(&scale).zip(p.beta);
+                for ((o, &v), ((m, a), b)) in gr.iter_mut().zip(xr).zip(per_channel) {
+                    *o = grad((v - m) * a + b, *o);
+                }
+            }
+        });
+    }
+
+    /// The backward passes, dz read from `dy`, or from dx itself when `dy`
+    /// is None.
+    fn backward_with(
+        s: BnShape,
+        x: &[f32],
+        dy: Option<&[f32]>,
+        (gamma, mean, inv_std): (&[f32], &[f32], &[f32]),
+        out: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
         let (r, c) = (s.rows, s.channels);
-        assert_eq!(x.len(), r * c, "batchnorm: x length");
-        assert_eq!(dy.len(), r * c, "batchnorm: dy length");
         let (dx, dgamma_out, dbeta_out) = out;
+        assert_eq!(x.len(), r * c, "batchnorm: x length");
         assert_eq!(dx.len(), r * c, "batchnorm: dx length");
+        assert!(dy.is_none_or(|d| d.len() == r * c), "batchnorm: dy length");
         let mu: Vec<f64> = mean.iter().map(|&v| v as f64).collect();
         let is: Vec<f64> = inv_std.iter().map(|&v| v as f64).collect();
+        let dz: &[f32] = dy.unwrap_or(dx);
         let sums = chunk_sums(r, 2 * c, |rr, p| {
             let (pb, pg) = p.split_at_mut(c);
-            let (xs, ds) = (&x[rr.start * c..rr.end * c], &dy[rr.start * c..rr.end * c]);
+            let (xs, ds) = (&x[rr.start * c..rr.end * c], &dz[rr.start * c..rr.end * c]);
             for (xr, dr) in xs.chunks_exact(c).zip(ds.chunks_exact(c)) {
                 for j in 0..c {
                     let d = dr[j] as f64;
@@ -691,16 +878,26 @@ pub mod cpu {
         let (dbeta, dgamma) = sums.split_at(c);
         let rf = r as f64;
         let k: Vec<f64> = (0..c).map(|j| gamma[j] as f64 * is[j] / rf).collect();
+        let row = |o: &mut [f32], xr: &[f32], dr: Option<&[f32]>| {
+            for j in 0..c {
+                let xhat = (xr[j] as f64 - mu[j]) * is[j];
+                let d = dr.map_or(o[j], |dr| dr[j]) as f64;
+                o[j] = (k[j] * (rf * d - dbeta[j] - xhat * dgamma[j])) as f32;
+            }
+        };
         crate::par::chunks_mut(dx, ROWS * c.max(1), |i, dx| {
             let base = i * ROWS * c;
-            let rows = dx
-                .chunks_exact_mut(c)
-                .zip(x[base..].chunks_exact(c))
-                .zip(dy[base..].chunks_exact(c));
-            for ((o, xr), dr) in rows {
-                for j in 0..c {
-                    let xhat = (xr[j] as f64 - mu[j]) * is[j];
-                    o[j] = (k[j] * (rf * dr[j] as f64 - dbeta[j] - xhat * dgamma[j])) as f32;
+            let rows = dx.chunks_exact_mut(c).zip(x[base..].chunks_exact(c));
+            match dy {
+                Some(dy) => {
+                    for ((o, xr), dr) in rows.zip(dy[base..].chunks_exact(c)) {
+                        row(o, xr, Some(dr));
+                    }
+                }
+                None => {
+                    for (o, xr) in rows {
+                        row(o, xr, None);
+                    }
                 }
             }
         });

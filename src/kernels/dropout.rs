@@ -1,4 +1,5 @@
-//! Inverted dropout with a counter-based RNG (`shaders/dropout.wgsl`).
+//! Inverted dropout with a counter-based RNG (`shaders/dropout.wgsl`, the
+//! mask in `shaders/prelude/dropout_mask.wgsl`).
 //! Training: y = x·mask/(1−rate) with mask = hash(seed, step, stream, i) ≥ rate (as
 //! a u32 threshold); the mask is recomputed in backward, never stored. Seed
 //! and step come from the `StepUniform` buffer, so one recorded dispatch
@@ -8,6 +9,16 @@ use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result};
 use crate::shaders::DROPOUT;
 
 const WG: u32 = 256;
+
+/// Which mask a Dropout layer draws: what a kernel that applies the layer
+/// fused (`batchnorm::BnPost`) needs to draw the same one as [`forward`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutMask {
+    /// Fraction of elements dropped, in [0, 1).
+    pub rate: f32,
+    /// The layer's random stream (0 for the model's first Dropout).
+    pub stream: u32,
+}
 
 /// `dropout_apply`: forward and backward alike (the mask applied to its input), one invocation per element.
 pub static APPLY: KernelSpec = KernelSpec {
@@ -138,6 +149,24 @@ pub mod cpu {
                 let i = (k * c + j) as u32;
                 *o = if hash(seed, step, stream, i) >= t {
                     v * s
+                } else {
+                    0.0
+                };
+            }
+        });
+    }
+
+    /// `y = y·mask/(1 − rate)` in place, on all threads: [`apply_into`]'s
+    /// arithmetic.
+    pub fn apply_in_place(seed: u32, step: u32, stream: u32, rate: f32, y: &mut [f32]) {
+        let t = threshold(rate);
+        let s = scale(rate);
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(y, c, |k, y| {
+            for (j, v) in y.iter_mut().enumerate() {
+                let i = (k * c + j) as u32;
+                *v = if hash(seed, step, stream, i) >= t {
+                    *v * s
                 } else {
                     0.0
                 };

@@ -1,5 +1,5 @@
-//! Activations forward and backward (`shaders/elementwise.wgsl`), one
-//! pipeline per kind.
+//! Activations forward and backward (`shaders/elementwise.wgsl`, the
+//! functions in `shaders/prelude/activation.wgsl`), one pipeline per kind.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
 use crate::shaders::ELEMENTWISE;
@@ -42,15 +42,17 @@ pub enum ActKind {
 }
 
 impl ActKind {
-    /// (KIND, the uniform's parameter) as the shader reads them.
-    fn encode(self) -> (u32, f32) {
-        match self {
-            ActKind::Relu => (0, 0.0),
-            ActKind::LeakyRelu(s) => (0, s),
-            ActKind::Sigmoid => (1, 0.0),
-            ActKind::Tanh => (2, 0.0),
-            ActKind::Elu(a) => (3, a),
-            ActKind::Gelu => (4, 0.0),
+    /// What `shaders/prelude/activation.wgsl` switches on: (its code, the
+    /// parameter it reads), with `None`, the identity, as code 5.
+    pub fn code(kind: Option<ActKind>) -> (u32, f32) {
+        match kind {
+            Some(ActKind::Relu) => (0, 0.0),
+            Some(ActKind::LeakyRelu(s)) => (0, s),
+            Some(ActKind::Sigmoid) => (1, 0.0),
+            Some(ActKind::Tanh) => (2, 0.0),
+            Some(ActKind::Elu(a)) => (3, a),
+            Some(ActKind::Gelu) => (4, 0.0),
+            None => (5, 0.0),
         }
     }
 }
@@ -70,7 +72,7 @@ fn build(
     buffers: &[View<'_>],
     n: usize,
 ) -> Result<Dispatch> {
-    let (code, a) = kind.encode();
+    let (code, a) = ActKind::code(Some(kind));
     gpu.launch(
         spec,
         &[("WG", WG as f64), ("KIND", code as f64)],
@@ -265,6 +267,24 @@ pub mod cpu {
             } else {
                 for (o, &v) in y.iter_mut().zip(x) {
                     *o = act(kind, v);
+                }
+            }
+        });
+    }
+
+    /// y = f(y) elementwise, in place, on all threads: [`forward_into`]'s
+    /// arithmetic.
+    pub fn forward_in_place(kind: ActKind, y: &mut [f32]) {
+        let c = crate::par::ELEMENTWISE_CHUNK;
+        crate::par::chunks_mut(y, c, |_, y| {
+            if let ActKind::Relu | ActKind::LeakyRelu(_) = kind {
+                let s = leaky_slope(kind);
+                for v in y.iter_mut() {
+                    *v = if *v > 0.0 { *v } else { *v * s };
+                }
+            } else {
+                for v in y.iter_mut() {
+                    *v = act(kind, *v);
                 }
             }
         });

@@ -1,38 +1,39 @@
-//! Fused softmax + categorical cross-entropy (`shaders/softmax_xent.wgsl`),
-//! softmax probabilities for predict (`shaders/softmax.wgsl`) and the
-//! on-GPU running metrics (`shaders/metrics.wgsl`).
+//! Fused softmax + categorical cross-entropy with the on-GPU running
+//! metrics in one dispatch (`shaders/softmax_xent.wgsl`), and softmax
+//! probabilities for predict (`shaders/softmax.wgsl`).
 //!
 //! Loss: Keras' categorical cross-entropy on softmax outputs, which clips
 //! probabilities to [1e-7, 1 − 1e-7] before the log. Gradient: the plain
 //! (softmax − onehot)/batch of TF's from-logits path; it ignores the clip,
-//! which only matters when `p[label]` is within 1e-7 of 0 or 1.
+//! which only matters when `p[label]` is within 1e-7 of 0 or 1. The
+//! per-example losses and correct flags only ever feed the metrics, so the
+//! kernel sums them as it goes and never stores them.
 
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, KernelSpec, Result, View};
-use crate::shaders::{METRICS, SOFTMAX, SOFTMAX_XENT};
+use crate::shaders::{SOFTMAX, SOFTMAX_XENT};
 
-const WG: u32 = 64;
+/// Invocations of the loss kernel's one workgroup (the shader's `WG`).
+pub const WG: u32 = 64;
 
-/// [`forward`]'s entry point.
-pub static FORWARD: KernelSpec = KernelSpec {
+/// [`xent_metrics`]'s entry point in evaluation.
+pub static XENT_METRICS: KernelSpec = KernelSpec {
     shader: &SOFTMAX_XENT,
-    entry: "xent_forward",
+    entry: "xent_metrics",
     bindings: &[
         Binding::Uniform,
         Binding::Storage,
         Binding::Storage,
-        Binding::StorageRw,
         Binding::StorageRw,
     ],
 };
-/// [`forward_backward`]'s entry point.
-pub static FORWARD_BACKWARD: KernelSpec = KernelSpec {
+/// [`xent_metrics`]'s entry point in training, with the gradient.
+pub static XENT_METRICS_BACKWARD: KernelSpec = KernelSpec {
     shader: &SOFTMAX_XENT,
-    entry: "xent_forward_backward",
+    entry: "xent_metrics_backward",
     bindings: &[
         Binding::Uniform,
         Binding::Storage,
         Binding::Storage,
-        Binding::StorageRw,
         Binding::StorageRw,
         Binding::StorageRw,
     ],
@@ -42,17 +43,6 @@ pub static SOFTMAX_PROBS: KernelSpec = KernelSpec {
     shader: &SOFTMAX,
     entry: "softmax",
     bindings: &[Binding::Uniform, Binding::Storage, Binding::StorageRw],
-};
-/// [`accumulate_metrics`]'s entry point.
-pub static ACCUMULATE: KernelSpec = KernelSpec {
-    shader: &METRICS,
-    entry: "accumulate_metrics",
-    bindings: &[
-        Binding::Uniform,
-        Binding::Storage,
-        Binding::Storage,
-        Binding::StorageRw,
-    ],
 };
 
 /// The clip Keras applies to probabilities before the log (its `epsilon()`).
@@ -67,68 +57,44 @@ struct Params {
     _pad: u32,
 }
 
-/// One invocation per row of `spec`, which binds the `Params` first.
-fn per_row(
-    gpu: &Gpu,
-    spec: &KernelSpec,
-    batch: usize,
-    classes: usize,
-    buffers: &[View<'_>],
-) -> Result<Dispatch> {
+fn params(batch: usize, classes: usize) -> Params {
     assert!(classes >= 1, "softmax over zero classes");
-    gpu.launch(
-        spec,
-        &[("WG", WG as f64)],
-        &Params {
-            batch: batch as u32,
-            classes: classes as u32,
-            inv_batch: cpu::inv_batch(batch),
-            _pad: 0,
-        },
-        buffers,
-        grid_1d(batch as u64, WG),
-    )
+    Params {
+        batch: batch as u32,
+        classes: classes as u32,
+        inv_batch: cpu::inv_batch(batch),
+        _pad: 0,
+    }
 }
 
-/// Training: per row, numerically stable (max-subtracted) softmax;
-/// `loss[i] = −log clip(softmax[i, label])`; `dlogits = (softmax − onehot)/batch`;
-/// `correct[i]` = 1 if argmax == label (first max wins, like numpy/TF argmax) else 0.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_backward<'b>(
+/// Per row, the numerically stable (max-subtracted) softmax; loss =
+/// `−log clip(softmax[label])`; correct = 1 if argmax == label (first max
+/// wins, like numpy/TF argmax). Adds the batch's loss sum, correct count
+/// and example count into `metrics` = `[loss_sum: f32, correct: u32,
+/// examples: u32, pad: u32]` (16 bytes; zero it to reset) in a fixed order
+/// (strided serial sums, then a tree: deterministic). With `dlogits`
+/// (training) also writes dlogits = (softmax − onehot)/batch.
+pub fn xent_metrics<'b>(
     gpu: &Gpu,
-    batch: usize,
-    classes: usize,
+    (batch, classes): (usize, usize),
     logits: impl Bind<'b>,
     labels: impl Bind<'b>,
-    loss: impl Bind<'b>,
-    correct: impl Bind<'b>,
-    dlogits: impl Bind<'b>,
+    metrics: impl Bind<'b>,
+    dlogits: Option<View<'b>>,
 ) -> Result<Dispatch> {
-    let buffers = [
-        logits.view(),
-        labels.view(),
-        loss.view(),
-        correct.view(),
-        dlogits.view(),
-    ];
-    per_row(gpu, &FORWARD_BACKWARD, batch, classes, &buffers)
+    let mut buffers = vec![logits.view(), labels.view(), metrics.view()];
+    let spec = match dlogits {
+        Some(d) => {
+            buffers.push(d);
+            &XENT_METRICS_BACKWARD
+        }
+        None => &XENT_METRICS,
+    };
+    gpu.launch(spec, &[], &params(batch, classes), &buffers, [1, 1, 1])
 }
 
-/// Evaluation: loss and correct as in `forward_backward`, no gradient.
-pub fn forward<'b>(
-    gpu: &Gpu,
-    batch: usize,
-    classes: usize,
-    logits: impl Bind<'b>,
-    labels: impl Bind<'b>,
-    loss: impl Bind<'b>,
-    correct: impl Bind<'b>,
-) -> Result<Dispatch> {
-    let buffers = [logits.view(), labels.view(), loss.view(), correct.view()];
-    per_row(gpu, &FORWARD, batch, classes, &buffers)
-}
-
-/// Softmax probabilities only (for predict): probs[batch, classes].
+/// Softmax probabilities only (for predict): probs[batch, classes], one
+/// invocation per row.
 pub fn softmax<'b>(
     gpu: &Gpu,
     batch: usize,
@@ -136,42 +102,13 @@ pub fn softmax<'b>(
     logits: impl Bind<'b>,
     probs: impl Bind<'b>,
 ) -> Result<Dispatch> {
-    per_row(
-        gpu,
-        &SOFTMAX_PROBS,
-        batch,
-        classes,
-        &[logits.view(), probs.view()],
-    )
-}
-
-/// Adds this batch's loss sum and correct count into a running metrics
-/// buffer on the GPU, so the host reads it back once every many steps:
-/// metrics = [loss_sum: f32, correct: u32, examples: u32, pad: u32] (16
-/// bytes; zero it to reset). Single workgroup, fixed summation order (strided
-/// serial sums then a tree), no float atomics: deterministic.
-pub fn accumulate_metrics<'b>(
-    gpu: &Gpu,
-    batch: usize,
-    loss: impl Bind<'b>,
-    correct: impl Bind<'b>,
-    metrics: impl Bind<'b>,
-) -> Result<Dispatch> {
-    #[repr(C)]
-    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-    struct MetricsParams {
-        batch: u32,
-        _pad: [u32; 3],
-    }
+    const ROWS_WG: u32 = 64;
     gpu.launch(
-        &ACCUMULATE,
-        &[],
-        &MetricsParams {
-            batch: batch as u32,
-            _pad: [0; 3],
-        },
-        &[loss.view(), correct.view(), metrics.view()],
-        [1, 1, 1],
+        &SOFTMAX_PROBS,
+        &[("WG", ROWS_WG as f64)],
+        &params(batch, classes),
+        &[logits.view(), probs.view()],
+        grid_1d(batch as u64, ROWS_WG),
     )
 }
 
@@ -245,17 +182,6 @@ pub mod cpu {
         out
     }
 
-    /// (loss, correct) per row.
-    pub fn forward(
-        batch: usize,
-        classes: usize,
-        logits: &[f32],
-        labels: &[u32],
-    ) -> (Vec<f32>, Vec<u32>) {
-        let (loss, correct, _) = forward_backward(batch, classes, logits, labels);
-        (loss, correct)
-    }
-
     /// (loss, correct, dlogits) with dlogits = (softmax − onehot)·(1/batch).
     pub fn forward_backward(
         batch: usize,
@@ -289,6 +215,22 @@ pub mod cpu {
             total -= softmax_row_f64(row)[label as usize].ln();
         }
         total / batch as f64
+    }
+
+    /// What the kernel computes: `metrics` after adding the batch's losses
+    /// and correct flags, and the gradient into `dlogits` where given.
+    pub fn xent_metrics(
+        (batch, classes): (usize, usize),
+        logits: &[f32],
+        labels: &[u32],
+        metrics: Metrics,
+        dlogits: Option<&mut [f32]>,
+    ) -> Metrics {
+        let (loss, correct, d) = forward_backward(batch, classes, logits, labels);
+        if let Some(out) = dlogits {
+            out[..d.len()].copy_from_slice(&d);
+        }
+        accumulate_metrics(metrics, &loss, &correct)
     }
 
     /// The running metrics after adding one batch (loss summed in f64).

@@ -20,6 +20,7 @@ pub mod cpu;
 pub mod gpu;
 mod table;
 
+use crate::graph::fuse::Fused;
 use crate::graph::origin::Phase;
 use crate::graph::program::{DType, Inst, Program};
 use crate::graph::Graph;
@@ -190,6 +191,9 @@ pub struct Profile {
     /// Layers that lower to no instruction (Flatten, Reshape: a view of
     /// their input).
     pub silent_layers: Vec<String>,
+    /// Layers applied inside another layer's kernel (`graph::fuse`), as
+    /// "name (in head)".
+    pub fused_layers: Vec<String>,
     /// Per step.
     pub totals: Totals,
 }
@@ -266,12 +270,25 @@ pub(crate) fn assemble(
         instructions_us: sum,
         overhead_us: step_wall_us - sum,
     };
+    let fusion = crate::graph::fuse::plan(graph);
     let silent_layers = graph
         .nodes
         .iter()
         .enumerate()
+        .filter(|(id, _)| !matches!(fusion[*id], Fused::Absorbed(_)))
         .filter(|(id, _)| !program.origin.iter().any(|o| o.node == Some(*id)))
         .map(|(_, n)| n.name.clone())
+        .collect();
+    let fused_layers = fusion
+        .iter()
+        .enumerate()
+        .filter_map(|(id, f)| match f {
+            Fused::Absorbed(head) => Some(format!(
+                "{} (in {})",
+                graph.nodes[id].name, graph.nodes[*head].name
+            )),
+            _ => None,
+        })
         .collect();
     Profile {
         model: graph.name.clone(),
@@ -282,6 +299,7 @@ pub(crate) fn assemble(
         method,
         rows,
         silent_layers,
+        fused_layers,
         totals,
     }
 }
@@ -306,9 +324,8 @@ pub fn kernel_name(inst: &Inst) -> &'static str {
         Inst::Add { .. } => "add",
         Inst::Accumulate { .. } => "accumulate",
         Inst::CopyColumns { .. } => "copy columns",
-        Inst::SoftmaxXent { .. } => "softmax xent",
+        Inst::SoftmaxXent { .. } => "softmax xent + metrics",
         Inst::Softmax { .. } => "softmax",
-        Inst::Metrics { .. } => "metrics",
         Inst::Adam => "adam",
     }
 }
@@ -426,6 +443,7 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
         } => (
             b(x) + b(dy)
                 + b(bn.gamma)
+                + b(bn.beta)
                 + b(bn.save_mean)
                 + b(bn.save_inv_std)
                 + b(dx)
@@ -448,20 +466,14 @@ pub fn traffic(p: &Program, inst: &Inst, trainable_len: usize) -> (u64, Option<f
         }
         Inst::Add { n, .. } | Inst::Accumulate { n, .. } => (f32s(3 * n), None),
         Inst::CopyColumns { rows, width, .. } => (f32s(2 * rows * width), None),
+        // The four metric words read and written.
         Inst::SoftmaxXent {
             logits,
             labels,
-            loss,
-            correct,
             dlogits,
             ..
-        } => (
-            b(logits) + b(labels) + b(loss) + b(correct) + dlogits.map_or(0, b),
-            None,
-        ),
+        } => (b(logits) + b(labels) + dlogits.map_or(0, b) + 32, None),
         Inst::Softmax { logits, probs, .. } => (b(logits) + b(probs), None),
-        // Loss and correct read; the four metric words read and written.
-        Inst::Metrics { loss, correct, .. } => (b(loss) + b(correct) + 32, None),
         // Parameters, gradients, m and v read; parameters, m and v written.
         Inst::Adam => (f32s(7 * trainable_len), None),
     }
@@ -507,9 +519,17 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
             g.window.kw,
             g.window.stride_h
         ),
-        Inst::BnTrain { shape, .. }
-        | Inst::BnInfer { shape, .. }
-        | Inst::BnBackward { shape, .. } => format!("{}×{}", shape.rows, shape.channels),
+        Inst::BnTrain { shape, post, .. } | Inst::BnBackward { shape, post, .. } => {
+            format!(
+                "{}×{}{}",
+                shape.rows,
+                shape.channels,
+                fused(post.act, post.dropout)
+            )
+        }
+        Inst::BnInfer { shape, act, .. } => {
+            format!("{}×{}{}", shape.rows, shape.channels, fused(*act, None))
+        }
         Inst::Act { n, kind, .. } | Inst::ActBackward { n, kind, .. } => {
             format!("{n} {kind:?}")
         }
@@ -525,9 +545,23 @@ pub fn shape(p: &Program, inst: &Inst, trainable_len: usize) -> String {
         Inst::SoftmaxXent { batch, classes, .. } | Inst::Softmax { batch, classes, .. } => {
             format!("{batch}×{classes}")
         }
-        Inst::Metrics { batch, .. } => format!("{batch}"),
         Inst::Adam => format!("{trainable_len} parameters"),
     }
+}
+
+/// The layers fused into a BatchNorm, as its shape column names them.
+fn fused(
+    act: Option<crate::kernels::elementwise::ActKind>,
+    dropout: Option<crate::kernels::dropout::DropoutMask>,
+) -> String {
+    let mut s = String::new();
+    if let Some(kind) = act {
+        s += &format!(" + {kind:?}");
+    }
+    if let Some(d) = dropout {
+        s += &format!(" + dropout {}", d.rate);
+    }
+    s
 }
 
 impl Profile {
@@ -573,6 +607,7 @@ impl Profile {
             },
             "rows": rows,
             "layers_without_instructions": self.silent_layers,
+            "layers_fused": self.fused_layers,
             "totals": {
                 "instructions": t.instructions,
                 "dispatches": t.dispatches,

@@ -121,6 +121,12 @@ pub fn render_text(p: &Profile) -> String {
             p.silent_layers.join(", ")
         ));
     }
+    if !p.fused_layers.is_empty() {
+        out.push_str(&format!(
+            "Layers fused into another's kernel: {}\n",
+            p.fused_layers.join(", ")
+        ));
+    }
     match (t.dispatches, t.submits, t.profiled_submits) {
         (Some(d), Some(s), Some(ps)) => out.push_str(&format!(
             "Per step: {} instructions, {d} dispatches, {s} submit as training records it ({ps} in a timed step of this profile)\n",

@@ -113,3 +113,31 @@ fn adam_bias_correction() {
     let u = cfg.uniform(7, 42);
     assert_eq!((u.n, u.beta1, u.beta2, u.eps), (42, 0.9, 0.999, 1e-7));
 }
+
+/// Past n, in the last vec4's spare lanes, the buffers keep what they held:
+/// a packed buffer may hold something else there.
+#[test]
+fn adam_leaves_the_tail_of_the_last_vec4_alone() {
+    let gpu = gpu();
+    let cfg = AdamConfig::default();
+    for n in [1usize, 2, 3, 5, 6, 7] {
+        let sentinel = |base: f32| -> Vec<f32> { (0..8).map(|i| base + i as f32).collect() };
+        let (pb, gb, mb, vb) = (
+            upload(&sentinel(10.0)),
+            upload(&sentinel(0.5)),
+            upload(&sentinel(20.0)),
+            upload(&sentinel(30.0)),
+        );
+        let hyper = gpu.uniform("adam hyper", &cfg.uniform(1, n)).unwrap();
+        let d = adam::update(gpu, n, &hyper, &pb, &gb, &mb, &vb).unwrap();
+        gpu.run("adam", &[&d]).unwrap();
+        for (what, buf, base) in [("params", &pb, 10.0), ("m", &mb, 20.0), ("v", &vb, 30.0)] {
+            let got = read(buf, 8);
+            assert_eq!(got[n..], sentinel(base)[n..], "{what} n={n}");
+            assert!(
+                got[..n].iter().zip(&sentinel(base)).all(|(a, b)| a != b),
+                "{what} n={n}: the live lanes must change: {got:?}"
+            );
+        }
+    }
+}

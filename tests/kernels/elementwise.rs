@@ -20,7 +20,7 @@ fn exp_err(a: f64) -> f64 {
 /// WGSL lets a GPU flush subnormal values to zero: a result or intermediate
 /// that small (exp(−90), erfc(8)) may be off by the smallest normal f32,
 /// and gelu then multiplies an intermediate by at most |x|.
-fn bounds(kind: ActKind, x: f32, g: f32) -> (f64, f64) {
+pub(crate) fn bounds(kind: ActKind, x: f32, g: f32) -> (f64, f64) {
     let (fwd, bwd) = rounding_bounds(kind, x, g);
     let ftz = match kind {
         ActKind::Relu | ActKind::LeakyRelu(_) => 0.0,

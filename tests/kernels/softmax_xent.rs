@@ -45,10 +45,6 @@ fn upload_u32(data: &[u32]) -> wgpu::Buffer {
     gpu().upload_storage("test u32", data).expect("upload")
 }
 
-fn read_u32(buf: &wgpu::Buffer, n: usize) -> Vec<u32> {
-    gpu().read::<u32>(buf, n).expect("readback")
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Logits {
     Uniform(f32),
@@ -71,63 +67,93 @@ fn make_logits(rng: &mut Rng, kind: Logits, batch: usize, classes: usize) -> Vec
     }
 }
 
+/// Per-row bounds on the loss and on each dlogits and probability entry.
+fn bounds(logits: &[f32], labels: &[u32], classes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let batch = labels.len();
+    let (loss, _, _) = cpu::forward_backward(batch, classes, logits, labels);
+    let probs = cpu::softmax(batch, classes, logits);
+    let inv = cpu::inv_batch(batch) as f64;
+    let (mut b_loss, mut b_dl, mut b_p) = (vec![], vec![], vec![]);
+    for (i, row) in logits.chunks(classes).enumerate() {
+        let eps = prob_bounds(row);
+        let l = labels[i] as usize;
+        // d(−log p) = −dp/p, then log's own error: < 2⁻²¹
+        // absolute on [0.5, 2], else 3 ulp; the reference's cast.
+        b_loss.push(
+            eps[l] + (2f64.powi(-21)).max(3.0 * ULP * loss[i] as f64) + F32_EPS * loss[i] as f64,
+        );
+        for (j, &e) in eps.iter().enumerate() {
+            let pj = probs[i * classes + j] as f64;
+            let t = if j == l { 1.0 } else { 0.0 };
+            // p's error, two roundings (p − t, ·inv) on each side.
+            b_dl.push((e * pj + 4.0 * F32_EPS * (pj - t).abs()) * inv + TINY);
+            b_p.push(e * pj + TINY);
+        }
+    }
+    (b_loss, b_dl, b_p)
+}
+
+/// Bound on the loss sum the kernel adds to `start`, from the per-row
+/// bounds: losses are ≥ 0, so the first-order rounding error of the sums
+/// is ≤ chain·2⁻²⁴·(total), chain = ⌈B/WG⌉ serial terms, log₂ WG tree
+/// levels and the add into the running sum, plus the reference's own
+/// rounding.
+fn loss_sum_bound(start: f32, loss: &[f32], b_loss: &[f64]) -> f64 {
+    let total = start as f64 + loss.iter().map(|&v| v as f64).sum::<f64>();
+    let wg = softmax_xent::WG as usize;
+    let chain = loss.len().div_ceil(wg) + wg.trailing_zeros() as usize + 2;
+    b_loss.iter().sum::<f64>() + 1.01 * chain as f64 * F32_EPS * total
+}
+
 #[test]
 fn softmax_xent_matches_reference() {
     let gpu = gpu();
     let mut rng = Rng::new(11);
     for &classes in &[1usize, 10, 13] {
-        for &batch in &[1usize, 7, 32, 1000] {
+        for &batch in &[1usize, 7, 32, 65, 1000] {
             for kind in [Logits::Uniform(8.0), Logits::AllEqual, Logits::Huge] {
                 let case = format!("batch={batch} classes={classes} {kind:?}");
                 let logits = make_logits(&mut rng, kind, batch, classes);
                 let labels: Vec<u32> = (0..batch)
                     .map(|_| rng.below(classes as u64) as u32)
                     .collect();
+                let start = Metrics {
+                    loss_sum: 12.5,
+                    correct: 40,
+                    examples: 100,
+                    _pad: 0,
+                };
                 let lb = upload(&logits);
                 let yb = upload_u32(&labels);
-                let (loss_b, corr_b, dl_b) = (zeros(batch), zeros(batch), zeros(batch * classes));
-                let (loss2_b, corr2_b, probs_b) =
-                    (zeros(batch), zeros(batch), zeros(batch * classes));
-                let fb = softmax_xent::forward_backward(
-                    gpu, batch, classes, &lb, &yb, &loss_b, &corr_b, &dl_b,
-                )
-                .unwrap();
-                let f = softmax_xent::forward(gpu, batch, classes, &lb, &yb, &loss2_b, &corr2_b)
-                    .unwrap();
+                let (train_m, eval_m) = (
+                    gpu.upload_storage("metrics", &[start]).unwrap(),
+                    gpu.upload_storage("metrics", &[start]).unwrap(),
+                );
+                let (dl_b, probs_b) = (zeros(batch * classes), zeros(batch * classes));
+                let shape = (batch, classes);
+                let dl = Some((&dl_b).into());
+                let fb = softmax_xent::xent_metrics(gpu, shape, &lb, &yb, &train_m, dl).unwrap();
+                let f = softmax_xent::xent_metrics(gpu, shape, &lb, &yb, &eval_m, None).unwrap();
                 let sm = softmax_xent::softmax(gpu, batch, classes, &lb, &probs_b).unwrap();
                 gpu.run("softmax xent", &[&fb, &f, &sm]).unwrap();
 
-                let (loss, correct, dlogits) =
-                    cpu::forward_backward(batch, classes, &logits, &labels);
+                let mut dlogits = vec![0.0; batch * classes];
+                let want =
+                    cpu::xent_metrics(shape, &logits, &labels, start, Some(&mut dlogits[..]));
+                let (loss, correct, _) = cpu::forward_backward(batch, classes, &logits, &labels);
                 let probs = cpu::softmax(batch, classes, &logits);
-                let inv = cpu::inv_batch(batch) as f64;
-                let (mut b_loss, mut b_dl, mut b_p) = (vec![], vec![], vec![]);
-                for (i, row) in logits.chunks(classes).enumerate() {
-                    let eps = prob_bounds(row);
-                    let l = labels[i] as usize;
-                    // d(−log p) = −dp/p, then log's own error: < 2⁻²¹
-                    // absolute on [0.5, 2], else 3 ulp; the reference's cast.
-                    b_loss.push(
-                        eps[l]
-                            + (2f64.powi(-21)).max(3.0 * ULP * loss[i] as f64)
-                            + F32_EPS * loss[i] as f64,
+                let (b_loss, b_dl, b_p) = bounds(&logits, &labels, classes);
+                for (what, m) in [("train", &train_m), ("eval", &eval_m)] {
+                    let got = gpu.read::<Metrics>(m, 1).unwrap()[0];
+                    assert_eq!(got.correct, want.correct, "{what} correct {case}");
+                    assert_eq!(got.examples, want.examples, "{what} examples {case}");
+                    check(
+                        &format!("{what} loss_sum {case}"),
+                        &[got.loss_sum],
+                        &[want.loss_sum],
+                        &[loss_sum_bound(start.loss_sum, &loss, &b_loss)],
                     );
-                    for (j, &e) in eps.iter().enumerate() {
-                        let pj = probs[i * classes + j] as f64;
-                        let t = if j == l { 1.0 } else { 0.0 };
-                        // p's error, two roundings (p − t, ·inv) on each side.
-                        b_dl.push((e * pj + 4.0 * F32_EPS * (pj - t).abs()) * inv + TINY);
-                        b_p.push(e * pj + TINY);
-                    }
                 }
-                let got_loss = read(&loss_b, batch);
-                check(&format!("loss {case}"), &got_loss, &loss, &b_loss);
-                check(
-                    &format!("eval loss {case}"),
-                    &read(&loss2_b, batch),
-                    &loss,
-                    &b_loss,
-                );
                 check(
                     &format!("dlogits {case}"),
                     &read(&dl_b, batch * classes),
@@ -140,8 +166,6 @@ fn softmax_xent_matches_reference() {
                     &probs,
                     &b_p,
                 );
-                assert_eq!(read_u32(&corr_b, batch), correct, "correct {case}");
-                assert_eq!(read_u32(&corr2_b, batch), correct, "eval correct {case}");
                 if matches!(kind, Logits::AllEqual) {
                     // p = 1/K exactly in the reference: loss = ln K (clipped
                     // at K = 1), argmax is class 0.
@@ -152,6 +176,35 @@ fn softmax_xent_matches_reference() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// One example at a time, the metrics give each row's loss and correct
+/// flag: checked against the reference row by row.
+#[test]
+fn softmax_xent_rows_one_by_one() {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    let classes = 10;
+    for kind in [Logits::Uniform(8.0), Logits::Huge] {
+        let logits = make_logits(&mut rng, kind, 20, classes);
+        let labels: Vec<u32> = (0..20).map(|_| rng.below(classes as u64) as u32).collect();
+        let (loss, correct, _) = cpu::forward_backward(20, classes, &logits, &labels);
+        let (b_loss, _, _) = bounds(&logits, &labels, classes);
+        for i in 0..20 {
+            let row = &logits[i * classes..(i + 1) * classes];
+            let (lb, yb) = (upload(row), upload_u32(&labels[i..i + 1]));
+            let m = gpu
+                .upload_storage("metrics", &[Metrics::default()])
+                .unwrap();
+            let d = softmax_xent::xent_metrics(gpu, (1, classes), &lb, &yb, &m, None).unwrap();
+            gpu.run("softmax xent", &[&d]).unwrap();
+            let got = gpu.read::<Metrics>(&m, 1).unwrap()[0];
+            let case = format!("{kind:?} row {i}");
+            check(&case, &[got.loss_sum], &loss[i..i + 1], &b_loss[i..i + 1]);
+            assert_eq!(got.correct, correct[i], "{case}");
+            assert_eq!(got.examples, 1, "{case}");
         }
     }
 }
@@ -169,11 +222,13 @@ fn softmax_xent_clips_like_keras() {
     assert_eq!(correct[0], 1);
 }
 
+/// Batches past one workgroup's rows, run twice into the same metrics.
 #[test]
 fn metrics_accumulate_on_gpu() {
     let gpu = gpu();
     let mut rng = Rng::new(12);
-    for &batch in &[1usize, 7, 32, 257, 1000, 10_000] {
+    let classes = 10;
+    for &batch in &[257usize, 10_000] {
         let start = Metrics {
             loss_sum: 123.5,
             correct: 40,
@@ -184,29 +239,31 @@ fn metrics_accumulate_on_gpu() {
         let mut want = start;
         let mut dispatches = vec![];
         let mut keep = vec![];
+        let mut bound = 0.0;
         for _ in 0..2 {
-            let loss = rng.vec(batch, 0.0, 5.0);
-            let correct: Vec<u32> = (0..batch).map(|_| rng.below(2) as u32).collect();
-            want = cpu::accumulate_metrics(want, &loss, &correct);
-            let (lb, cb) = (upload(&loss), upload_u32(&correct));
-            dispatches.push(softmax_xent::accumulate_metrics(gpu, batch, &lb, &cb, &mb).unwrap());
-            keep.push((lb, cb));
+            let logits = make_logits(&mut rng, Logits::Uniform(4.0), batch, classes);
+            let labels: Vec<u32> = (0..batch)
+                .map(|_| rng.below(classes as u64) as u32)
+                .collect();
+            let (loss, _, _) = cpu::forward_backward(batch, classes, &logits, &labels);
+            let (b_loss, _, _) = bounds(&logits, &labels, classes);
+            bound += loss_sum_bound(want.loss_sum, &loss, &b_loss);
+            want = cpu::xent_metrics((batch, classes), &logits, &labels, want, None);
+            let (lb, yb) = (upload(&logits), upload_u32(&labels));
+            let d = softmax_xent::xent_metrics(gpu, (batch, classes), &lb, &yb, &mb, None);
+            dispatches.push(d.unwrap());
+            keep.push((lb, yb));
         }
         let refs: Vec<_> = dispatches.iter().collect();
         gpu.run("metrics", &refs).unwrap();
         let got = gpu.read::<Metrics>(&mb, 1).unwrap()[0];
         assert_eq!(got.correct, want.correct, "batch={batch}");
         assert_eq!(got.examples, want.examples, "batch={batch}");
-        // Losses are ≥ 0, so first-order error ≤ chain·2⁻²⁴·(total) per
-        // batch: ⌈B/256⌉ serial terms, 8 tree levels, 1 add into the
-        // running sum; two batches, plus the reference's own rounding.
-        let chain = 2 * (batch.div_ceil(256) + 8 + 1) + 1;
-        assert_close(
+        check(
             &format!("loss_sum batch={batch}"),
             &[got.loss_sum],
             &[want.loss_sum],
-            0.0,
-            1.01 * chain as f64 * F32_EPS,
+            &[bound],
         );
     }
 }

@@ -1,6 +1,8 @@
 //! `BatchNormalization(momentum, epsilon)` over the last axis (channels of
 //! an image, or features): batch statistics in training, with the moving
-//! statistics updated as Keras does; the moving statistics in inference.
+//! statistics updated as Keras does; the moving statistics in inference. An
+//! activation and a Dropout after it may run in its kernel (`graph::fuse`):
+//! then `dy` in backward is the gradient of their output.
 
 use serde_json::{Map, Value};
 
@@ -116,11 +118,13 @@ impl Layer for BatchNorm {
             save_inv_std: cx.temp(format!("{name}/inv_std"), c, DType::F32),
         };
         cx.save(node, vec![bn.save_mean, bn.save_inv_std]);
+        let post = cx.bn_post(node);
         cx.emit(if cx.train() {
             Inst::BnTrain {
                 shape,
                 x,
                 y,
+                post,
                 bn,
                 momentum: self.momentum,
                 eps: self.epsilon,
@@ -130,6 +134,7 @@ impl Layer for BatchNorm {
                 shape,
                 x,
                 y,
+                act: post.act,
                 bn,
                 eps: self.epsilon,
             }
@@ -156,6 +161,7 @@ impl Layer for BatchNorm {
             shape,
             x: cx.input(node, 0),
             dy,
+            post: cx.bn_post(node),
             bn,
             dx,
             dgamma,

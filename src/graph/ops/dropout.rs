@@ -9,7 +9,7 @@ use super::{Args, Layer, Op};
 use crate::graph::args::ArgsOut;
 use crate::graph::error::GraphError;
 use crate::graph::lower::Lowering;
-use crate::graph::model::NodeId;
+use crate::graph::model::{Graph, NodeId};
 use crate::graph::program::{Inst, TensorId};
 
 /// The `Dropout` layer: see the module doc.
@@ -39,8 +39,8 @@ impl Dropout {
 }
 
 /// The layer's random stream: how many Dropout layers come before it.
-fn stream(cx: &Lowering, node: NodeId) -> u32 {
-    cx.graph.nodes[..node]
+pub(crate) fn stream(graph: &Graph, node: NodeId) -> u32 {
+    graph.nodes[..node]
         .iter()
         .filter(|n| matches!(n.op, Op::Dropout(_)))
         .count() as u32
@@ -66,7 +66,7 @@ impl Layer for Dropout {
         cx.emit(Inst::Dropout {
             n: cx.batch * per,
             rate: self.rate,
-            stream: stream(cx, node),
+            stream: stream(cx.graph, node),
             x,
             y,
         });
@@ -84,7 +84,7 @@ impl Layer for Dropout {
         cx.emit(Inst::DropoutBackward {
             n: cx.batch * cx.per_example(node),
             rate: self.rate,
-            stream: stream(cx, node),
+            stream: stream(cx.graph, node),
             dy,
             dx,
         });

@@ -1,0 +1,32 @@
+// Inverted dropout's mask (Keras): element i is kept when a counter-based
+// hash of (seed, step, stream, i) is >= the rate as a u32 threshold. The
+// mask is a pure function of those, so backward regenerates it instead of
+// storing it, and every kernel that applies a Dropout layer draws the same
+// one.
+
+// PCG-RXS-M-XS 32-bit output permutation (Jarzynski & Olano, "Hash
+// Functions for GPU Rendering", 2020): a bijection on u32 with good
+// avalanche, cheap in integer ALU.
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// Must match kernels::dropout::cpu::hash bit for bit. Stream 0 keeps the
+// key of the single-stream hash, so masks drawn before streams existed
+// reproduce; any other stream hashes itself into the key. The select is on
+// a uniform: every invocation takes the same side.
+fn dropout_hash(seed: u32, step: u32, stream: u32, i: u32) -> u32 {
+    let key = pcg(seed ^ pcg(step));
+    let k = select(pcg(key ^ pcg(stream)), key, stream == 0u);
+    return pcg(k ^ pcg(i));
+}
+
+// v·mask/(1 − rate) for element i: `threshold` is round(rate·2³²) and
+// `scale` 1/(1 − rate), both from the host.
+fn dropout_apply_one(v: f32, seed: u32, step: u32, stream: u32, i: u32, threshold: u32,
+                     scale: f32) -> f32 {
+    let keep = dropout_hash(seed, step, stream, i) >= threshold;
+    return select(0.0, v * scale, keep);
+}
