@@ -48,9 +48,9 @@ override WG: u32 = 64u; // a multiple of 8
 // FMA (measured on lavapipe: 2×32 per lane beats 2×12 at large N) but more
 // padding at small N; the host or the tuner picks.
 override SLOTS: u32 = 3u;
-// Also write db[n] = Σ_k op(B)[k][n] at c[db_off + n]: a weight-gradient
-// GEMM's bias gradient, from values the kernel loads anyway (S's columns,
-// or with OUT_T the owned rows of op(B)ᵀ), instead of another pass.
+// With OUT_T, also write db[n] = Σ_k op(B)[k][n] at c[db_off + n]: a
+// weight-gradient GEMM's bias gradient, summed from the owned rows of
+// op(B)ᵀ the lanes load anyway, instead of another pass.
 override DB: bool = false;
 
 // Implicit-GEMM convolution: 1 reads O, 2 reads S (K×C) as im2col(x) for
@@ -225,15 +225,10 @@ fn quad_kc(q0: vec4<f32>, q1: vec4<f32>, v: vec4<f32>, x0: vec4<f32>, x1: vec4<f
     return mat2x4<f32>(r0, r1);
 }
 
-// Slot q of this lane: loads its S values and adds its 8 k to (a, b), and
-// with DB the values themselves to `sum`.
-fn slot(a: ptr<function, vec4<f32>>, b: ptr<function, vec4<f32>>, sum: ptr<function, vec4<f32>>,
-        kk: u32, c0: u32, lane: u32, q: u32, x0: vec4<f32>, x1: vec4<f32>, y0: vec4<f32>,
-        y1: vec4<f32>) {
+// Slot q of this lane: loads its S values and adds its 8 k to (a, b).
+fn slot(a: ptr<function, vec4<f32>>, b: ptr<function, vec4<f32>>, kk: u32, c0: u32, lane: u32,
+        q: u32, x0: vec4<f32>, x1: vec4<f32>, y0: vec4<f32>, y1: vec4<f32>) {
     let v = load_s(kk, c0, lane, q);
-    if (DB && !OUT_T) {
-        *sum += v;
-    }
     var m: mat2x4<f32>;
     if (S_KCONTIG) {
         m = quad_kc(*a, *b, v, x0, x1, y0, y1);
@@ -284,15 +279,7 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
     var b5 = vec4<f32>();
     var b6 = vec4<f32>();
     var b7 = vec4<f32>();
-    // DB's partial sums: per slot (S's columns), or of the two owned rows.
-    var s0 = vec4<f32>();
-    var s1 = vec4<f32>();
-    var s2 = vec4<f32>();
-    var s3 = vec4<f32>();
-    var s4 = vec4<f32>();
-    var s5 = vec4<f32>();
-    var s6 = vec4<f32>();
-    var s7 = vec4<f32>();
+    // DB's partial sums of the two owned rows.
     var sa = vec4<f32>();
     var sb = vec4<f32>();
     for (var kk = 0u; kk < p.k; kk += 8u) {
@@ -300,55 +287,31 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
         let x1 = load_o(ra, kk + 4u);
         let y0 = load_o(rb, kk);
         let y1 = load_o(rb, kk + 4u);
-        if (DB && OUT_T) {
+        if (DB) {
             sa += x0 + x1;
             sb += y0 + y1;
         }
-        slot(&a0, &b0, &s0, kk, c0, lane, 0u, x0, x1, y0, y1);
+        slot(&a0, &b0, kk, c0, lane, 0u, x0, x1, y0, y1);
         if (SLOTS > 1u) {
-            slot(&a1, &b1, &s1, kk, c0, lane, 1u, x0, x1, y0, y1);
+            slot(&a1, &b1, kk, c0, lane, 1u, x0, x1, y0, y1);
         }
         if (SLOTS > 2u) {
-            slot(&a2, &b2, &s2, kk, c0, lane, 2u, x0, x1, y0, y1);
+            slot(&a2, &b2, kk, c0, lane, 2u, x0, x1, y0, y1);
         }
         if (SLOTS > 3u) {
-            slot(&a3, &b3, &s3, kk, c0, lane, 3u, x0, x1, y0, y1);
+            slot(&a3, &b3, kk, c0, lane, 3u, x0, x1, y0, y1);
         }
         if (SLOTS > 4u) {
-            slot(&a4, &b4, &s4, kk, c0, lane, 4u, x0, x1, y0, y1);
+            slot(&a4, &b4, kk, c0, lane, 4u, x0, x1, y0, y1);
         }
         if (SLOTS > 5u) {
-            slot(&a5, &b5, &s5, kk, c0, lane, 5u, x0, x1, y0, y1);
+            slot(&a5, &b5, kk, c0, lane, 5u, x0, x1, y0, y1);
         }
         if (SLOTS > 6u) {
-            slot(&a6, &b6, &s6, kk, c0, lane, 6u, x0, x1, y0, y1);
+            slot(&a6, &b6, kk, c0, lane, 6u, x0, x1, y0, y1);
         }
         if (SLOTS > 7u) {
-            slot(&a7, &b7, &s7, kk, c0, lane, 7u, x0, x1, y0, y1);
-        }
-    }
-    if (DB) {
-        // Each sum is stored once: by the blocks of the first row (or, with
-        // OUT_T, column) of blocks. The subgroup reductions come first, in
-        // uniform control flow.
-        let first = !spare && select(blk / nb == 0u, blk % nb == 0u, OUT_T);
-        if (OUT_T) {
-            if (first && row0 < p.r) {
-                store1(p.db_off + row0, hsum(sa));
-            }
-            if (first && row0 + 1u < p.r) {
-                store1(p.db_off + row0 + 1u, hsum(sb));
-            }
-        } else {
-            let store = first && lane == 0u;
-            store_db(c0, 0u, s0, store);
-            store_db(c0, 1u, s1, store);
-            store_db(c0, 2u, s2, store);
-            store_db(c0, 3u, s3, store);
-            store_db(c0, 4u, s4, store);
-            store_db(c0, 5u, s5, store);
-            store_db(c0, 6u, s6, store);
-            store_db(c0, 7u, s7, store);
+            slot(&a7, &b7, kk, c0, lane, 7u, x0, x1, y0, y1);
         }
     }
     if (spare) {
@@ -362,6 +325,15 @@ fn gemm_subgroup(@builtin(global_invocation_id) gid: vec3<u32>,
     store_pair(row0, c0, 5u, a5, b5);
     store_pair(row0, c0, 6u, a6, b6);
     store_pair(row0, c0, 7u, a7, b7);
+    if (DB) {
+        // Each row's sum is stored once: by the first column of blocks.
+        if (blk % nb == 0u && row0 < p.r) {
+            store1(p.db_off + row0, hsum(sa));
+        }
+        if (blk % nb == 0u && row0 + 1u < p.r) {
+            store1(p.db_off + row0 + 1u, hsum(sb));
+        }
+    }
 }
 
 fn hsum(v: vec4<f32>) -> f32 {
@@ -370,25 +342,6 @@ fn hsum(v: vec4<f32>) -> f32 {
 
 fn store1(e: u32, v: f32) {
     c[e >> 2u][e & 3u] = v;
-}
-
-// Slot q's column sums over the whole subgroup, from each lane's partial
-// sums `s` (lane l summed rows k ≡ l mod 8 of the K×C layout: DB without
-// OUT_T has op(B) stored [k, n]), stored by the lane told to.
-fn store_db(c0: u32, q: u32, s: vec4<f32>, store: bool) {
-    if (q >= SLOTS) {
-        return;
-    }
-    let t = subgroupAdd(s);
-    if (!store) {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        let col = c0 + 4u * q + j;
-        if (col < p.c) {
-            store1(p.db_off + col, t[j]);
-        }
-    }
 }
 
 // Element e of C as stored, `i` its bias index: see
