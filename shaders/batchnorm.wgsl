@@ -126,7 +126,7 @@ fn chunk_end(chunk: u32) -> u32 {
 fn post(z: f32, i: u32, st: Step) -> f32 {
     let a = act_apply(ACT, p.act_a, z);
     if (DROPOUT) {
-        return dropout_apply_one(a, st.seed, st.step, p.drop_stream, i, p.drop_threshold,
+        return dropout_apply_one(a, vec2<u32>(st.seed, st.seed_hi), st.step, p.drop_stream, i, p.drop_threshold,
                                  p.drop_scale);
     }
     return a;
@@ -142,7 +142,7 @@ fn post4(z: vec4<f32>, i0: u32, st: Step) -> vec4<f32> {
 fn post_grad(z: f32, g: f32, i: u32, st: Step) -> f32 {
     var d = g;
     if (DROPOUT) {
-        d = dropout_apply_one(g, st.seed, st.step, p.drop_stream, i, p.drop_threshold,
+        d = dropout_apply_one(g, vec2<u32>(st.seed, st.seed_hi), st.step, p.drop_stream, i, p.drop_threshold,
                               p.drop_scale);
     }
     return act_grad(ACT, p.act_a, z, d);

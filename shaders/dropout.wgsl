@@ -27,5 +27,5 @@ fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= p.n) {
         return;
     }
-    dst[i] = dropout_apply_one(src[i], s.seed, s.step, p.stream, i, p.threshold, p.scale);
+    dst[i] = dropout_apply_one(src[i], vec2<u32>(s.seed, s.seed_hi), s.step, p.stream, i, p.threshold, p.scale);
 }

@@ -2,7 +2,9 @@
 // before every training step.
 struct Step {
     batch_base: u32,
+    // The run's u64 seed, low word.
     seed: u32,
     step: u32,
-    _pad: u32,
+    // Its high word.
+    seed_hi: u32,
 }

@@ -58,7 +58,7 @@ pub struct StepInputs<'a> {
     /// First position of this batch in `indices`.
     pub batch_base: usize,
     /// Dropout seed.
-    pub seed: u32,
+    pub seed: u64,
     /// Adam's t (from 1) and the dropout RNG step.
     pub step: u64,
     /// Adam's hyperparameters.

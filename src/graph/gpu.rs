@@ -54,15 +54,10 @@ impl GpuState {
 
     /// Writes the per-step uniform (batch offset, dropout seed and step),
     /// ordered before the next submit.
-    pub fn set_step(&self, gpu: &Gpu, batch_base: usize, seed: u32, step: u64) {
+    pub fn set_step(&self, gpu: &Gpu, batch_base: usize, seed: u64, step: u64) {
         gpu.write(
             &self.step_uniform,
-            &[StepUniform {
-                batch_base: batch_base as u32,
-                seed,
-                step: step as u32,
-                _pad: 0,
-            }],
+            &[StepUniform::new(batch_base as u32, seed, step as u32)],
         );
     }
 

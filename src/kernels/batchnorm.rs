@@ -702,7 +702,7 @@ pub mod cpu {
 
     /// Applies `post` in place to the layer's normalized output, as the
     /// shader's normalize pass does; `(seed, step)` draw the dropout mask.
-    pub fn post_into(post: BnPost, (seed, step): (u32, u32), y: &mut [f32]) {
+    pub fn post_into(post: BnPost, (seed, step): (u64, u32), y: &mut [f32]) {
         if let Some(kind) = post.act {
             elementwise::cpu::forward_in_place(kind, y);
         }
@@ -795,7 +795,7 @@ pub mod cpu {
         s: BnShape,
         (x, dy): (&[f32], &[f32]),
         p: BnChannels,
-        (post, (seed, step)): (BnPost, (u32, u32)),
+        (post, (seed, step)): (BnPost, (u64, u32)),
         out: (&mut [f32], &mut [f32], &mut [f32]),
     ) {
         let stats = (p.gamma, p.mean, p.inv_std);

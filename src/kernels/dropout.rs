@@ -116,10 +116,13 @@ pub mod cpu {
         (word >> 22) ^ word
     }
 
-    /// Stream 0 keeps the single-stream key (old seeds reproduce); other
-    /// streams hash themselves into it.
-    pub fn hash(seed: u32, step: u32, stream: u32, i: u32) -> u32 {
-        let key = pcg(seed ^ pcg(step));
+    /// The seed's high word and streams other than 0 hash themselves into
+    /// the key; seeds below 2³² on stream 0 keep the single-stream, 32-bit
+    /// key (old masks reproduce).
+    pub fn hash(seed: u64, step: u32, stream: u32, i: u32) -> u32 {
+        let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+        let key = pcg(lo ^ pcg(step));
+        let key = if hi == 0 { key } else { pcg(key ^ pcg(hi)) };
         let key = if stream == 0 {
             key
         } else {
@@ -129,18 +132,18 @@ pub mod cpu {
     }
 
     /// Whether element `i` is kept at this seed, step and stream.
-    pub fn keep(seed: u32, step: u32, stream: u32, i: u32, rate: f32) -> bool {
+    pub fn keep(seed: u64, step: u32, stream: u32, i: u32, rate: f32) -> bool {
         hash(seed, step, stream, i) >= threshold(rate)
     }
 
-    fn apply(seed: u32, step: u32, stream: u32, rate: f32, src: &[f32]) -> Vec<f32> {
+    fn apply(seed: u64, step: u32, stream: u32, rate: f32, src: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; src.len()];
         apply_into(seed, step, stream, rate, src, &mut out);
         out
     }
 
     /// `out = src·mask/(1 − rate)` (forward and backward alike), on all threads.
-    pub fn apply_into(seed: u32, step: u32, stream: u32, rate: f32, src: &[f32], out: &mut [f32]) {
+    pub fn apply_into(seed: u64, step: u32, stream: u32, rate: f32, src: &[f32], out: &mut [f32]) {
         let t = threshold(rate);
         let s = scale(rate);
         let c = crate::par::ELEMENTWISE_CHUNK;
@@ -158,7 +161,7 @@ pub mod cpu {
 
     /// `y = y·mask/(1 − rate)` in place, on all threads: [`apply_into`]'s
     /// arithmetic.
-    pub fn apply_in_place(seed: u32, step: u32, stream: u32, rate: f32, y: &mut [f32]) {
+    pub fn apply_in_place(seed: u64, step: u32, stream: u32, rate: f32, y: &mut [f32]) {
         let t = threshold(rate);
         let s = scale(rate);
         let c = crate::par::ELEMENTWISE_CHUNK;
@@ -175,12 +178,12 @@ pub mod cpu {
     }
 
     /// y = x·mask/(1 − rate).
-    pub fn forward(seed: u32, step: u32, stream: u32, rate: f32, x: &[f32]) -> Vec<f32> {
+    pub fn forward(seed: u64, step: u32, stream: u32, rate: f32, x: &[f32]) -> Vec<f32> {
         apply(seed, step, stream, rate, x)
     }
 
     /// dx = dy·mask/(1 − rate), the forward's mask.
-    pub fn backward(seed: u32, step: u32, stream: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
+    pub fn backward(seed: u64, step: u32, stream: u32, rate: f32, dy: &[f32]) -> Vec<f32> {
         apply(seed, step, stream, rate, dy)
     }
 }

@@ -8,22 +8,22 @@
 pub struct StepUniform {
     /// Offset into the epoch's permutation of the first example of this batch.
     pub batch_base: u32,
-    /// The run's seed (fixed for a run).
+    /// The run's seed (fixed for a run), low word.
     pub seed: u32,
     /// The step counter (advances every step, so dropout masks differ).
     pub step: u32,
-    /// Padding to 16 bytes; 0.
-    pub _pad: u32,
+    /// The seed's high word: the whole u64 reaches the dropout hash.
+    pub seed_hi: u32,
 }
 
 impl StepUniform {
     /// The uniform for one step.
-    pub fn new(batch_base: u32, seed: u32, step: u32) -> Self {
+    pub fn new(batch_base: u32, seed: u64, step: u32) -> Self {
         StepUniform {
             batch_base,
-            seed,
+            seed: seed as u32,
             step,
-            _pad: 0,
+            seed_hi: (seed >> 32) as u32,
         }
     }
 }

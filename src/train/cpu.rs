@@ -26,7 +26,7 @@ pub struct CpuBackend<'d> {
     programs: HashMap<(Mode, usize), (Program, CpuRun)>,
     metrics: [u32; 4],
     adam: AdamConfig,
-    seed: u32,
+    seed: u64,
     step: u64,
 }
 
@@ -63,7 +63,7 @@ impl<'d> CpuBackend<'d> {
             programs: HashMap::new(),
             metrics: [0; 4],
             adam,
-            seed: seed as u32,
+            seed,
             step: init.step,
         })
     }

@@ -204,7 +204,7 @@ pub struct GpuBackend<'g> {
     tuner: Tuner,
     eval_batch: usize,
     adam: AdamConfig,
-    seed: u32,
+    seed: u64,
     step: u64,
 }
 
@@ -250,7 +250,7 @@ impl<'g> GpuBackend<'g> {
             tuner: Tuner::new(gpu, Policy::BuiltIn),
             eval_batch,
             adam,
-            seed: seed as u32,
+            seed,
             step: init.step,
         })
     }

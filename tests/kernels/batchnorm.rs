@@ -10,7 +10,7 @@ use crate::common::*;
 use crate::elementwise::bounds as act_bounds;
 
 /// The seed and step every test's dropout mask is drawn with.
-const RNG: (u32, u32) = (7, 3);
+const RNG: (u64, u32) = (7, 3);
 
 fn step() -> wgpu::Buffer {
     gpu()

@@ -4,7 +4,7 @@ use gdl_gpu::util::Rng;
 
 use crate::common::*;
 
-fn step_buffer(seed: u32, step: u32) -> wgpu::Buffer {
+fn step_buffer(seed: u64, step: u32) -> wgpu::Buffer {
     gpu()
         .uniform("step", &StepUniform::new(0, seed, step))
         .unwrap()
@@ -18,8 +18,13 @@ fn dropout_matches_reference_exactly() {
     let mut rng = Rng::new(21);
     for &n in &[1usize, 7, 257, 32 * 128, 32 * 32 * 32 * 32 + 5] {
         for &rate in &[0.0f32, 0.25, 0.5] {
-            for &(seed, step, stream) in &[(1u32, 0u32, 0u32), (0xDEAD_BEEF, 12_345, 0), (1, 0, 3)]
-            {
+            for &(seed, step, stream) in &[
+                (1u64, 0u32, 0u32),
+                (0xDEAD_BEEF, 12_345, 0),
+                (1, 0, 3),
+                (1 << 32 | 1, 0, 0),
+                (u64::MAX, 9, 2),
+            ] {
                 // Non-zero inputs, so a zero output means a dropped element.
                 let x: Vec<f32> = rng.vec(n, 0.5, 2.0);
                 let dy: Vec<f32> = rng.vec(n, -2.0, -0.5);
@@ -65,7 +70,7 @@ fn dropout_keeps_the_right_fraction() {
     // σ = √(n·r·(1−r)) ≤ 500 at n = 1e6; allow 5σ (two-sided p ≈ 6e-7).
     let n = 1_000_000u32;
     for &rate in &[0.1f32, 0.25, 0.5] {
-        for &(seed, step) in &[(7u32, 0u32), (7, 1), (123_456, 99)] {
+        for &(seed, step) in &[(7u64, 0u32), (7, 1), (123_456, 99), (7 << 40, 0)] {
             let kept = (0..n)
                 .filter(|&i| cpu::keep(seed, step, 0, i, rate))
                 .count() as f64;
@@ -151,13 +156,13 @@ fn dropout_stream_zero_keeps_the_old_masks() {
             .collect();
         for i in 0..n as u32 {
             assert_eq!(
-                cpu::hash(seed, step, 0, i),
+                cpu::hash(seed as u64, step, 0, i),
                 single_stream_hash(seed, step, i),
                 "seed {seed} step {step} i {i}"
             );
         }
         let (xb, yb) = (upload(&x), zeros(n));
-        let sb = step_buffer(seed, step);
+        let sb = step_buffer(seed as u64, step);
         let f = dropout::forward(gpu, n, rate, 0, &sb, &xb, &yb).unwrap();
         gpu.run("dropout stream 0", &[&f]).unwrap();
         let kept: Vec<bool> = read(&yb, n).iter().map(|&v| v != 0.0).collect();
@@ -193,4 +198,29 @@ fn dropout_mask_follows_the_step_uniform() {
             0.0,
         );
     }
+}
+
+/// The whole u64 seed reaches the mask: seeds that differ only above bit 31
+/// draw different masks (they were one seed when it was cut to u32), on the
+/// GPU as in the reference.
+#[test]
+fn seeds_differing_in_the_high_word_draw_different_masks() {
+    let gpu = gpu();
+    let n = 4096;
+    let x = vec![1.0f32; n];
+    let mut masks = Vec::new();
+    for seed in [5u64, 5 | 1 << 32, 5 | 1 << 63] {
+        let (xb, yb) = (upload(&x), zeros(n));
+        let sb = step_buffer(seed, 2);
+        let f = dropout::forward(gpu, n, 0.5, 0, &sb, &xb, &yb).unwrap();
+        gpu.run("dropout", &[&f]).unwrap();
+        let y = read(&yb, n);
+        assert_eq!(y, cpu::forward(seed, 2, 0, 0.5, &x), "seed {seed:#x}");
+        masks.push(y);
+    }
+    // Two independent fair masks of 4096 agree everywhere with
+    // probability 2⁻⁴⁰⁹⁶.
+    assert_ne!(masks[0], masks[1]);
+    assert_ne!(masks[0], masks[2]);
+    assert_ne!(masks[1], masks[2]);
 }
