@@ -235,7 +235,7 @@ impl GemmConfig {
         }
     }
 
-    /// "tiled/16x16/bk16", "regblock/wg64", "subgroup/own-a/pack/wg64"
+    /// "tiled/16x16/bk16", "regblock/wg64", "subgroup/own-a/pack/wg64/n32"
     /// (`own-bt`: the lanes own op(B)ᵀ and compute Cᵀ; `direct`: no pack).
     pub fn label(&self) -> String {
         match *self {
