@@ -89,7 +89,7 @@ pub enum Inst {
         epilogue: Epilogue,
         /// Add the product into c instead of overwriting it (no bias or epilogue then).
         accumulate: bool,
-        /// Also db[n] = Σ_k op(b)[k][n] (the bias gradient, where op(b) is the
+        /// Also `db[n] = Σ_k op(b)[k][n]` (the bias gradient, where op(b) is the
         /// output gradient of a weight-gradient GEMM); overwritten.
         db: Option<TensorId>,
     },

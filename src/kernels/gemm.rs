@@ -686,7 +686,7 @@ fn subgroup(
     Ok(out)
 }
 
-/// C = op(A)·op(B) and db[n] = Σ_k op(B)[k][n]: a weight gradient and its
+/// C = op(A)·op(B) and `db[n] = Σ_k op(B)[k][n]`: a weight gradient and its
 /// bias gradient (op(B) the output gradient, stored [k, n]). Where the
 /// subgroup kernel owns op(B)ᵀ (computing Cᵀ) and db follows C in the same
 /// buffer (one binding spans both), each lane sums the rows it loads
