@@ -147,11 +147,15 @@ const SUBGROUP_LANES: u32 = 8;
 /// Invocations per workgroup of the register-blocked and subgroup kernels:
 /// 64 leaves enough workgroups for two CPU threads even at M = 32.
 const WG: u32 = 64;
-/// Tiled kernel: 16×16 invocations, 4×4 outputs each, 64×64×16 tiles.
-const TILE_WG: u32 = 16;
-const TILE_BK: u32 = 16;
-/// Outputs per invocation along M and N (`TM`, `TN` in the shader).
-const TILE_T: u32 = 4;
+/// Tiled kernel's built-in: 16×16 invocations, 4×4 outputs each, 64×64×16
+/// tiles (small enough for the models' M = 32 batches to waste little).
+const TILE_BUILTIN: GemmConfig = GemmConfig::Tiled {
+    wg_x: 16,
+    wg_y: 16,
+    bk: 16,
+    tm: 4,
+    tn: 4,
+};
 
 /// The tuner's workgroup sizes for the register-blocked kernel
 /// (multiples of the subgroup's 8 lanes). Adding a candidate is adding a
@@ -162,21 +166,35 @@ const WG_SIZES: [u32; 3] = [WG, 32, 128];
 const SUBGROUP_WG_SIZES: [u32; 2] = [WG, SUBGROUP_LANES];
 /// The subgroup kernel's columns per block, in fours.
 const SUBGROUP_SLOTS: [u32; 3] = [3, 4, 8];
-/// The tuner's (WG_X, WG_Y, BK) for the tiled kernel.
-const TILE_CONFIGS: [(u32, u32, u32); 3] = [(TILE_WG, TILE_WG, TILE_BK), (16, 16, 8), (8, 8, 16)];
+/// The tuner's (WG_X, WG_Y, BK, TM, TN) for the tiled kernel: the
+/// built-in, shallower and smaller tiles for small GEMMs, and 8×8 register
+/// blocks (128×128 and 64×64 tiles from 256 and 64 invocations) for large
+/// ones.
+const TILE_CONFIGS: [(u32, u32, u32, u32, u32); 5] = [
+    (16, 16, 16, 4, 4),
+    (16, 16, 8, 4, 4),
+    (8, 8, 16, 4, 4),
+    (16, 16, 8, 8, 8),
+    (8, 8, 16, 8, 8),
+];
 
 /// One way to run a GEMM: a concrete variant and its override constants.
 /// [`GemmConfig::label`] names it, stably, in the tune cache and reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GemmConfig {
-    /// [`Variant::Tiled`]: `wg_x`×`wg_y` invocations, tiles `bk` deep.
+    /// [`Variant::Tiled`]: `wg_x`×`wg_y` invocations, tiles `bk` deep,
+    /// `tm`×`tn` outputs per invocation.
     Tiled {
         /// Invocations along N (`WG_X`).
         wg_x: u32,
         /// Invocations along M (`WG_Y`).
         wg_y: u32,
-        /// Depth of the K tiles (`BK`).
+        /// Depth of the K tiles (`BK`), a multiple of 4.
         bk: u32,
+        /// Rows per invocation (`TM`): 4 or 8.
+        tm: u32,
+        /// Columns per invocation (4·`TN4`): 4 or 8.
+        tn: u32,
     },
     /// [`Variant::RegisterBlocked`] with `wg` invocations per workgroup.
     RegisterBlocked {
@@ -207,11 +225,7 @@ impl GemmConfig {
     pub fn for_variant(gpu: &Gpu, variant: Variant, shape: GemmShape) -> Self {
         match variant {
             Variant::Auto => Self::for_variant(gpu, auto_variant(gpu), shape),
-            Variant::Tiled => GemmConfig::Tiled {
-                wg_x: TILE_WG,
-                wg_y: TILE_WG,
-                bk: TILE_BK,
-            },
+            Variant::Tiled => TILE_BUILTIN,
             Variant::RegisterBlocked => GemmConfig::RegisterBlocked { wg: WG },
             Variant::Subgroup => {
                 let plan = SubgroupPlan::new(shape);
@@ -235,11 +249,17 @@ impl GemmConfig {
         }
     }
 
-    /// "tiled/16x16/bk16", "regblock/wg64", "subgroup/own-a/pack/wg64/n32"
+    /// "tiled/16x16/bk16/4x4", "regblock/wg64", "subgroup/own-a/pack/wg64/n32"
     /// (`own-bt`: the lanes own op(B)ᵀ and compute Cᵀ; `direct`: no pack).
     pub fn label(&self) -> String {
         match *self {
-            GemmConfig::Tiled { wg_x, wg_y, bk } => format!("tiled/{wg_x}x{wg_y}/bk{bk}"),
+            GemmConfig::Tiled {
+                wg_x,
+                wg_y,
+                bk,
+                tm,
+                tn,
+            } => format!("tiled/{wg_x}x{wg_y}/bk{bk}/{tm}x{tn}"),
             GemmConfig::RegisterBlocked { wg } => format!("regblock/wg{wg}"),
             GemmConfig::Subgroup { plan, wg, slots } => format!(
                 "subgroup/{}/{}/wg{wg}/n{}",
@@ -258,10 +278,17 @@ impl GemmConfig {
                 && x * y <= limits.max_compute_invocations_per_workgroup
         };
         match *self {
-            GemmConfig::Tiled { wg_x, wg_y, bk } => {
+            GemmConfig::Tiled {
+                wg_x,
+                wg_y,
+                bk,
+                tm,
+                tn,
+            } => {
                 // a_tile and b_tile, f32: BK×BM + BK×BN.
-                let bytes = 4 * bk * TILE_T * (wg_x + wg_y);
-                wg_ok(wg_x, wg_y) && bytes <= limits.max_compute_workgroup_storage_size
+                let bytes = 4 * bk * (wg_y * tm + wg_x * tn);
+                let shape_ok = bk % 4 == 0 && matches!(tm, 4 | 8) && matches!(tn, 4 | 8);
+                shape_ok && wg_ok(wg_x, wg_y) && bytes <= limits.max_compute_workgroup_storage_size
             }
             GemmConfig::RegisterBlocked { wg } => wg_ok(wg, 1),
             GemmConfig::Subgroup { wg, slots, .. } => {
@@ -280,11 +307,19 @@ pub fn candidates(gpu: &Gpu, shape: GemmShape) -> Vec<GemmConfig> {
             continue;
         }
         match variant {
-            Variant::Tiled => all.extend(
-                TILE_CONFIGS
-                    .iter()
-                    .map(|&(wg_x, wg_y, bk)| GemmConfig::Tiled { wg_x, wg_y, bk }),
-            ),
+            Variant::Tiled => {
+                all.extend(
+                    TILE_CONFIGS
+                        .iter()
+                        .map(|&(wg_x, wg_y, bk, tm, tn)| GemmConfig::Tiled {
+                            wg_x,
+                            wg_y,
+                            bk,
+                            tm,
+                            tn,
+                        }),
+                )
+            }
             Variant::RegisterBlocked => all.extend(
                 WG_SIZES
                     .iter()
@@ -473,15 +508,26 @@ pub fn gemm_config<'b>(
         ("TRANS_B", flag(shape.trans_b)),
     ];
     let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match config {
-        GemmConfig::Tiled { wg_x, wg_y, bk } => {
-            let bm = (wg_y * TILE_T) as usize;
-            let bn = (wg_x * TILE_T) as usize;
+        GemmConfig::Tiled {
+            wg_x,
+            wg_y,
+            bk,
+            tm,
+            tn,
+        } => {
+            let bm = (wg_y * tm) as usize;
+            let bn = (wg_x * tn) as usize;
             let tiles = m.div_ceil(bm) * n.div_ceil(bn);
             let mut c = trans.to_vec();
             c.extend([
+                ("VEC_A", flag(shape.vec_a())),
+                ("VEC_B", flag(shape.vec_b())),
+                ("VEC_C", flag(n % 4 == 0)),
                 ("WG_X", wg_x as f64),
                 ("WG_Y", wg_y as f64),
                 ("BK", bk as f64),
+                ("TM", tm as f64),
+                ("TN4", (tn / 4) as f64),
             ]);
             (&TILED, c, grid_1d(tiles as u64, 1))
         }

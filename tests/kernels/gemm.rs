@@ -1,5 +1,5 @@
 use gdl_gpu::gpu::View;
-use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmShape, Variant};
+use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmConfig, GemmShape, Variant};
 use gdl_gpu::util::{Rng, F32_EPS};
 
 use crate::common::*;
@@ -107,6 +107,11 @@ fn data(rng: &mut Rng, kind: Data, n: usize) -> Vec<f32> {
 }
 
 fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind: Data) {
+    let config = GemmConfig::for_variant(gpu(), variant, shape);
+    run_config(rng, config, shape, opts, kind);
+}
+
+fn run_config(rng: &mut Rng, config: GemmConfig, shape: GemmShape, opts: Opts, kind: Data) {
     let gpu = gpu();
     let GemmShape { m, n, k, .. } = shape;
     let a = data(rng, kind, m * k);
@@ -127,9 +132,9 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
     let bb = upload(&b);
     let biasb = bias.as_ref().map(|v| upload(v));
     let cb = upload(&c0);
-    let ds = gemm::gemm_variant(
+    let ds = gemm::gemm_config(
         gpu,
-        variant,
+        config,
         shape,
         &ab,
         &bb,
@@ -154,7 +159,7 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
         opts.accumulate,
     );
 
-    let case = format!("{variant:?} {shape:?} {opts:?} {kind:?}");
+    let case = format!("{} {shape:?} {opts:?} {kind:?}", config.label());
     if kind == Data::Grid {
         assert_close(&case, &got, &want, 0.0, 0.0);
         return;
@@ -210,6 +215,39 @@ fn gemm_awkward_shapes_all_options() {
                 for opts in ALL_OPTS {
                     run_case(&mut rng, variant, shape(m, n, k, t), opts, Data::Uniform);
                 }
+            }
+        }
+    }
+}
+
+/// Every tiled configuration the tuner may pick (4×4 and 8×8 register
+/// blocks, 64- and 128-wide tiles, 8- and 16-deep), on shapes just past and
+/// short of their tiles, K past and short of the depth, and vec4 and scalar
+/// paths (dimensions ≡ 0 and ≢ 0 mod 4), every transpose and option.
+#[test]
+fn gemm_tiled_every_configuration() {
+    let gpu = gpu();
+    let mut rng = Rng::new(16);
+    let dims = [
+        (1, 1, 1),
+        (129, 131, 37),
+        (127, 68, 20),
+        (64, 128, 16),
+        (36, 3, 9),
+    ];
+    for &(m, n, k) in &dims {
+        for t in TRANSPOSES {
+            let s = shape(m, n, k, t);
+            let configs: Vec<GemmConfig> = gemm::candidates(gpu, s)
+                .into_iter()
+                .filter(|c| c.variant() == Variant::Tiled)
+                .collect();
+            assert!(configs.len() >= 4, "{s:?}: {configs:?}");
+            for config in configs {
+                for opts in ALL_OPTS {
+                    run_config(&mut rng, config, s, opts, Data::Uniform);
+                }
+                run_config(&mut rng, config, s, PLAIN, Data::Grid);
             }
         }
     }
