@@ -10,10 +10,13 @@ use gdl_gpu::data::cifar10::{BATCHES_DIR, CLASS_NAMES, META_FILE, TEST_FILE, TRA
 use gdl_gpu::data::Split;
 use gdl_gpu::graph::params::ParamLayout;
 use gdl_gpu::kernels::adam::AdamConfig;
+use gdl_gpu::kernels::conv::{ConvMethod, ConvPass};
 use gdl_gpu::kernels::gemm::{self, GemmConfig, GemmShape};
 use gdl_gpu::train::gpu::GpuBackend;
 use gdl_gpu::train::{Backend, ModelValues};
-use gdl_gpu::tune::{gemm::tune_case, GemmCase, Outcome, Policy, Tuner};
+use gdl_gpu::tune::{
+    conv::tune_case as conv_tune_case, gemm::tune_case, GemmCase, Outcome, Policy, Tuner,
+};
 use gdl_gpu::util::{compare, Rng};
 use gdl_gpu::Gpu;
 
@@ -377,7 +380,9 @@ fn tuned_steps_match_the_built_in_choice() {
         b.set_permutation(&perm).unwrap();
         b.train_step(0, 32).unwrap();
     }
-    let cases = gdl_gpu::train::gpu::run_gemm_cases(gpu, &graph, 32, 64, 8).unwrap();
+    let cases = gdl_gpu::train::gpu::run_cases(gpu, &graph, 32, 64, 8)
+        .unwrap()
+        .gemm;
     let changed = cases
         .iter()
         .filter(|c| {
@@ -393,6 +398,14 @@ fn tuned_steps_match_the_built_in_choice() {
         .iter()
         .all(|c| tuned.tune_table().tuned_gemm(*c).is_some()));
 
+    assert_steps_agree(&mut tuned, &mut builtin, &adam);
+}
+
+/// One training step on `tuned` and on `builtin` from the same weights and
+/// batch agree to f32 rounding: loss, correct count, the gradients (Adam's
+/// first moment after one step is 0.1·g) and the updated weights, with
+/// tests/executor.rs's bounds.
+fn assert_steps_agree(tuned: &mut GpuBackend, builtin: &mut GpuBackend, adam: &AdamConfig) {
     let (tm, bm) = (tuned.metrics().unwrap(), builtin.metrics().unwrap());
     assert!(
         (tm.loss() - bm.loss()).abs() <= 1e-4 * bm.loss().abs().max(1.0),
@@ -417,5 +430,169 @@ fn tuned_steps_match_the_built_in_choice() {
             tv.trainable[i],
             bv.trainable[i]
         );
+    }
+}
+
+/// Three convolutions: the first on 3 channels (only the im2col method for
+/// its forward pass and weight gradient), then a strided one and a stride-1
+/// one on 8 channels (both methods for every pass where the adapter has
+/// 8-lane subgroups).
+const TINY_CONV: &str = r#"name = "tinyconv"
+input = [32, 32, 3]
+
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = 3
+strides = 2
+padding = "same"
+activation = "relu"
+
+[[layers]]
+type = "Conv2D"
+filters = 8
+kernel_size = 3
+strides = 2
+padding = "same"
+activation = "relu"
+
+[[layers]]
+type = "Conv2D"
+filters = 12
+kernel_size = 3
+padding = "same"
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 10
+activation = "softmax"
+"#;
+
+fn tiny_conv() -> gdl_gpu::graph::Graph {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tinyconv.toml");
+    std::fs::write(&model, TINY_CONV).unwrap();
+    gdl_gpu::models::load_graph(model.to_str().unwrap()).unwrap()
+}
+
+/// Every method of every convolution pass of a small model's training
+/// step: each correct against the built-in one, the winner a method no
+/// slower than any timed one, and both methods tried wherever the adapter
+/// runs the implicit kernels.
+#[test]
+fn conv_methods_tuned() {
+    let gpu = gpu();
+    let graph = tiny_conv();
+    let cases = gdl_gpu::train::gpu::run_cases(gpu, &graph, 8, 16, 8)
+        .unwrap()
+        .conv;
+    // Forward and weight gradient of all three, input gradient of the last
+    // two, at the training batch and evaluation's forward passes.
+    assert!(cases.len() >= 8, "{cases:?}");
+    let mut both = 0;
+    for case in cases {
+        let methods = ConvMethod::candidates(gpu, &case.geom, case.pass);
+        let r = conv_tune_case(gpu, case, false).unwrap();
+        assert_eq!(r.builtin, methods[0]);
+        assert_eq!(r.trials.len(), methods.len(), "{}", case.describe());
+        assert!(methods.contains(&r.winner));
+        let mut fastest = f64::INFINITY;
+        for t in &r.trials {
+            match t.outcome {
+                Outcome::Timed(s) => fastest = fastest.min(s),
+                Outcome::Abandoned(s) => assert!(s > r.winner_s, "{t:?}"),
+                _ => panic!(
+                    "{}: {} went wrong: {t:?}",
+                    case.describe(),
+                    t.method.label()
+                ),
+            }
+        }
+        assert!(r.winner_s > 0.0 && r.winner_s <= fastest, "{r:?}");
+        both += usize::from(methods.len() == 2);
+        println!(
+            "{}: {} ({:.1} µs; built-in {} {:.1} µs)",
+            case.describe(),
+            r.winner.label(),
+            r.winner_s * 1e6,
+            r.builtin.label(),
+            r.builtin_s * 1e6
+        );
+    }
+    if gemm::variant_available(gpu, gemm::Variant::Subgroup) {
+        assert!(both >= 5, "{both} passes with two methods");
+    }
+}
+
+/// A training step with each convolution pass forced, through the tune
+/// cache, to each method (so the weight gradient reuses the forward pass's
+/// im2col matrix, or builds its own, or reads x in place) agrees with the
+/// built-in step to f32 rounding.
+#[test]
+fn every_conv_method_trains_like_the_built_in() {
+    let gpu = gpu();
+    if !gemm::variant_available(gpu, gemm::Variant::Subgroup) {
+        println!("skipped: {} has one convolution method", gpu.name());
+        return;
+    }
+    let graph = tiny_conv();
+    let (train, test) = (synthetic(64, 1), synthetic(8, 2));
+    let init = ModelValues::initial(&ParamLayout::new(&graph), 7);
+    let adam = AdamConfig::default();
+    let cache = tempfile::tempdir().unwrap();
+    let perm: Vec<u32> = (0..64).collect();
+    let step = |tuner: Option<Tuner>| {
+        let mut b = GpuBackend::new(gpu, &graph, &train, &test, adam, 3, &init).unwrap();
+        if let Some(t) = tuner {
+            b = b.with_tuner(t);
+        }
+        b.set_permutation(&perm).unwrap();
+        b.train_step(0, 32).unwrap();
+        b
+    };
+    let mut builtin = step(None);
+    // Tuning fills the cache; then its convolution entries are rewritten.
+    step(Some(Tuner::in_dir(
+        gpu,
+        Policy::TuneMissing,
+        Some(cache.path()),
+    )));
+    let file = tune_file(cache.path());
+    let cases = gdl_gpu::train::gpu::run_cases(gpu, &graph, 32, 64, 8)
+        .unwrap()
+        .conv;
+    let label = |implicit: bool| if implicit { "implicit" } else { "im2col" };
+    for forced in 0..8u32 {
+        let pick = |pass: ConvPass| {
+            let bit = match pass {
+                ConvPass::Forward => 1,
+                ConvPass::WeightGrad => 2,
+                ConvPass::InputGrad => 4,
+            };
+            label(forced & bit != 0)
+        };
+        let mut f = read_json(&file);
+        for case in &cases {
+            let want = pick(case.pass);
+            if ConvMethod::candidates(gpu, &case.geom, case.pass)
+                .iter()
+                .any(|m| m.label() == want)
+            {
+                f["entries"][case.key()]["winner"] = want.into();
+            }
+        }
+        std::fs::write(&file, serde_json::to_string(&f).unwrap()).unwrap();
+        let mut tuned = step(Some(Tuner::in_dir(gpu, Policy::Cached, Some(cache.path()))));
+        for case in &cases {
+            let got = tuned.tune_table().tuned_conv(*case).map(|m| m.label());
+            let runs = ConvMethod::candidates(gpu, &case.geom, case.pass);
+            if runs.iter().any(|m| m.label() == pick(case.pass)) {
+                assert_eq!(got, Some(pick(case.pass)), "{}", case.describe());
+            }
+        }
+        assert_steps_agree(&mut tuned, &mut builtin, &adam);
     }
 }

@@ -4,7 +4,7 @@
 use super::{measure, Measurement, Work};
 use crate::gpu::View;
 use crate::gpu::{Gpu, Result};
-use crate::kernels::conv::{self, Conv2dGeom, Padding};
+use crate::kernels::conv::{self, Conv2dGeom, ConvMethod, ConvPass, Padding};
 use crate::kernels::gemm::{self, Epilogue};
 use crate::kernels::window::Window2d;
 
@@ -76,7 +76,7 @@ fn implicit(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
                 padding: Padding::Same,
             },
         };
-        if !gemm::implicit_conv_available(gpu, &g) {
+        if !ConvMethod::Implicit.available(gpu, &g, ConvPass::Forward) {
             continue;
         }
         let flops = Work::Flops(2.0 * (g.col_rows() * g.out_c * g.col_cols()) as f64);
@@ -120,7 +120,7 @@ fn implicit(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
             flops,
             quick,
         )?);
-        if gemm::implicit_conv_input_grad_available(gpu, &g) {
+        if ConvMethod::builtin(gpu, &g, ConvPass::InputGrad) == ConvMethod::Implicit {
             let d = gemm::conv_input_grad_implicit(gpu, &g, &y, wv, &x)?;
             let refs: Vec<_> = d.iter().collect();
             out.push(measure(

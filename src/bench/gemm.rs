@@ -3,7 +3,7 @@
 use super::{measure, Measurement, Work};
 use crate::gpu::{Gpu, Result};
 use crate::kernels::gemm::{self, Epilogue, GemmConfig, GemmShape, Variant};
-use crate::tune::{GemmCase, Policy, Tuner};
+use crate::tune::{Cases, GemmCase, Policy, Tuner};
 
 /// (label, shape, bias+activation, accumulate) as training runs them.
 fn cases() -> Vec<(&'static str, GemmShape, bool, bool)> {
@@ -40,6 +40,10 @@ pub fn run(gpu: &Gpu, quick: bool) -> Result<Vec<Measurement>> {
         .into_iter()
         .map(|(_, shape, act, acc)| GemmCase::new(shape, act, acc))
         .collect();
+    let tuned = Cases {
+        gemm: tuned,
+        conv: Vec::new(),
+    };
     let table = tuner.prepare(gpu, &tuned)?.clone();
     for variant in gemm::VARIANTS {
         // The tiled kernel is for real GPUs; on a CPU adapter it takes

@@ -1,11 +1,12 @@
 //! `gdl-gpu tune`: time every GEMM configuration the adapter can run at
-//! each GEMM shape of a model's training and evaluation programs, keep the
-//! fastest in the tune cache, and print what won.
+//! each GEMM shape of a model's training and evaluation programs, and
+//! every method of each convolution pass, keep the fastest in the tune
+//! cache, and print what won.
 
 use anyhow::Context;
 use clap::Args;
 use gdl_gpu::data::cifar10::{TEST_IMAGES, TRAIN_IMAGES};
-use gdl_gpu::tune::{GemmResult, Outcome, Policy, Tuner, TUNE_ENV};
+use gdl_gpu::tune::{ConvResult, GemmResult, Outcome, Policy, Results, Tuner, TUNE_ENV};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{parse_model, parse_positive};
@@ -27,8 +28,9 @@ pub struct TuneArgs {
     pub json: bool,
 }
 
-fn tried(r: &GemmResult) -> String {
-    let count = |f: fn(&Outcome) -> bool| r.trials.iter().filter(|t| f(&t.outcome)).count();
+fn tried<'a>(outcomes: impl Iterator<Item = &'a Outcome> + Clone) -> String {
+    let count = |f: fn(&Outcome) -> bool| outcomes.clone().filter(|o| f(o)).count();
+    let total = outcomes.clone().count();
     let mut notes = Vec::new();
     for (n, what) in [
         (count(|o| matches!(o, Outcome::Abandoned(_))), "cut short"),
@@ -40,15 +42,43 @@ fn tried(r: &GemmResult) -> String {
         }
     }
     if notes.is_empty() {
-        r.trials.len().to_string()
+        total.to_string()
     } else {
-        format!("{} ({})", r.trials.len(), notes.join(", "))
+        format!("{total} ({})", notes.join(", "))
     }
 }
 
-fn table(results: &[GemmResult]) -> String {
+/// One row of the table: case, tried, winner, µs, GFLOP/s, built-in µs,
+/// speed-up.
+type Row = [String; 7];
+
+fn gemm_row(r: &GemmResult) -> Row {
+    [
+        format!("gemm {}", r.case.describe()),
+        tried(r.trials.iter().map(|t| &t.outcome)),
+        r.winner.label(),
+        format!("{:.1}", r.winner_s * 1e6),
+        format!("{:.2}", r.gflops()),
+        format!("{:.1}", r.builtin_s * 1e6),
+        format!("{:.2}×", r.builtin_s / r.winner_s),
+    ]
+}
+
+fn conv_row(r: &ConvResult) -> Row {
+    [
+        format!("conv {}", r.case.describe()),
+        tried(r.trials.iter().map(|t| &t.outcome)),
+        r.winner.label().to_owned(),
+        format!("{:.1}", r.winner_s * 1e6),
+        format!("{:.2}", r.gflops()),
+        format!("{:.1}", r.builtin_s * 1e6),
+        format!("{:.2}×", r.builtin_s / r.winner_s),
+    ]
+}
+
+fn table(results: &Results) -> String {
     let header = [
-        "shape",
+        "case",
         "tried",
         "winner",
         "µs",
@@ -56,19 +86,11 @@ fn table(results: &[GemmResult]) -> String {
         "built-in µs",
         "speed-up",
     ];
-    let rows: Vec<[String; 7]> = results
+    let rows: Vec<Row> = results
+        .gemm
         .iter()
-        .map(|r| {
-            [
-                r.case.describe(),
-                tried(r),
-                r.winner.label(),
-                format!("{:.1}", r.winner_s * 1e6),
-                format!("{:.2}", r.gflops()),
-                format!("{:.1}", r.builtin_s * 1e6),
-                format!("{:.2}×", r.builtin_s / r.winner_s),
-            ]
-        })
+        .map(gemm_row)
+        .chain(results.conv.iter().map(conv_row))
         .collect();
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
@@ -101,6 +123,56 @@ fn table(results: &[GemmResult]) -> String {
     out
 }
 
+fn trial(config: &str, outcome: &Outcome) -> serde_json::Value {
+    let (outcome, us, note) = match outcome {
+        Outcome::Timed(s) => ("timed", Some(s * 1e6), None),
+        Outcome::Abandoned(s) => ("cut short", Some(s * 1e6), None),
+        Outcome::Wrong { worst } => (
+            "wrong",
+            None,
+            Some(format!("{worst:.3e} × the rounding bound")),
+        ),
+        Outcome::Failed(e) => ("failed", None, Some(e.clone())),
+    };
+    serde_json::json!({
+        "config": config,
+        "outcome": outcome,
+        "us": us,
+        "note": note,
+    })
+}
+
+fn conv_json(results: &[ConvResult]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let trials: Vec<serde_json::Value> = r
+                .trials
+                .iter()
+                .map(|t| trial(t.method.label(), &t.outcome))
+                .collect();
+            let g = &r.case.geom;
+            serde_json::json!({
+                "key": r.case.key(),
+                "pass": r.case.pass.name(),
+                "batch": g.batch,
+                "in_h": g.window.in_h,
+                "in_w": g.window.in_w,
+                "in_c": g.in_c,
+                "out_c": g.out_c,
+                "winner": r.winner.label(),
+                "winner_us": r.winner_s * 1e6,
+                "gflops": r.gflops(),
+                "builtin": r.builtin.label(),
+                "builtin_us": r.builtin_s * 1e6,
+                "clock": r.clock.name(),
+                "trials": trials,
+            })
+        })
+        .collect();
+    serde_json::json!(rows)
+}
+
 fn json(results: &[GemmResult]) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = results
         .iter()
@@ -108,24 +180,7 @@ fn json(results: &[GemmResult]) -> serde_json::Value {
             let trials: Vec<serde_json::Value> = r
                 .trials
                 .iter()
-                .map(|t| {
-                    let (outcome, us, note) = match &t.outcome {
-                        Outcome::Timed(s) => ("timed", Some(s * 1e6), None),
-                        Outcome::Abandoned(s) => ("cut short", Some(s * 1e6), None),
-                        Outcome::Wrong { worst } => (
-                            "wrong",
-                            None,
-                            Some(format!("{worst:.3e} × the rounding bound")),
-                        ),
-                        Outcome::Failed(e) => ("failed", None, Some(e.clone())),
-                    };
-                    serde_json::json!({
-                        "config": t.config.label(),
-                        "outcome": outcome,
-                        "us": us,
-                        "note": note,
-                    })
-                })
+                .map(|t| trial(&t.config.label(), &t.outcome))
                 .collect();
             serde_json::json!({
                 "key": r.case.key(),
@@ -155,13 +210,8 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     }
     let graph = gdl_gpu::models::load_graph(&args.model)?;
     let gpu = super::open_gpu(args.adapter.as_deref())?;
-    let cases = gdl_gpu::train::gpu::run_gemm_cases(
-        &gpu,
-        &graph,
-        args.batch_size,
-        TRAIN_IMAGES,
-        TEST_IMAGES,
-    )?;
+    let cases =
+        gdl_gpu::train::gpu::run_cases(&gpu, &graph, args.batch_size, TRAIN_IMAGES, TEST_IMAGES)?;
     let mut tuner = Tuner::new(&gpu, Policy::TuneMissing);
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(
@@ -172,7 +222,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let results = tuner
         .tune(&gpu, &cases, &mut |i, case| {
             bar.set_position(i as u64);
-            bar.set_message(case.describe());
+            bar.set_message(case.to_owned());
         })
         .with_context(|| format!("tuning {} on {}", graph.name, gpu.name()))?;
     bar.finish_and_clear();
@@ -186,20 +236,22 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
             "model": graph.name,
             "batch_size": args.batch_size,
             "adapter": gpu.name(),
-            "clock": results.first().map(|r| r.clock.name()),
+            "clock": results.clock().map(|c| c.name()),
             "seconds": seconds,
             "cache": cache,
-            "shapes": json(&results),
+            "shapes": json(&results.gemm),
+            "convolutions": conv_json(&results.conv),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
-            "{} at batch {} on {}: {} GEMM shapes tuned in {seconds:.1} s ({}); cache: {cache}",
+            "{} at batch {} on {}: {} GEMM shapes and {} convolution passes tuned in {seconds:.1} s ({}); cache: {cache}",
             graph.name,
             args.batch_size,
             gpu.name(),
-            results.len(),
-            results.first().map_or("-", |r| r.clock.name()),
+            results.gemm.len(),
+            results.conv.len(),
+            results.clock().map_or("-", |c| c.name()),
         );
         print!("{}", table(&results));
     }

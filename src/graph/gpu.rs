@@ -10,6 +10,7 @@ use super::program::{Home, Inst, Program, TensorId};
 use crate::gpu::{Dispatch, Gpu, Result, View};
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::batchnorm::{self, BnBuffers};
+use crate::kernels::conv::{Conv2dGeom, ConvMethod, ConvPass};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
 use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, softmax_xent};
@@ -129,8 +130,8 @@ impl GpuProgram {
         Self::with_tuning(gpu, st, program, dataset, indices, metrics, &builtin)
     }
 
-    /// [`GpuProgram::new`], each GEMM in the configuration `tune` holds
-    /// for it.
+    /// [`GpuProgram::new`], each GEMM in the configuration and each
+    /// convolution pass in the method `tune` holds for it.
     pub fn with_tuning(
         gpu: &Gpu,
         st: &GpuState,
@@ -148,6 +149,9 @@ impl GpuProgram {
             .map(|(i, &b)| gpu.storage(&format!("slot {i}"), b))
             .collect::<Result<Vec<_>>>()?;
         let mut dispatches = Vec::new();
+        // Which convolutions built their im2col matrix in the forward pass,
+        // for their weight gradients to reuse (or else build).
+        let mut cols_built: std::collections::HashSet<Conv2dGeom> = Default::default();
         let mut inst_end = Vec::with_capacity(program.insts.len());
         {
             let v = |t: TensorId| -> View<'_> {
@@ -219,6 +223,13 @@ impl GpuProgram {
                     } => dispatches.extend(conv::forward(
                         gpu,
                         &geom,
+                        {
+                            let how = tune.conv(gpu, &geom, ConvPass::Forward);
+                            if how.0 == ConvMethod::Im2col {
+                                cols_built.insert(geom);
+                            }
+                            how
+                        },
                         v(x),
                         v(cols),
                         v(w),
@@ -237,6 +248,8 @@ impl GpuProgram {
                         dispatches.extend(conv::weight_grad(
                             gpu,
                             &geom,
+                            tune.conv(gpu, &geom, ConvPass::WeightGrad),
+                            cols_built.contains(&geom),
                             v(x),
                             v(cols),
                             v(dy),
@@ -253,6 +266,7 @@ impl GpuProgram {
                     } => dispatches.extend(conv::input_grad(
                         gpu,
                         &geom,
+                        tune.conv(gpu, &geom, ConvPass::InputGrad),
                         v(dy),
                         v(w),
                         v(dcols),

@@ -40,7 +40,7 @@ pub use super::window::Padding;
 
 /// The shape of one Conv2D layer applied to a batch: NHWC input
 /// [batch, in_h, in_w, in_c], output [batch, out_h, out_w, out_c].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dGeom {
     /// Images in the batch.
     pub batch: usize,
@@ -138,13 +138,121 @@ pub fn col2im<'b>(
     }
 }
 
-/// y = im2col(x)·W (+ bias) then `epilogue`: the forward pass. Reads x in
-/// place where [`gemm::implicit_conv_available`], else builds im2col(x) in
-/// `cols` first (which [`weight_grad`] then reads).
+/// One of a convolution's three GEMMs in training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    /// y = im2col(x)·W (+ bias).
+    Forward,
+    /// dW = im2col(x)ᵀ·dY (+ db).
+    WeightGrad,
+    /// dX = col2im(dY·Wᵀ).
+    InputGrad,
+}
+
+impl ConvPass {
+    /// "fwd", "dw", "dx".
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "fwd",
+            ConvPass::WeightGrad => "dw",
+            ConvPass::InputGrad => "dx",
+        }
+    }
+
+    /// The GEMM the explicit method runs: forward cols·W (NN), weight
+    /// gradient colsᵀ·dY (TN), input gradient dY·Wᵀ (NT).
+    pub fn gemm_shape(self, g: &Conv2dGeom) -> GemmShape {
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        match self {
+            ConvPass::Forward => GemmShape::new(rows, g.out_c, cols, false, false),
+            ConvPass::WeightGrad => GemmShape::new(cols, g.out_c, rows, true, false),
+            ConvPass::InputGrad => GemmShape::new(rows, cols, g.out_c, false, true),
+        }
+    }
+}
+
+/// How one pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvMethod {
+    /// The subgroup GEMM reading x (or gathering dY) by index arithmetic:
+    /// one dispatch, no im2col matrix (`gemm::conv_*_implicit`).
+    Implicit,
+    /// The im2col matrix (built, or for the weight gradient reused from the
+    /// forward pass), a GEMM, and for the input gradient col2im.
+    Im2col,
+}
+
+impl ConvMethod {
+    /// "implicit", "im2col": the tune cache's names.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConvMethod::Implicit => "implicit",
+            ConvMethod::Im2col => "im2col",
+        }
+    }
+
+    /// Whether `pass` of `g` can run this way on this device: the implicit
+    /// kernels need 8-lane subgroups and four channels of the gathered
+    /// operand per vec4 (in_c for x, out_c for dY).
+    pub fn available(self, gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> bool {
+        match self {
+            ConvMethod::Im2col => true,
+            ConvMethod::Implicit => {
+                let channels = match pass {
+                    ConvPass::Forward | ConvPass::WeightGrad => g.in_c,
+                    ConvPass::InputGrad => g.out_c,
+                };
+                gemm::variant_available(gpu, gemm::Variant::Subgroup)
+                    && channels % 4 == 0
+                    && g.col_rows() >= 1
+            }
+        }
+    }
+
+    /// The built-in choice: implicit where the subgroup kernel is the
+    /// adapter's GEMM, except (measured on lavapipe, batch 32, 3×3) the
+    /// weight gradient above 32 filters (11–16 GFLOP/s in place against 31
+    /// for im2col and the packed GEMM) and the input gradient at strides
+    /// above 1 (only one tap in s² meets an output pixel there: 4× slower
+    /// than dY·Wᵀ and col2im).
+    pub fn builtin(gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> Self {
+        let fits = match pass {
+            ConvPass::Forward => true,
+            ConvPass::WeightGrad => g.out_c <= 32,
+            ConvPass::InputGrad => g.window.stride_h == 1 && g.window.stride_w == 1,
+        };
+        let implicit = gemm::auto_variant(gpu) == gemm::Variant::Subgroup
+            && ConvMethod::Implicit.available(gpu, g, pass);
+        if implicit && fits {
+            ConvMethod::Implicit
+        } else {
+            ConvMethod::Im2col
+        }
+    }
+
+    /// Every method `pass` of `g` can run with on this device, the built-in
+    /// first.
+    pub fn candidates(gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> Vec<Self> {
+        let first = Self::builtin(gpu, g, pass);
+        let mut v = vec![first];
+        for m in [ConvMethod::Implicit, ConvMethod::Im2col] {
+            if m != first && m.available(gpu, g, pass) {
+                v.push(m);
+            }
+        }
+        v
+    }
+}
+
+/// y = im2col(x)·W (+ bias) then `epilogue`: the forward pass, reading x in
+/// place ([`ConvMethod::Implicit`]) or building im2col(x) in `cols` first
+/// (which [`weight_grad`] then reads); `config` is the explicit method's
+/// GEMM ([`ConvPass::gemm_shape`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    (method, config): (ConvMethod, gemm::GemmConfig),
     x: View<'b>,
     cols: View<'b>,
     w: View<'b>,
@@ -152,67 +260,84 @@ pub fn forward<'b>(
     y: View<'b>,
     epilogue: Epilogue,
 ) -> Result<Vec<Dispatch>> {
-    if gemm::implicit_conv_available(gpu, g) {
+    if method == ConvMethod::Implicit {
         return gemm::conv_forward_implicit(gpu, g, x, w, bias, y, epilogue);
     }
     let mut d = vec![im2col(gpu, g, x, cols)?];
-    let shape = GemmShape::new(g.col_rows(), g.out_c, g.col_cols(), false, false);
-    d.extend(gemm::gemm(gpu, shape, cols, w, bias, y, epilogue, false)?);
+    let shape = ConvPass::Forward.gemm_shape(g);
+    d.extend(gemm::gemm_config(
+        gpu, config, shape, cols, w, bias, y, epilogue, false,
+    )?);
     Ok(d)
 }
 
 /// dw = im2col(x)ᵀ·dy and, with db, the bias gradient (dy's column sums):
-/// from x in place, or from `cols`, which [`forward`] built unless it read x
-/// in place (then this builds it).
+/// from x in place ([`ConvMethod::Implicit`]), or from `cols`, which is
+/// built here unless `cols_built` (the forward pass built it).
+#[allow(clippy::too_many_arguments)]
 pub fn weight_grad<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    (method, config): (ConvMethod, gemm::GemmConfig),
+    cols_built: bool,
     x: View<'b>,
     cols: View<'b>,
     dy: View<'b>,
     dw: View<'b>,
     db: Option<View<'b>>,
 ) -> Result<Vec<Dispatch>> {
-    let implicit_forward = gemm::implicit_conv_available(gpu, g);
-    // Measured on lavapipe (batch 32, 3×3): reading x in place wins at 32
-    // filters (32 GFLOP/s against 31 for im2col and the packed GEMM, plus
-    // im2col's pass) but loses at 64 (11–16 against 31): there the matrix
-    // is built here, since the forward pass did not.
-    if implicit_forward && g.out_c <= 32 {
+    if method == ConvMethod::Implicit {
         return gemm::conv_weight_grad_implicit(gpu, g, x, dy, dw, db);
     }
     let mut d = Vec::new();
-    if implicit_forward {
+    if !cols_built {
         d.push(im2col(gpu, g, x, cols)?);
     }
-    let shape = GemmShape::new(g.col_cols(), g.out_c, g.col_rows(), true, false);
+    let shape = ConvPass::WeightGrad.gemm_shape(g);
     d.extend(match db {
-        Some(db) => gemm::gemm_bias_grad(
+        Some(db) => gemm::gemm_bias_grad(gpu, config, shape, [cols, dy, dw, db]),
+        None => gemm::gemm_config(
             gpu,
-            gemm::GemmConfig::default_for(gpu, shape),
+            config,
             shape,
-            [cols, dy, dw, db],
+            cols,
+            dy,
+            None,
+            dw,
+            Epilogue::None,
+            false,
         ),
-        None => gemm::gemm(gpu, shape, cols, dy, None, dw, Epilogue::None, false),
     }?);
     Ok(d)
 }
 
-/// dx = col2im(dy·Wᵀ): the input gradient, in one dispatch where
-/// [`gemm::implicit_conv_input_grad_available`], else through `dcols`.
+/// dx = col2im(dy·Wᵀ): the input gradient, in one dispatch
+/// ([`ConvMethod::Implicit`]) or through `dcols`.
+#[allow(clippy::too_many_arguments)]
 pub fn input_grad<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    (method, config): (ConvMethod, gemm::GemmConfig),
     dy: View<'b>,
     w: View<'b>,
     dcols: View<'b>,
     dx: View<'b>,
 ) -> Result<Vec<Dispatch>> {
-    if gemm::implicit_conv_input_grad_available(gpu, g) {
+    if method == ConvMethod::Implicit {
         return gemm::conv_input_grad_implicit(gpu, g, dy, w, dx);
     }
-    let shape = GemmShape::new(g.col_rows(), g.col_cols(), g.out_c, false, true);
-    let mut d = gemm::gemm(gpu, shape, dy, w, None, dcols, Epilogue::None, false)?;
+    let shape = ConvPass::InputGrad.gemm_shape(g);
+    let mut d = gemm::gemm_config(
+        gpu,
+        config,
+        shape,
+        dy,
+        w,
+        None,
+        dcols,
+        Epilogue::None,
+        false,
+    )?;
     d.push(col2im(gpu, g, dcols, dx)?);
     Ok(d)
 }

@@ -16,7 +16,7 @@
 //! for the autotuner (`crate::tune`), and [`GemmConfig::default_for`] is the
 //! built-in choice that [`gemm`] runs.
 
-use super::conv::Conv2dGeom;
+use super::conv::{Conv2dGeom, ConvMethod, ConvPass};
 use super::reduce;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
@@ -924,16 +924,9 @@ impl SubgroupCall {
     }
 }
 
-/// Whether [`conv_forward_implicit`] and [`conv_weight_grad_implicit`] can
-/// run `g` on this device: the subgroup kernel is the built-in choice and
-/// four channels make one vec4 of an im2col row.
-pub fn implicit_conv_available(gpu: &Gpu, g: &Conv2dGeom) -> bool {
-    auto_variant(gpu) == Variant::Subgroup && g.in_c % 4 == 0 && g.col_rows() >= 1
-}
-
 /// y = im2col(x)·W (+ bias) then `epilogue`, reading x (NHWC) in place:
 /// Conv2D's forward pass as one dispatch. `w` is [kh·kw·in_c, out_c].
-/// Needs [`implicit_conv_available`].
+/// Needs `ConvMethod::Implicit.available` (`kernels::conv`).
 pub fn conv_forward_implicit<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -943,7 +936,10 @@ pub fn conv_forward_implicit<'b>(
     y: impl Bind<'b>,
     epilogue: Epilogue,
 ) -> Result<Vec<Dispatch>> {
-    assert!(implicit_conv_available(gpu, g), "implicit conv {g:?}");
+    assert!(
+        ConvMethod::Implicit.available(gpu, g, ConvPass::Forward),
+        "implicit conv {g:?}"
+    );
     let call = SubgroupCall {
         r: g.col_rows(),
         c: g.out_c,
@@ -969,25 +965,13 @@ pub fn conv_forward_implicit<'b>(
     )?])
 }
 
-/// Whether [`conv_input_grad_implicit`] should run `g` on this device: the
-/// subgroup kernel is the built-in choice, four output channels make one
-/// vec4 of dY, and the strides are 1. With stride s only one tap in s² meets
-/// an output pixel, so the gather would multiply mostly zeros (measured on
-/// lavapipe: 4× slower than dY·Wᵀ and col2im at stride 2).
-pub fn implicit_conv_input_grad_available(gpu: &Gpu, g: &Conv2dGeom) -> bool {
-    auto_variant(gpu) == Variant::Subgroup
-        && g.out_c % 4 == 0
-        && g.input_len() >= 1
-        && g.window.stride_h == 1
-        && g.window.stride_w == 1
-}
-
 /// dX = col2im(dY·Wᵀ) as one dispatch: each input pixel gathers, per tap,
 /// the output gradient of the pixel whose window puts that tap on it (see
 /// `col2im_at` in `shaders/prelude/im2col.wgsl`) times the kernel's slice,
 /// so neither dY·Wᵀ nor col2im is stored. Overwrites dx (NHWC). Needs the
-/// subgroup kernel and out_c % 4 == 0; [`implicit_conv_input_grad_available`]
-/// says where it is also the faster way.
+/// subgroup kernel and out_c % 4 == 0 (`ConvMethod::Implicit.available`);
+/// any stride computes right, `ConvMethod::builtin` says where it is the
+/// faster way.
 pub fn conv_input_grad_implicit<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -995,10 +979,8 @@ pub fn conv_input_grad_implicit<'b>(
     w: impl Bind<'b>,
     dx: impl Bind<'b>,
 ) -> Result<Vec<Dispatch>> {
-    // Any stride computes right (the tests run them all); only speed
-    // rules strides out in `implicit_conv_input_grad_available`.
     assert!(
-        auto_variant(gpu) == Variant::Subgroup && g.out_c % 4 == 0 && g.input_len() >= 1,
+        ConvMethod::Implicit.available(gpu, g, ConvPass::InputGrad),
         "implicit conv input grad {g:?}"
     );
     let k = g.window.taps() * g.out_c;
@@ -1032,7 +1014,7 @@ pub fn conv_input_grad_implicit<'b>(
 /// transposed into dW ([kh·kw·in_c, out_c]). With `db`, also the bias
 /// gradient (dY's column sums, the owned rows' sums): in the same dispatch
 /// where db follows dW in one buffer, else by a column-sums pass. Needs
-/// [`implicit_conv_available`].
+/// `ConvMethod::Implicit.available`.
 pub fn conv_weight_grad_implicit<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -1041,7 +1023,10 @@ pub fn conv_weight_grad_implicit<'b>(
     dw: impl Bind<'b>,
     db: Option<View<'b>>,
 ) -> Result<Vec<Dispatch>> {
-    assert!(implicit_conv_available(gpu, g), "implicit conv {g:?}");
+    assert!(
+        ConvMethod::Implicit.available(gpu, g, ConvPass::WeightGrad),
+        "implicit conv {g:?}"
+    );
     let pixels = g.col_rows();
     let (packed, ldp, pack_dispatch) = pack(gpu, dy.view(), g.out_c, pixels, true)?;
     let span = db.and_then(|db| dw.view().span_to(db).map(|s| (s, db)));

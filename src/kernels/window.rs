@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::gpu::{grid_1d_or_none, Bind, Dispatch, Gpu, KernelSpec, Result, View};
 
 /// TensorFlow's padding modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Padding {
     /// `out = ceil(in / stride)`; the padding total is split with the extra
     /// pixel at the bottom/right.
@@ -41,7 +41,7 @@ pub fn window_out(
 /// batch nor channels. Output sizes and padding follow [`window_out`]; a
 /// "valid" window larger than the image has no output (`out_h` or `out_w`
 /// 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window2d {
     /// Image height.
     pub in_h: usize,

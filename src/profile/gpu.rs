@@ -11,10 +11,11 @@ use crate::graph::params::ParamLayout;
 use crate::graph::program::{Inst, Mode};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
+use crate::kernels::conv::{Conv2dGeom, ConvPass};
 use crate::kernels::gather::GpuDataset;
 use crate::kernels::gemm::GemmConfig;
 use crate::train::ModelValues;
-use crate::tune::{program_cases, GemmCase, Policy, Tuner};
+use crate::tune::{program_cases, ConvCase, GemmCase, Policy, TuneTable, Tuner};
 
 /// Batches of synthetic images the steps cycle through.
 const BATCHES: usize = 4;
@@ -261,6 +262,15 @@ pub fn profile_tuned(
                         None => GemmConfig::default_for(gpu, shape).label(),
                     }
                 }
+                Inst::ConvForward { geom, .. } => {
+                    conv_variant(table, geom, ConvPass::Forward, &entries)
+                }
+                Inst::ConvWeightGrad { geom, .. } => {
+                    conv_variant(table, geom, ConvPass::WeightGrad, &entries)
+                }
+                Inst::ConvInputGrad { geom, .. } => {
+                    conv_variant(table, geom, ConvPass::InputGrad, &entries)
+                }
                 _ => variant_from_entries(&entries),
             };
             (variant, entries, Some(ds.len()))
@@ -278,4 +288,14 @@ pub fn profile_tuned(
         method,
         cfg,
     ))
+}
+
+/// A convolution pass's kernels, with "(tuned)" where the cache chose its
+/// method.
+fn conv_variant(table: &TuneTable, geom: Conv2dGeom, pass: ConvPass, entries: &[String]) -> String {
+    let v = variant_from_entries(entries);
+    match table.tuned_conv(ConvCase { geom, pass }) {
+        Some(m) => format!("{v} ({} tuned)", m.label()),
+        None => v,
+    }
 }

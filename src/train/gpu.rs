@@ -14,7 +14,7 @@ use crate::graph::program::{Home, Mode, Program};
 use crate::graph::{Graph, GraphError};
 use crate::kernels::adam::AdamConfig;
 use crate::kernels::gather::GpuDataset;
-use crate::tune::{program_cases, GemmCase, Policy, TuneTable, Tuner};
+use crate::tune::{program_cases, Cases, Policy, TuneTable, Tuner};
 
 /// Examples per evaluation step at most: inference needs no per-batch
 /// statistics, so a larger batch only saves dispatches.
@@ -59,17 +59,17 @@ pub fn eval_batch(graph: &Graph, layout: &ParamLayout, limit: u64) -> Result<usi
     Ok(((limit / per_example) as usize).clamp(1, EVAL_BATCH))
 }
 
-/// The distinct GEMM cases of every program a run of `graph` on `gpu`
-/// builds: training steps of `batch` over `train_len` examples (the last
+/// The distinct tuning cases (GEMMs, convolution passes) of every program
+/// a run of `graph` on `gpu` builds: training steps of `batch` over `train_len` examples (the last
 /// partial batch included) and evaluation over `test_len`, in the batches
 /// [`GpuBackend`] uses; what tuning covers before a run starts.
-pub fn run_gemm_cases(
+pub fn run_cases(
     gpu: &Gpu,
     graph: &Graph,
     batch: usize,
     train_len: usize,
     test_len: usize,
-) -> Result<Vec<GemmCase>, GraphError> {
+) -> Result<Cases, GraphError> {
     let layout = ParamLayout::new(graph);
     let eval = eval_batch(graph, &layout, binding_limit(gpu))?;
     let programs = batch_sizes(train_len, batch)
@@ -80,13 +80,9 @@ pub fn run_gemm_cases(
                 .into_iter()
                 .map(|b| (Mode::Eval, b)),
         );
-    let mut out: Vec<GemmCase> = Vec::new();
+    let mut out = Cases::default();
     for (mode, b) in programs {
-        for case in program_cases(&lower(graph, &layout, b, mode)?) {
-            if !out.contains(&case) {
-                out.push(case);
-            }
-        }
+        out.extend(program_cases(&lower(graph, &layout, b, mode)?));
     }
     Ok(out)
 }
@@ -278,7 +274,7 @@ impl<'g> GpuBackend<'g> {
                 // The whole run at once, so that tuning happens (and is
                 // announced) once, before the first step.
                 if mode == Mode::Train {
-                    cases.extend(run_gemm_cases(
+                    cases.extend(run_cases(
                         self.gpu,
                         &self.graph,
                         batch,

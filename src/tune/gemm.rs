@@ -112,7 +112,7 @@ impl GemmResult {
 /// that it loses, and on CPU adapters a workgroup-tiled kernel can take
 /// seconds per run. (The validation run before it is not compared: it
 /// includes the driver's compilation on first use.)
-const ABANDON_FACTOR: f64 = 3.0;
+pub(super) const ABANDON_FACTOR: f64 = 3.0;
 /// Timed runs per candidate: enough for about [`TARGET_S`] of work, within
 /// these bounds. The fastest run counts: interference from other work on
 /// the machine only ever adds time.
@@ -126,7 +126,7 @@ const TARGET_S: f64 = 0.02;
 /// bound, rounding errors independent and of mean zero, as they are on
 /// random inputs). The worst case, n·u, would be √n times larger: at the
 /// CNN's K = 8192 it would let a dropped product term pass.
-fn gamma(n: usize) -> f64 {
+pub(super) fn gamma(n: usize) -> f64 {
     /// 2·exp(−32) ≈ 3e-14 per output.
     const LAMBDA: f64 = 8.0;
     LAMBDA * (n as f64).sqrt() * f64::from(f32::EPSILON) / 2.0
@@ -223,7 +223,7 @@ fn bound(case: GemmCase, a: &[f32], b: &[f32], bias: Option<&[f32]>, c0: &[f32])
 
 /// The worst |out - reference| / bound, infinite for a non-finite value:
 /// above 1, `out` is not `reference` up to rounding.
-fn worst(out: &[f32], reference: &[f32], bound: &[f64]) -> f64 {
+pub(super) fn worst(out: &[f32], reference: &[f32], bound: &[f64]) -> f64 {
     out.iter()
         .zip(reference)
         .zip(bound)
@@ -322,7 +322,7 @@ fn try_candidate(
 
 /// The fastest of enough runs of `ds` for about [`TARGET_S`], given one
 /// run's time.
-fn time(gpu: &Gpu, ds: &[&Dispatch], one_s: f64) -> Result<f64> {
+pub(super) fn time(gpu: &Gpu, ds: &[&Dispatch], one_s: f64) -> Result<f64> {
     let reps = ((TARGET_S / one_s) as usize).clamp(MIN_REPS, MAX_REPS);
     Ok(gpu.time(ds, 0, reps)?.min())
 }

@@ -1,5 +1,5 @@
 use gdl_gpu::gpu::View;
-use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, Padding};
+use gdl_gpu::kernels::conv::{self, cpu, Conv2dGeom, ConvMethod, ConvPass, Padding};
 use gdl_gpu::kernels::gemm::{self, Epilogue};
 use gdl_gpu::kernels::window::Window2d;
 use gdl_gpu::util::{Rng, F32_EPS};
@@ -375,7 +375,7 @@ fn implicit_cases(test: &str) -> Vec<Conv2dGeom> {
     let gpu = gpu();
     let v: Vec<Conv2dGeom> = widened_cases()
         .into_iter()
-        .filter(|g| gemm::implicit_conv_available(gpu, g))
+        .filter(|g| ConvMethod::Implicit.available(gpu, g, ConvPass::Forward))
         .collect();
     if v.is_empty() {
         eprintln!(
@@ -481,7 +481,7 @@ fn implicit_conv_input_grad_matches_reference() {
     for g in widened_cases().into_iter().filter(|g| {
         // Every stride: the kernel is right at all of them, though the
         // backend takes it only at stride 1.
-        gemm::auto_variant(gpu) == gemm::Variant::Subgroup && g.out_c % 4 == 0 && g.col_rows() >= 1
+        ConvMethod::Implicit.available(gpu, g, ConvPass::InputGrad)
     }) {
         let w = rng.vec(g.weight_len(), -1.0, 1.0);
         let dy = rng.vec(g.output_len(), -1.0, 1.0);
