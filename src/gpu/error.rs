@@ -109,6 +109,24 @@ pub enum GpuError {
     #[error("waiting for the GPU failed: {0}")]
     Poll(String),
 
+    /// A kernel's loop would run past what a software adapter lets one
+    /// shader invocation do.
+    #[error(
+        "{kernel} would loop {iterations} times in one invocation, and {adapter} ends every \
+         invocation's loops after 65,535 iterations (Mesa's loop limiter), which would leave \
+         its sums short: {hint}"
+    )]
+    LoopLimit {
+        /// The kernel and its shape.
+        kernel: String,
+        /// The loop iterations it would need.
+        iterations: usize,
+        /// The adapter's name.
+        adapter: String,
+        /// What would make it fit.
+        hint: &'static str,
+    },
+
     #[error("invalid input to {what}: {message}")]
     /// Arguments the caller got wrong (lengths, shapes), reported as an error
     /// rather than a panic.

@@ -192,8 +192,9 @@ impl ConvMethod {
     }
 
     /// Whether `pass` of `g` can run this way on this device: the implicit
-    /// kernels need 8-lane subgroups and four channels of the gathered
-    /// operand per vec4 (in_c for x, out_c for dY).
+    /// kernels need 8-lane subgroups, four channels of the gathered operand
+    /// per vec4 (in_c for x, out_c for dY), and on software adapters a K
+    /// within `gemm::max_k_per_dispatch`.
     pub fn available(self, gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> bool {
         match self {
             ConvMethod::Im2col => true,
@@ -202,9 +203,19 @@ impl ConvMethod {
                     ConvPass::Forward | ConvPass::WeightGrad => g.in_c,
                     ConvPass::InputGrad => g.out_c,
                 };
+                // The kernel loops over K in one invocation: past a
+                // software adapter's loop limit it cannot run.
+                let k = match pass {
+                    ConvPass::Forward => g.col_cols(),
+                    ConvPass::WeightGrad => g.col_rows(),
+                    ConvPass::InputGrad => g.window.taps() * g.out_c,
+                };
+                let fits = gemm::max_k_per_dispatch(gpu, gemm::Variant::Subgroup)
+                    .is_none_or(|limit| k <= limit);
                 gemm::variant_available(gpu, gemm::Variant::Subgroup)
                     && channels % 4 == 0
                     && g.col_rows() >= 1
+                    && fits
             }
         }
     }

@@ -480,6 +480,10 @@ pub fn gemm_config<'b>(
             feature: "subgroups of 8 lanes",
         });
     }
+    if let Some(slice) = k_slice(gpu, config.variant(), k) {
+        let views = [a.view(), b.view(), c.view()];
+        return gemm_k_sliced(gpu, config, shape, slice, views, bias, epilogue, accumulate);
+    }
     if let GemmConfig::Subgroup { plan, wg, slots } = config {
         return subgroup(
             gpu,
@@ -552,6 +556,92 @@ pub fn gemm_config<'b>(
     let buffers = [a.view(), b.view(), bias, c.view()];
     let d = gpu.launch(spec, &constants, &params, &buffers, workgroups)?;
     Ok(vec![d])
+}
+
+/// Mesa's llvmpipe and lavapipe end a shader invocation's loops after
+/// 65,535 iterations in all (gallivm's loop limiter, shared by every loop
+/// of a shader), silently: the sums come out short. On those adapters a
+/// GEMM's K loop stays within this many iterations; half the limit, since
+/// the kernels' other loops count too.
+const SOFTWARE_LOOP_BUDGET: usize = 1 << 15;
+
+/// The most K one dispatch of `variant` may cover on this adapter, where
+/// there is a limit: the register-blocked kernel loops once per 4 k, the
+/// subgroup kernel (implicit convolutions included) once per 8; the tiled
+/// kernel's loops per K tile (staging and products) came to under 2 per k
+/// (measured on lavapipe: 4×4/bk16 right at K = 32,768, cut short at
+/// 49,152; 8×8/bk8 right at 32,768).
+pub fn max_k_per_dispatch(gpu: &Gpu, variant: Variant) -> Option<usize> {
+    if !gpu.is_software() {
+        return None;
+    }
+    Some(match variant {
+        Variant::Subgroup => 8 * SOFTWARE_LOOP_BUDGET,
+        Variant::Tiled => SOFTWARE_LOOP_BUDGET / 2,
+        _ => 4 * SOFTWARE_LOOP_BUDGET,
+    })
+}
+
+/// The K slice `variant` runs a K-long GEMM in, where it cannot run whole.
+fn k_slice(gpu: &Gpu, variant: Variant, k: usize) -> Option<usize> {
+    max_k_per_dispatch(gpu, variant).filter(|&limit| k > limit)
+}
+
+/// Elements `first..first + len` of `v` as a view of their own, its size
+/// rounded up to whole vec4s where the buffer has them.
+fn sub_view(v: View<'_>, first: usize, len: usize) -> View<'_> {
+    let offset = v.offset + 4 * first as u64;
+    let end = v.offset + v.size;
+    let size = (4 * len as u64).next_multiple_of(16).min(end - offset);
+    View::new(v.buffer, offset, size)
+}
+
+/// [`gemm_config`] as one GEMM per `slice` of K: C = the first slice's
+/// product (or C += it, accumulating), then C += each next one's. A slice
+/// of K is a run of whole rows only where both operands are stored K-major
+/// (op(A) = Aᵀ, B as is: the weight gradients, whose K = batch·pixels is
+/// what grows), and the bias and epilogue would apply to the whole sum;
+/// anything else is [`GpuError::LoopLimit`]. Slices are multiples of 64
+/// rows, so each starts on a 256-byte boundary (the storage offset
+/// alignment) of a buffer whose rows do.
+#[allow(clippy::too_many_arguments)]
+fn gemm_k_sliced(
+    gpu: &Gpu,
+    config: GemmConfig,
+    shape: GemmShape,
+    slice: usize,
+    [a, b, c]: [View<'_>; 3],
+    bias: Option<View<'_>>,
+    epilogue: Epilogue,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let GemmShape { m, n, k, .. } = shape;
+    if !shape.trans_a || shape.trans_b || bias.is_some() || epilogue != Epilogue::None {
+        return Err(GpuError::LoopLimit {
+            kernel: format!("gemm {m}x{n}x{k} ({})", config.label()),
+            iterations: k * SOFTWARE_LOOP_BUDGET / slice,
+            adapter: gpu.name(),
+            hint: "a smaller batch or layer, or a GPU, would fit",
+        });
+    }
+    debug_assert!(slice % 64 == 0);
+    let mut out = Vec::new();
+    for k0 in (0..k).step_by(slice) {
+        let kc = slice.min(k - k0);
+        let part = GemmShape::new(m, n, kc, true, false);
+        out.extend(gemm_config(
+            gpu,
+            config,
+            part,
+            sub_view(a, k0 * m, kc * m),
+            sub_view(b, k0 * n, kc * n),
+            None,
+            c,
+            Epilogue::None,
+            accumulate || k0 > 0,
+        )?);
+    }
+    Ok(out)
 }
 
 /// Which operand the subgroup kernel's lanes own (see
@@ -750,8 +840,9 @@ pub fn gemm_bias_grad<'b>(
         db.size >= (shape.n * 4) as u64,
         "gemm_bias_grad: db too small"
     );
+    let whole = k_slice(gpu, Variant::Subgroup, shape.k).is_none();
     if let (GemmConfig::Subgroup { plan, wg, slots }, Some(span)) = (config, c.span_to(db)) {
-        if plan.out_t && variant_available(gpu, Variant::Subgroup) {
+        if plan.out_t && whole && variant_available(gpu, Variant::Subgroup) {
             let db_off = ((db.offset - c.offset) / 4) as usize;
             return subgroup(
                 gpu,

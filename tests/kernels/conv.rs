@@ -509,3 +509,64 @@ fn implicit_conv_input_grad_matches_reference() {
         );
     }
 }
+
+/// A weight gradient whose K (batch·out_h·out_w) is past what the implicit
+/// kernel may loop over in one invocation on a software adapter
+/// (`gemm::max_k_per_dispatch`) goes by im2col there, whose GEMM runs in K
+/// slices; the forward pass stays implicit. Grid data (multiples of 1/4,
+/// every partial sum a multiple of 1/16 below 2²⁰) makes any summation
+/// order exact, so dW and db must equal the f64 reference.
+#[test]
+fn weight_grad_past_the_software_loop_limit() {
+    let gpu = gpu();
+    let Some(limit) = gemm::max_k_per_dispatch(gpu, gemm::Variant::Subgroup) else {
+        eprintln!(
+            "weight_grad_past_the_software_loop_limit: skipped: {} has no loop limit",
+            gpu.name()
+        );
+        return;
+    };
+    let side = (limit as f64).sqrt() as usize + 1;
+    let g = geom(1, side, side, 4, 4, 3, 1, Padding::Same);
+    assert!(g.col_rows() > limit);
+    if gemm::variant_available(gpu, gemm::Variant::Subgroup) {
+        assert!(ConvMethod::Implicit.available(gpu, &g, ConvPass::Forward));
+    }
+    assert!(!ConvMethod::Implicit.available(gpu, &g, ConvPass::WeightGrad));
+    let method = ConvMethod::builtin(gpu, &g, ConvPass::WeightGrad);
+    assert_eq!(method, ConvMethod::Im2col);
+    let mut rng = Rng::new(24);
+    let grid = |rng: &mut Rng, n: usize| -> Vec<f32> {
+        (0..n).map(|_| (rng.below(9) as f32 - 4.0) * 0.25).collect()
+    };
+    let x = grid(&mut rng, g.input_len());
+    let dy = grid(&mut rng, g.output_len());
+    let w = vec![0.0; g.weight_len()];
+    let (xb, dyb) = (upload(&x), upload(&dy));
+    let cols = zeros(g.col_rows() * g.col_cols());
+    let db_at = (g.weight_len() * 4).next_multiple_of(256);
+    let out = upload(&vec![f32::NAN; db_at / 4 + g.out_c]);
+    let (dw, db) = (
+        View::new(&out, 0, (g.weight_len() * 4) as u64),
+        View::new(&out, db_at as u64, (g.out_c * 4) as u64),
+    );
+    let config = gemm::GemmConfig::default_for(gpu, ConvPass::WeightGrad.gemm_shape(&g));
+    let d = conv::weight_grad(
+        gpu,
+        &g,
+        (method, config),
+        false,
+        (&xb).into(),
+        (&cols).into(),
+        (&dyb).into(),
+        dw,
+        Some(db),
+    )
+    .unwrap();
+    gpu.run("weight grad", &d.iter().collect::<Vec<_>>())
+        .unwrap();
+    let (_, want_dw, want_db) = cpu::conv2d_backward(&g, &x, &w, &dy);
+    let got = gpu.read_f32(&out, db_at / 4 + g.out_c).unwrap();
+    assert_close("dw", &got[..g.weight_len()], &want_dw, 0.0, 0.0);
+    assert_close("db", &got[db_at / 4..], &want_db, 0.0, 0.0);
+}

@@ -471,3 +471,87 @@ fn gemm_bias_grad_every_candidate() {
         }
     }
 }
+
+/// K past what one dispatch may loop over on a software adapter (see
+/// `gemm::max_k_per_dispatch`: Mesa ends an invocation's loops after 65,535
+/// iterations): a weight gradient's layout (TN) runs in K slices and comes
+/// out exact on grid data (every partial sum a multiple of 1/16 below 2²⁰,
+/// so exact in f32 in any order), plain and accumulating, for every
+/// variant; another layout there is a clear error, not a short sum.
+#[test]
+fn gemm_k_past_the_software_loop_limit() {
+    let gpu = gpu();
+    let mut rng = Rng::new(17);
+    let acc = Opts {
+        bias: false,
+        epilogue: Epilogue::None,
+        accumulate: true,
+    };
+    for variant in variants() {
+        if variant == Variant::Auto {
+            continue;
+        }
+        let limit = gemm::max_k_per_dispatch(gpu, variant).unwrap_or(1 << 15);
+        // Past twice the limit: the limit keeps half of Mesa's 65,535
+        // iterations in reserve, so this K would be cut short unsliced.
+        let s = shape(8, 12, 2 * limit + limit / 2 + 100, (true, false));
+        let config = GemmConfig::for_variant(gpu, variant, s);
+        run_config(&mut rng, config, s, PLAIN, Data::Grid);
+        run_config(&mut rng, config, s, acc, Data::Grid);
+        if gemm::max_k_per_dispatch(gpu, variant).is_none() {
+            continue;
+        }
+        let nn = shape(1, 4, limit + 4, (false, false));
+        let (a, b, c) = (zeros(limit + 4), zeros(4 * (limit + 4)), zeros(4));
+        let r = gemm::gemm_config(
+            gpu,
+            GemmConfig::for_variant(gpu, variant, nn),
+            nn,
+            &a,
+            &b,
+            None,
+            &c,
+            Epilogue::None,
+            false,
+        );
+        let err = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("65,535") && err.contains(&format!("1x4x{}", limit + 4)),
+            "{variant:?}: {err:?}"
+        );
+    }
+}
+
+/// The same slices with the bias gradient in the call (db = Σ_k B[k][·]
+/// over the whole K, not a slice).
+#[test]
+fn gemm_bias_grad_past_the_software_loop_limit() {
+    let gpu = gpu();
+    let mut rng = Rng::new(18);
+    let Some(limit) = gemm::max_k_per_dispatch(gpu, Variant::Subgroup) else {
+        eprintln!(
+            "gemm_bias_grad_past_the_software_loop_limit: skipped: {} has no loop limit",
+            gpu.name()
+        );
+        return;
+    };
+    let s = shape(36, 8, 2 * limit + 68, (true, false));
+    let GemmShape { m, n, k, .. } = s;
+    let a = data(&mut rng, Data::Grid, m * k);
+    let b = data(&mut rng, Data::Grid, k * n);
+    let mut want_c = vec![0.0; m * n];
+    cpu::gemm_naive(s, &a, &b, None, &mut want_c, Epilogue::None, false);
+    let want_db = gdl_gpu::kernels::reduce::cpu::column_sums(k, n, &b);
+    let (ab, bb) = (upload(&a), upload(&b));
+    let db_at = (m * n * 4).next_multiple_of(256);
+    let joint = upload(&vec![f32::NAN; db_at / 4 + n]);
+    let c = View::new(&joint, 0, (m * n * 4) as u64);
+    let db = View::new(&joint, db_at as u64, (n * 4) as u64);
+    let config = GemmConfig::default_for(gpu, s);
+    let d = gemm::gemm_bias_grad(gpu, config, s, [(&ab).into(), (&bb).into(), c, db]).unwrap();
+    gpu.run("gemm bias grad", &d.iter().collect::<Vec<_>>())
+        .unwrap();
+    let got = gpu.read_f32(&joint, db_at / 4 + n).unwrap();
+    assert_close("C", &got[..m * n], &want_c, 0.0, 0.0);
+    assert_close("db", &got[db_at / 4..], &want_db, 0.0, 0.0);
+}
