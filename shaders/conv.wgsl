@@ -42,24 +42,13 @@ override WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 
-// Index into x for output pixel `row`, kernel tap (ky, kx) and channel c,
-// or -1 where the tap falls into the zero padding.
-fn x_index(row: u32, ky: u32, kx: u32, c: u32, channels: u32) -> i32 {
-    // A "valid" conv with the kernel larger than the image has no output
-    // (and im2col no invocations), but the pipeline must still compile:
-    // keep the constant divisors non-zero.
-    let ow = max(OUT_W, 1u);
-    let oh = max(OUT_H, 1u);
-    let ox = row % ow;
-    let t = row / ow;
-    let oy = t % oh;
-    let b = t / oh;
-    let iy = i32(oy * STRIDE_H + ky) - i32(PAD_TOP);
-    let ix = i32(ox * STRIDE_W + kx) - i32(PAD_LEFT);
-    if (iy < 0 || ix < 0 || iy >= i32(IN_H) || ix >= i32(IN_W)) {
-        return -1;
-    }
-    return ((i32(b) * i32(IN_H) + iy) * i32(IN_W) + ix) * i32(channels) + i32(c);
+// The window for shaders/prelude/im2col.wgsl, with `channels` per pixel (in
+// f32s or in vec4s). A "valid" conv with the kernel larger than the image
+// has no output (and im2col no invocations), but the pipeline must still
+// compile: the constant divisors stay non-zero.
+fn window(channels: u32) -> ConvWindow {
+    return ConvWindow(IN_H, IN_W, channels, max(OUT_H, 1u), max(OUT_W, 1u), KW, STRIDE_H,
+                      STRIDE_W, PAD_TOP, PAD_LEFT);
 }
 
 // One invocation per (output pixel, kernel row): KW·IN_C consecutive cols
@@ -76,11 +65,12 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>,
     let row = i / KH;
     let out = row * (KH * KW * IN_C) + ky * (KW * IN_C);
     for (var kx = 0u; kx < KW; kx++) {
-        let xi = x_index(row, ky, kx, 0u, IN_C);
+        // Channel 0 of the tap; the others follow it in x as in cols.
+        let at = im2col_at(row, (ky * KW + kx) * IN_C, window(IN_C));
         for (var c = 0u; c < IN_C; c++) {
             var v = 0.0;
-            if (xi >= 0) {
-                v = src[xi + i32(c)];
+            if (at.y == 1u) {
+                v = src[at.x + c];
             }
             dst[out + kx * IN_C + c] = v;
         }
@@ -137,12 +127,10 @@ fn im2col_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let k4 = KH * KW * c4;
     let col = i % k4;
     let row = i / k4;
-    let c = col % c4;
-    let tap = col / c4;
-    let xi = x_index(row, tap / KW, tap % KW, c, c4);
+    let at = im2col_at(row, col, window(c4));
     var v = vec4<f32>(0.0);
-    if (xi >= 0) {
-        v = src4[xi];
+    if (at.y == 1u) {
+        v = src4[at.x];
     }
     dst4[i] = v;
 }

@@ -115,7 +115,7 @@ shader!(ADAM, "adam", [GRID]);
 shader!(DROPOUT, "dropout", [GRID, STEP, DROPOUT_MASK]);
 shader!(REDUCE, "reduce", [GRID]);
 shader!(GATHER, "gather", [GRID, STEP, GATHER_PARAMS]);
-shader!(CONV, "conv", [GRID]);
+shader!(CONV, "conv", [GRID, IM2COL]);
 shader!(
     BATCHNORM,
     "batchnorm",

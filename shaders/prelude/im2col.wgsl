@@ -1,5 +1,6 @@
-// Where im2col's entry (row, col) lives in the NHWC input, for kernels that
-// read the im2col matrix without building it (implicit-GEMM convolution).
+// Where im2col's entry (row, col) lives in the NHWC input: for conv.wgsl,
+// which builds the im2col matrix, and for the kernels that read it without
+// building it (implicit-GEMM convolution), so both share one definition.
 // Row = output pixel (b, oy, ox); col = (ky, kx, c) with c fastest, the
 // Keras kernel layout [kh, kw, in_c, out_c] viewed as [kh·kw·in_c, out_c].
 // The caller builds `w` from its override constants, so after inlining every
