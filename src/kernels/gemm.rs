@@ -814,11 +814,9 @@ fn subgroup(
         vec_s,
         out_t: plan.out_t,
         implicit: None,
-        wg,
-        slots,
         db_off,
     };
-    out.push(call.launch(gpu, own, shared, bias, c, epilogue, accumulate)?);
+    out.push(call.launch(gpu, (wg, slots), own, shared, bias, c, epilogue, accumulate)?);
     Ok(out)
 }
 
@@ -887,10 +885,6 @@ struct SubgroupCall {
     /// D is Cᵀ.
     out_t: bool,
     implicit: Option<Implicit>,
-    /// Invocations per workgroup, a multiple of 8.
-    wg: u32,
-    /// Columns of D per subgroup block, in fours (`SLOTS`, 1..=8).
-    slots: u32,
     /// `DB`: also the sums over k of op(B), at this element offset in C.
     db_off: Option<usize>,
 }
@@ -936,20 +930,20 @@ fn subgroup_d(shape: GemmShape, plan: SubgroupPlan) -> (usize, usize) {
 }
 
 impl SubgroupCall {
-    /// The built-in workgroup size and slots for this D.
-    fn with_defaults(self) -> Self {
+    /// The built-in (invocations per workgroup, slots) for this D.
+    fn builtin_blocking(&self) -> (u32, u32) {
         let slots = subgroup_slots(self.c);
-        SubgroupCall {
-            wg: subgroup_wg(subgroup_blocks(self.r, self.c, slots)),
-            slots,
-            ..self
-        }
+        (subgroup_wg(subgroup_blocks(self.r, self.c, slots)), slots)
     }
 
+    /// The dispatch, in workgroups of `wg` invocations (a multiple of 8)
+    /// whose subgroups each compute blocks of 4·`slots` columns of D
+    /// (`SLOTS`, 1..=8).
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,
         gpu: &Gpu,
+        (wg, slots): (u32, u32),
         own: View<'_>,
         shared: View<'_>,
         bias: Option<View<'_>>,
@@ -958,7 +952,6 @@ impl SubgroupCall {
         accumulate: bool,
     ) -> Result<Dispatch> {
         let (code, slope) = epilogue.encode();
-        let (wg, slots) = (self.wg, self.slots);
         let params = SubgroupParams {
             r: self.r as u32,
             c: self.c as u32,
@@ -1040,13 +1033,11 @@ pub fn conv_forward_implicit<'b>(
         vec_s: g.out_c % 4 == 0,
         out_t: false,
         implicit: Some(Implicit::Own(*g)),
-        wg: 0,
-        slots: 0,
         db_off: None,
-    }
-    .with_defaults();
+    };
     Ok(vec![call.launch(
         gpu,
+        call.builtin_blocking(),
         x.view(),
         w.view(),
         bias,
@@ -1084,13 +1075,11 @@ pub fn conv_input_grad_implicit<'b>(
         vec_s: true,
         out_t: false,
         implicit: Some(Implicit::InputGrad(*g)),
-        wg: 0,
-        slots: 0,
         db_off: None,
-    }
-    .with_defaults();
+    };
     Ok(vec![call.launch(
         gpu,
+        call.builtin_blocking(),
         dy.view(),
         w.view(),
         None,
@@ -1130,13 +1119,11 @@ pub fn conv_weight_grad_implicit<'b>(
         vec_s: true,
         out_t: true,
         implicit: Some(Implicit::Shared(*g)),
-        wg: 0,
-        slots: 0,
         db_off: span.map(|(s, db)| ((db.offset - s.offset) / 4) as usize),
-    }
-    .with_defaults();
+    };
     let d = call.launch(
         gpu,
+        call.builtin_blocking(),
         (&packed).view(),
         x.view(),
         None,
