@@ -132,7 +132,18 @@ pub fn update<'b>(
 pub mod cpu {
     use super::AdamConfig;
 
-    /// One Adam step `t` (from 1), in f32 in the kernel's order of operations.
+    /// Zero for a subnormal `x` (see `shaders/adam.wgsl`: m and v are
+    /// flushed once below the smallest normal f32).
+    pub fn flush(x: f32) -> f32 {
+        if x.abs() < f32::MIN_POSITIVE {
+            0.0
+        } else {
+            x
+        }
+    }
+
+    /// One Adam step `t` (from 1), in f32 in the kernel's order of
+    /// operations, m and v flushed to zero below the smallest normal f32.
     pub fn update(
         cfg: &AdamConfig,
         t: u64,
@@ -152,8 +163,8 @@ pub mod cpu {
         crate::par::for_each(items, |(((params, grads), m), v)| {
             for i in 0..params.len() {
                 let g = grads[i];
-                m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
-                v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * (g * g);
+                m[i] = flush(cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g);
+                v[i] = flush(cfg.beta2 * v[i] + (1.0 - cfg.beta2) * (g * g));
                 params[i] -= lr_t * m[i] / (v[i].sqrt() + cfg.eps);
             }
         });

@@ -141,3 +141,86 @@ fn adam_leaves_the_tail_of_the_last_vec4_alone() {
         }
     }
 }
+
+/// m and v that would fall below the smallest normal f32 are flushed to
+/// zero, on the GPU as in the reference (a dead unit's m decays by β1 a
+/// step into subnormals, which CPU adapters compute in microcode), and
+/// normal ones just above are kept: one step from m = ±2⁻¹²⁶·(1, 1.2, 1.5),
+/// v = 2⁻¹²⁶·(1, 1.002, 2) and subnormals, with zero gradients.
+#[test]
+fn adam_flushes_m_and_v_below_the_smallest_normal() {
+    let gpu = gpu();
+    let cfg = AdamConfig::default();
+    let tiny = f32::MIN_POSITIVE;
+    let m = vec![tiny, -1.2 * tiny, 1.5 * tiny, tiny / 4.0, -1e-45, 0.0, 1e-3];
+    let v = vec![tiny, 1.002 * tiny, 2.0 * tiny, tiny / 4.0, 1e-45, 0.0, 1e-6];
+    let n = m.len();
+    let params = vec![0.25; n];
+    let (pb, gb, mb, vb) = (upload(&params), zeros(n), upload(&m), upload(&v));
+    let hyper = gpu.uniform("adam hyper", &cfg.uniform(10, n)).unwrap();
+    let d = adam::update(gpu, n, &hyper, &pb, &gb, &mb, &vb).unwrap();
+    gpu.run("adam", &[&d]).unwrap();
+    let (mut pw, mut mw, mut vw) = (params.clone(), m.clone(), v.clone());
+    cpu::update(&cfg, 10, &mut pw, &vec![0.0; n], &mut mw, &mut vw);
+    // 0.9·m: below 2⁻¹²⁶ for the first and fourth and fifth, normal for
+    // 1.2 and 1.5 (1.08, 1.35); 0.999·v: normal only for 1.002 and 2.
+    let want_m = [
+        0.0,
+        -0.9 * 1.2 * tiny,
+        0.9 * 1.5 * tiny,
+        0.0,
+        0.0,
+        0.0,
+        0.9e-3,
+    ];
+    let want_v = [
+        0.0,
+        0.999 * 1.002 * tiny,
+        0.999 * 2.0 * tiny,
+        0.0,
+        0.0,
+        0.0,
+        0.999e-6,
+    ];
+    for (i, (&got, &want)) in mw.iter().zip(&want_m).enumerate() {
+        assert!(!got.is_subnormal(), "reference m[{i}] = {got:e}");
+        assert!(
+            (got - want).abs() <= 2.0 * F32_EPS as f32 * want.abs(),
+            "reference m[{i}]: {got:e} vs {want:e}"
+        );
+    }
+    for (i, (&got, &want)) in vw.iter().zip(&want_v).enumerate() {
+        assert!(!got.is_subnormal(), "reference v[{i}] = {got:e}");
+        assert!(
+            (got - want).abs() <= 2.0 * F32_EPS as f32 * want.abs(),
+            "reference v[{i}]: {got:e} vs {want:e}"
+        );
+    }
+    // Both sides flush the same values (zero stays zero exactly); the kept
+    // ones within the reference test's rounding (4 ulp for m and v, 16 ulp
+    // of the step for θ).
+    let (gm, gv, gp) = (read(&mb, n), read(&vb, n), read(&pb, n));
+    for i in 0..n {
+        assert_eq!(
+            gm[i] == 0.0,
+            mw[i] == 0.0,
+            "m[{i}]: {:e} vs {:e}",
+            gm[i],
+            mw[i]
+        );
+        assert_eq!(
+            gv[i] == 0.0,
+            vw[i] == 0.0,
+            "v[{i}]: {:e} vs {:e}",
+            gv[i],
+            vw[i]
+        );
+    }
+    assert_close("m", &gm, &mw, 0.0, 4.0 * F32_EPS);
+    assert_close("v", &gv, &vw, 0.0, 4.0 * F32_EPS);
+    let step = pw
+        .iter()
+        .map(|p| (0.25 - p).abs() as f64)
+        .fold(0.0, f64::max);
+    assert_close("params", &gp, &pw, 16.0 * F32_EPS * step, 2.0 * F32_EPS);
+}
