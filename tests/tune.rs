@@ -83,6 +83,27 @@ fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// Every trial of `case` ran correctly, and the winner's time is positive
+/// and no slower than any timed one (a trial cut short was slower).
+fn assert_winner_is_fastest<'a>(
+    case: &str,
+    trials: impl Iterator<Item = (String, &'a Outcome)>,
+    winner_s: f64,
+) {
+    let mut fastest = f64::INFINITY;
+    for (label, outcome) in trials {
+        match *outcome {
+            Outcome::Timed(s) => fastest = fastest.min(s),
+            Outcome::Abandoned(s) => assert!(s > winner_s, "{case}: {label}: {outcome:?}"),
+            _ => panic!("{case}: {label} was not run correctly: {outcome:?}"),
+        }
+    }
+    assert!(
+        winner_s > 0.0 && winner_s <= fastest,
+        "{case}: {winner_s} vs {fastest}"
+    );
+}
+
 /// Several shapes (bias, each transpose, accumulation, a K that is not a
 /// multiple of 4, so the subgroup kernel packs): every candidate is
 /// correct, and the winner is a candidate no slower than any timed one.
@@ -112,19 +133,8 @@ fn a_winner_among_the_candidates() {
         assert_eq!(r.builtin, GemmConfig::default_for(gpu, case.shape));
         assert_eq!(r.trials.len(), candidates.len());
         assert!(candidates.contains(&r.winner), "{r:?}");
-        let mut fastest = f64::INFINITY;
-        for t in &r.trials {
-            match t.outcome {
-                Outcome::Timed(s) => fastest = fastest.min(s),
-                Outcome::Abandoned(s) => assert!(s > r.winner_s, "{t:?}"),
-                _ => panic!(
-                    "{}: {} was not run correctly: {t:?}",
-                    case.describe(),
-                    t.config.label()
-                ),
-            }
-        }
-        assert!(r.winner_s > 0.0 && r.winner_s <= fastest, "{r:?}");
+        let trials = r.trials.iter().map(|t| (t.config.label(), &t.outcome));
+        assert_winner_is_fastest(&case.describe(), trials, r.winner_s);
         assert!(r.winner_s <= r.builtin_s, "{r:?}");
         println!(
             "{}: {} of {} candidates, {:.1} µs (built-in {} {:.1} µs)",
@@ -499,19 +509,11 @@ fn conv_methods_tuned() {
         assert_eq!(r.builtin, methods[0]);
         assert_eq!(r.trials.len(), methods.len(), "{}", case.describe());
         assert!(methods.contains(&r.winner));
-        let mut fastest = f64::INFINITY;
-        for t in &r.trials {
-            match t.outcome {
-                Outcome::Timed(s) => fastest = fastest.min(s),
-                Outcome::Abandoned(s) => assert!(s > r.winner_s, "{t:?}"),
-                _ => panic!(
-                    "{}: {} went wrong: {t:?}",
-                    case.describe(),
-                    t.method.label()
-                ),
-            }
-        }
-        assert!(r.winner_s > 0.0 && r.winner_s <= fastest, "{r:?}");
+        let trials = r
+            .trials
+            .iter()
+            .map(|t| (t.method.label().into(), &t.outcome));
+        assert_winner_is_fastest(&case.describe(), trials, r.winner_s);
         both += usize::from(methods.len() == 2);
         println!(
             "{}: {} ({:.1} µs; built-in {} {:.1} µs)",

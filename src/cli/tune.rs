@@ -52,28 +52,30 @@ fn tried<'a>(outcomes: impl Iterator<Item = &'a Outcome> + Clone) -> String {
 /// speed-up.
 type Row = [String; 7];
 
-fn gemm_row(r: &GemmResult) -> Row {
+/// A row from the case's key, what was tried, the winner's label, and
+/// (winner s, GFLOP/s, built-in s).
+fn row(key: String, tried: String, winner: String, (w, gflops, b): (f64, f64, f64)) -> Row {
     [
-        format!("gemm {}", r.case.describe()),
-        tried(r.trials.iter().map(|t| &t.outcome)),
-        r.winner.label(),
-        format!("{:.1}", r.winner_s * 1e6),
-        format!("{:.2}", r.gflops()),
-        format!("{:.1}", r.builtin_s * 1e6),
-        format!("{:.2}×", r.builtin_s / r.winner_s),
+        key,
+        tried,
+        winner,
+        format!("{:.1}", w * 1e6),
+        format!("{gflops:.2}"),
+        format!("{:.1}", b * 1e6),
+        format!("{:.2}×", b / w),
     ]
 }
 
+fn gemm_row(r: &GemmResult) -> Row {
+    let tried = tried(r.trials.iter().map(|t| &t.outcome));
+    let times = (r.winner_s, r.gflops(), r.builtin_s);
+    row(r.case.key(), tried, r.winner.label(), times)
+}
+
 fn conv_row(r: &ConvResult) -> Row {
-    [
-        format!("conv {}", r.case.describe()),
-        tried(r.trials.iter().map(|t| &t.outcome)),
-        r.winner.label().to_owned(),
-        format!("{:.1}", r.winner_s * 1e6),
-        format!("{:.2}", r.gflops()),
-        format!("{:.1}", r.builtin_s * 1e6),
-        format!("{:.2}×", r.builtin_s / r.winner_s),
-    ]
+    let tried = tried(r.trials.iter().map(|t| &t.outcome));
+    let times = (r.winner_s, r.gflops(), r.builtin_s);
+    row(r.case.key(), tried, r.winner.label().into(), times)
 }
 
 fn table(results: &Results) -> String {

@@ -4,7 +4,7 @@
 //! method's output and timed; the fastest correct one wins. The explicit
 //! path's GEMM is the built-in configuration of its shape.
 
-use super::gemm::{gamma, time, worst, Outcome, ABANDON_FACTOR};
+use super::gemm::{gamma, judge, time, Outcome};
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result, View};
 use crate::kernels::conv::{self, cpu, Conv2dGeom, ConvMethod, ConvPass, Padding};
@@ -248,15 +248,7 @@ pub fn tune_case(gpu: &Gpu, case: ConvCase, cols_built: bool) -> Result<ConvResu
             let ds = inputs.dispatches(gpu, case, method, cols_built)?;
             let refs: Vec<&Dispatch> = ds.iter().collect();
             let out = inputs.run_once(gpu, &refs)?;
-            let w = worst(&out, &reference, &inputs.bound);
-            if w > 1.0 {
-                return Ok(Outcome::Wrong { worst: w });
-            }
-            let first = gpu.time(&refs, 0, 1)?.min();
-            if first > ABANDON_FACTOR * best.1 {
-                return Ok(Outcome::Abandoned(first));
-            }
-            Ok(Outcome::Timed(time(gpu, &refs, first)?.min(first)))
+            judge(gpu, &refs, (&out, &reference, &inputs.bound), best.1)
         })()
         .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
         if let Outcome::Timed(s) = outcome {

@@ -112,7 +112,7 @@ impl GemmResult {
 /// that it loses, and on CPU adapters a workgroup-tiled kernel can take
 /// seconds per run. (The validation run before it is not compared: it
 /// includes the driver's compilation on first use.)
-pub(super) const ABANDON_FACTOR: f64 = 3.0;
+const ABANDON_FACTOR: f64 = 3.0;
 /// Timed runs per candidate: enough for about [`TARGET_S`] of work, within
 /// these bounds. The fastest run counts: interference from other work on
 /// the machine only ever adds time.
@@ -223,7 +223,7 @@ fn bound(case: GemmCase, a: &[f32], b: &[f32], bias: Option<&[f32]>, c0: &[f32])
 
 /// The worst |out - reference| / bound, infinite for a non-finite value:
 /// above 1, `out` is not `reference` up to rounding.
-pub(super) fn worst(out: &[f32], reference: &[f32], bound: &[f64]) -> f64 {
+fn worst(out: &[f32], reference: &[f32], bound: &[f64]) -> f64 {
     out.iter()
         .zip(reference)
         .zip(bound)
@@ -309,15 +309,27 @@ fn try_candidate(
     let ds = inputs.dispatches(gpu, case, config)?;
     let refs: Vec<&Dispatch> = ds.iter().collect();
     let out = inputs.run_once(gpu, &refs)?;
-    let worst = worst(&out, reference, &inputs.bound);
+    judge(gpu, &refs, (&out, reference, &inputs.bound), best_s)
+}
+
+/// A candidate's outcome from its output `out` (against `reference`
+/// within `bound`): wrong, or its dispatches `ds` timed, and cut short if
+/// its first timed run is [`ABANDON_FACTOR`] slower than `best_s`.
+pub(super) fn judge(
+    gpu: &Gpu,
+    ds: &[&Dispatch],
+    (out, reference, bound): (&[f32], &[f32], &[f64]),
+    best_s: f64,
+) -> Result<Outcome> {
+    let worst = worst(out, reference, bound);
     if worst > 1.0 {
         return Ok(Outcome::Wrong { worst });
     }
-    let first = gpu.time(&refs, 0, 1)?.min();
+    let first = gpu.time(ds, 0, 1)?.min();
     if first > ABANDON_FACTOR * best_s {
         return Ok(Outcome::Abandoned(first));
     }
-    Ok(Outcome::Timed(time(gpu, &refs, first)?.min(first)))
+    Ok(Outcome::Timed(time(gpu, ds, first)?.min(first)))
 }
 
 /// The fastest of enough runs of `ds` for about [`TARGET_S`], given one

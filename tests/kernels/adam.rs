@@ -182,19 +182,14 @@ fn adam_flushes_m_and_v_below_the_smallest_normal() {
         0.0,
         0.999e-6,
     ];
-    for (i, (&got, &want)) in mw.iter().zip(&want_m).enumerate() {
-        assert!(!got.is_subnormal(), "reference m[{i}] = {got:e}");
-        assert!(
-            (got - want).abs() <= 2.0 * F32_EPS as f32 * want.abs(),
-            "reference m[{i}]: {got:e} vs {want:e}"
-        );
-    }
-    for (i, (&got, &want)) in vw.iter().zip(&want_v).enumerate() {
-        assert!(!got.is_subnormal(), "reference v[{i}] = {got:e}");
-        assert!(
-            (got - want).abs() <= 2.0 * F32_EPS as f32 * want.abs(),
-            "reference v[{i}]: {got:e} vs {want:e}"
-        );
+    for (what, got, want) in [("m", &mw, &want_m), ("v", &vw, &want_v)] {
+        for (i, (&got, &want)) in got.iter().zip(want).enumerate() {
+            assert!(!got.is_subnormal(), "reference {what}[{i}] = {got:e}");
+            assert!(
+                (got - want).abs() <= 2.0 * F32_EPS as f32 * want.abs(),
+                "reference {what}[{i}]: {got:e} vs {want:e}"
+            );
+        }
     }
     // Both sides flush the same values (zero stays zero exactly); the kept
     // ones within the reference test's rounding (4 ulp for m and v, 16 ulp
