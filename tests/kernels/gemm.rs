@@ -1,5 +1,5 @@
 use gdl_gpu::gpu::View;
-use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmShape, Variant};
+use gdl_gpu::kernels::gemm::{self, cpu, Epilogue, GemmConfig, GemmShape, Variant};
 use gdl_gpu::util::{Rng, F32_EPS};
 
 use crate::common::*;
@@ -107,6 +107,18 @@ fn data(rng: &mut Rng, kind: Data, n: usize) -> Vec<f32> {
 }
 
 fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind: Data) {
+    let config = GemmConfig::for_variant(gpu(), variant, shape);
+    run_config(rng, config, &format!("{variant:?}"), shape, opts, kind);
+}
+
+fn run_config(
+    rng: &mut Rng,
+    config: GemmConfig,
+    what: &str,
+    shape: GemmShape,
+    opts: Opts,
+    kind: Data,
+) {
     let gpu = gpu();
     let GemmShape { m, n, k, .. } = shape;
     let a = data(rng, kind, m * k);
@@ -127,9 +139,9 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
     let bb = upload(&b);
     let biasb = bias.as_ref().map(|v| upload(v));
     let cb = upload(&c0);
-    let ds = gemm::gemm_variant(
+    let ds = gemm::gemm_config(
         gpu,
-        variant,
+        config,
         shape,
         &ab,
         &bb,
@@ -154,7 +166,7 @@ fn run_case(rng: &mut Rng, variant: Variant, shape: GemmShape, opts: Opts, kind:
         opts.accumulate,
     );
 
-    let case = format!("{variant:?} {shape:?} {opts:?} {kind:?}");
+    let case = format!("{what} {} {shape:?} {opts:?} {kind:?}", config.label());
     if kind == Data::Grid {
         assert_close(&case, &got, &want, 0.0, 0.0);
         return;
@@ -269,6 +281,34 @@ fn gemm_model_shapes() {
         for &(s, opts) in &cases {
             run_case(&mut rng, variant, s, opts, Data::Grid);
             run_case(&mut rng, variant, s, opts, Data::Uniform);
+        }
+    }
+}
+
+/// Register blocks of every shape the overrides allow (the tuner's 16×16,
+/// 8×16 and 8×4 among them) at M and N just below, at and just above their
+/// edges, K not a multiple of 4 (scalar loads) and a multiple (vec4 loads),
+/// every option; every transpose for 16×16, NN and TT for the others (each
+/// layout and block a pipeline to compile: lavapipe takes seconds each).
+#[test]
+fn gemm_regblock_blocks() {
+    let mut rng = Rng::new(16);
+    let dims = [(17, 15, 12), (16, 16, 8), (15, 17, 7)];
+    for (rm, rn) in [(4, 4), (2, 4), (2, 1), (3, 2), (1, 4), (4, 1)] {
+        let config = GemmConfig::RegisterBlocked { wg: 8, rm, rn };
+        let layouts: &[(bool, bool)] = if rm == 4 && rn == 4 {
+            &TRANSPOSES
+        } else {
+            &[(false, false), (true, true)]
+        };
+        for &(m, n, k) in &dims {
+            for &t in layouts {
+                let s = shape(m, n, k, t);
+                run_config(&mut rng, config, "", s, PLAIN, Data::Grid);
+                for opts in ALL_OPTS {
+                    run_config(&mut rng, config, "", s, opts, Data::Uniform);
+                }
+            }
         }
     }
 }
