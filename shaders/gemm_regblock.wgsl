@@ -1,10 +1,15 @@
-// GEMM without workgroup memory: each invocation computes an 8×4 block of
-// C = op(A)·op(B) in registers, four k at a time. This is what CPU-backed
-// adapters (lavapipe, llvmpipe) want: there every storage load is a scalar
-// loop over the SIMD lanes, so the kernel is shaped to maximise FMAs per
-// load instruction (128 FMAs per 12 vec4 loads in every transpose layout).
-// 8×8 blocks load less per FMA but their 64 accumulators spill on llvmpipe
-// (one 256-bit register per scalar per 8 lanes): measured 40% slower.
+// GEMM without workgroup memory: each invocation computes a block of up to
+// 16×16 of C = op(A)·op(B) in registers (RM×RN 4×4 sub-blocks, the host's
+// choice), four k at a time. This is what CPU-backed adapters (lavapipe,
+// llvmpipe) want: there every storage load is a scalar loop over the SIMD
+// lanes, so the kernel is shaped to maximise FMAs per load instruction:
+// 4·RM + 4·RN vec4 loads per 64·RM·RN FMAs in every transpose layout.
+// 16×16 (32 loads per 1024 FMAs) spills most of its 256 accumulators, but
+// spills are cheap next to those loads: on lavapipe it ran 2.3× faster per
+// thread than 8×4 (12 per 128; 512×512×1024: 17 against 7.3 GFLOP/s), and
+// 32×16 or 32×32 gained little more or lost (18.7, 16.8) while cutting the
+// blocks that small GEMMs spread over the threads. (An older kernel had
+// 8×8 40% slower than 8×4; this one runs 8×8 at 9.8.)
 //
 // 4×4 sub-blocks are held as mat4x4 so that each layout's natural vec4 loads
 // become matrix columns and `transpose` (free: register renaming) turns them
@@ -24,9 +29,10 @@ override VEC_B: bool = false;
 override VEC_C: bool = false;
 override WG: u32 = 64u;
 
-// Sub-blocks of 4×4 per invocation along M and N: an 8×4 block.
-const RM: u32 = 2u;
-const RN: u32 = 1u;
+// 4×4 sub-blocks per invocation along M and N, each 1..=4: the host picks
+// the block shape (kernels::gemm::GemmConfig::RegisterBlocked).
+override RM: u32 = 4u;
+override RN: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams; // shaders/prelude/gemm_params.wgsl
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -171,22 +177,108 @@ fn gemm_regblock(@builtin(global_invocation_id) gid: vec3<u32>,
     let r0 = (blk / nb) * (4u * RM);
     let c0 = (blk % nb) * (4u * RN);
 
-    // RM = 2, RN = 1, unrolled by hand: named values stay in registers;
-    // dynamically indexed local arrays went to memory (2× slower).
-    var acc00 = mat4x4<f32>();
-    var acc10 = mat4x4<f32>();
+    // Named values, not arrays: dynamically indexed local arrays went to
+    // memory (2× slower). The guards on RM and RN are constants once the
+    // overrides are set, so the driver drops the unused sub-blocks.
+    var row0 = Row();
+    var row1 = Row();
+    var row2 = Row();
+    var row3 = Row();
     for (var kk = 0u; kk < p.k; kk += 4u) {
-        let a0 = load_a(r0, kk);
-        let a1 = load_a(r0 + 4u, kk);
         let b0 = load_b(kk, c0);
-        acc00 = mac(acc00, b0, a0);
-        acc10 = mac(acc10, b0, a1);
+        var b1 = mat4x4<f32>();
+        var b2 = mat4x4<f32>();
+        var b3 = mat4x4<f32>();
+        if (RN > 1u) {
+            b1 = load_b(kk, c0 + 4u);
+        }
+        if (RN > 2u) {
+            b2 = load_b(kk, c0 + 8u);
+        }
+        if (RN > 3u) {
+            b3 = load_b(kk, c0 + 12u);
+        }
+        row0 = mac_row(row0, load_a(r0, kk), b0, b1, b2, b3);
+        if (RM > 1u) {
+            row1 = mac_row(row1, load_a(r0 + 4u, kk), b0, b1, b2, b3);
+        }
+        if (RM > 2u) {
+            row2 = mac_row(row2, load_a(r0 + 8u, kk), b0, b1, b2, b3);
+        }
+        if (RM > 3u) {
+            row3 = mac_row(row3, load_a(r0 + 12u, kk), b0, b1, b2, b3);
+        }
     }
     if (spare) {
         return;
     }
-    store(acc00, r0, c0);
-    store(acc10, r0 + 4u, c0);
+    // One store loop over the rows, not 4·RM·RN inlined stores: llvmpipe's
+    // GL compiler took 7 s for those at 16×16 (the epilogue's branches, 64
+    // times), past wgpu's 6 s GL context lock. Only `out` goes to memory.
+    var out: array<vec4<f32>, 64>;
+    put(&out, 0u, row0);
+    if (RM > 1u) {
+        put(&out, 4u, row1);
+    }
+    if (RM > 2u) {
+        put(&out, 8u, row2);
+    }
+    if (RM > 3u) {
+        put(&out, 12u, row3);
+    }
+    // Bounds from the uniform, so that the compiler keeps the loops rolled.
+    let rows = min(4u * RM, p.m - r0);
+    let cols = min(RN, (p.n - c0 + 3u) / 4u);
+    for (var i = 0u; i < rows; i++) {
+        for (var j = 0u; j < cols; j++) {
+            store_row(out[i * 4u + j], r0 + i, c0 + 4u * j);
+        }
+    }
+}
+
+// Rows `i`..`i`+3 of the block, row-major in fours of columns: Ct's columns
+// are the block's rows.
+fn put(out: ptr<function, array<vec4<f32>, 64>>, i: u32, acc: Row) {
+    (*out)[i * 4u + 0u] = acc.c0[0];
+    (*out)[i * 4u + 1u] = acc.c1[0];
+    (*out)[i * 4u + 2u] = acc.c2[0];
+    (*out)[i * 4u + 3u] = acc.c3[0];
+    (*out)[(i + 1u) * 4u + 0u] = acc.c0[1];
+    (*out)[(i + 1u) * 4u + 1u] = acc.c1[1];
+    (*out)[(i + 1u) * 4u + 2u] = acc.c2[1];
+    (*out)[(i + 1u) * 4u + 3u] = acc.c3[1];
+    (*out)[(i + 2u) * 4u + 0u] = acc.c0[2];
+    (*out)[(i + 2u) * 4u + 1u] = acc.c1[2];
+    (*out)[(i + 2u) * 4u + 2u] = acc.c2[2];
+    (*out)[(i + 2u) * 4u + 3u] = acc.c3[2];
+    (*out)[(i + 3u) * 4u + 0u] = acc.c0[3];
+    (*out)[(i + 3u) * 4u + 1u] = acc.c1[3];
+    (*out)[(i + 3u) * 4u + 2u] = acc.c2[3];
+    (*out)[(i + 3u) * 4u + 3u] = acc.c3[3];
+}
+
+// The RN accumulators (Ct, see the top) of one row of sub-blocks.
+struct Row {
+    c0: mat4x4<f32>,
+    c1: mat4x4<f32>,
+    c2: mat4x4<f32>,
+    c3: mat4x4<f32>,
+}
+
+fn mac_row(acc: Row, am: mat4x4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat4x4<f32>,
+           b3: mat4x4<f32>) -> Row {
+    var out = acc;
+    out.c0 = mac(acc.c0, b0, am);
+    if (RN > 1u) {
+        out.c1 = mac(acc.c1, b1, am);
+    }
+    if (RN > 2u) {
+        out.c2 = mac(acc.c2, b2, am);
+    }
+    if (RN > 3u) {
+        out.c3 = mac(acc.c3, b3, am);
+    }
+    return out;
 }
 
 // acc + bm·am with explicit FMAs (the driver does not contract a*b+c).

@@ -311,6 +311,34 @@ fn gemm_model_shapes() {
     }
 }
 
+/// Register blocks of every shape the overrides allow (the tuner's 16×16,
+/// 8×16 and 8×4 among them) at M and N just below, at and just above their
+/// edges, K not a multiple of 4 (scalar loads) and a multiple (vec4 loads),
+/// every option; every transpose for 16×16, NN and TT for the others (each
+/// layout and block a pipeline to compile: lavapipe takes seconds each).
+#[test]
+fn gemm_regblock_blocks() {
+    let mut rng = Rng::new(16);
+    let dims = [(17, 15, 12), (16, 16, 8), (15, 17, 7)];
+    for (rm, rn) in [(4, 4), (2, 4), (2, 1), (3, 2), (1, 4), (4, 1)] {
+        let config = GemmConfig::RegisterBlocked { wg: 8, rm, rn };
+        let layouts: &[(bool, bool)] = if rm == 4 && rn == 4 {
+            &TRANSPOSES
+        } else {
+            &[(false, false), (true, true)]
+        };
+        for &(m, n, k) in &dims {
+            for &t in layouts {
+                let s = shape(m, n, k, t);
+                run_config(&mut rng, config, s, PLAIN, Data::Grid);
+                for opts in ALL_OPTS {
+                    run_config(&mut rng, config, s, opts, Data::Uniform);
+                }
+            }
+        }
+    }
+}
+
 /// Every plan of the subgroup kernel (own A or op(B)ᵀ, with or without the
 /// pack pre-pass, whose vec4 tile path needs the packed dimension % 4 == 0)
 /// on shapes that reach it, checked exactly (grid data) and within the bound.
