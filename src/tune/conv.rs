@@ -4,7 +4,7 @@
 //! method's output and timed; the fastest correct one wins. The explicit
 //! path's GEMM is the built-in configuration of its shape.
 
-use super::gemm::{gamma, judge, time, Outcome};
+use super::gemm::{gamma, judge, retime, time, Outcome};
 use crate::gpu::timing::Clock;
 use crate::gpu::{Dispatch, Gpu, Result, View};
 use crate::kernels::conv::{self, cpu, Conv2dGeom, ConvMethod, ConvPass, Padding};
@@ -258,17 +258,9 @@ pub fn tune_case(gpu: &Gpu, case: ConvCase, cols_built: bool) -> Result<ConvResu
         }
         trials.push(ConvTrial { method, outcome });
     }
-    // As for the GEMMs: the built-in ran first, the winner later; both
-    // once more, so that a load that came or went meanwhile does not decide.
-    if best.0 != builtin {
-        let win = inputs.dispatches(gpu, case, best.0, cols_built)?;
-        let win: Vec<&Dispatch> = win.iter().collect();
-        builtin_s = builtin_s.min(time(gpu, &refs, builtin_s)?);
-        best.1 = best.1.min(time(gpu, &win, best.1)?);
-        if builtin_s <= best.1 {
-            best = (builtin, builtin_s);
-        }
-    }
+    retime(gpu, (builtin, &mut builtin_s, &refs), &mut best, |m| {
+        inputs.dispatches(gpu, case, m, cols_built)
+    })?;
     gpu.check()?;
     Ok(ConvResult {
         case,

@@ -275,17 +275,9 @@ pub fn tune_case(gpu: &Gpu, case: GemmCase) -> Result<GemmResult> {
         }
         trials.push(Trial { config, outcome });
     }
-    // The built-in ran first, the winner later: timing both once more
-    // keeps a load that came or went meanwhile from deciding.
-    if best.0 != builtin {
-        let win = inputs.dispatches(gpu, case, best.0)?;
-        let win: Vec<&Dispatch> = win.iter().collect();
-        builtin_s = builtin_s.min(time(gpu, &refs, builtin_s)?);
-        best.1 = best.1.min(time(gpu, &win, best.1)?);
-        if builtin_s <= best.1 {
-            best = (builtin, builtin_s);
-        }
-    }
+    retime(gpu, (builtin, &mut builtin_s, &refs), &mut best, |c| {
+        inputs.dispatches(gpu, case, c)
+    })?;
     gpu.check()?;
     Ok(GemmResult {
         case,
@@ -310,6 +302,29 @@ fn try_candidate(
     let refs: Vec<&Dispatch> = ds.iter().collect();
     let out = inputs.run_once(gpu, &refs)?;
     judge(gpu, &refs, (&out, reference, &inputs.bound), best_s)
+}
+
+/// The built-in ran first, the winner (`best`) later: both are timed once
+/// more, so that a load that came or went meanwhile does not decide; the
+/// built-in (its config, time and dispatches) keeps a tie. `dispatches`
+/// builds a configuration's dispatches.
+pub(super) fn retime<C: Copy + PartialEq>(
+    gpu: &Gpu,
+    (builtin, builtin_s, refs): (C, &mut f64, &[&Dispatch]),
+    best: &mut (C, f64),
+    dispatches: impl FnOnce(C) -> Result<Vec<Dispatch>>,
+) -> Result<()> {
+    if best.0 == builtin {
+        return Ok(());
+    }
+    let win = dispatches(best.0)?;
+    let win: Vec<&Dispatch> = win.iter().collect();
+    *builtin_s = builtin_s.min(time(gpu, refs, *builtin_s)?);
+    best.1 = best.1.min(time(gpu, &win, best.1)?);
+    if *builtin_s <= best.1 {
+        *best = (builtin, *builtin_s);
+    }
+    Ok(())
 }
 
 /// A candidate's outcome from its output `out` (against `reference`
