@@ -10,7 +10,7 @@ use super::program::{Home, Inst, Program, TensorId};
 use crate::gpu::{Dispatch, Gpu, Result, View};
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::batchnorm::{self, BnBuffers};
-use crate::kernels::conv::{Conv2dGeom, ConvMethod, ConvPass};
+use crate::kernels::conv::{Conv2dGeom, ConvPass};
 use crate::kernels::gather::{self, GpuDataset};
 use crate::kernels::step::StepUniform;
 use crate::kernels::{add, concat, conv, dropout, elementwise, gemm, pool, softmax_xent};
@@ -225,7 +225,7 @@ impl GpuProgram {
                         &geom,
                         {
                             let how = tune.conv(gpu, &geom, ConvPass::Forward);
-                            if how.0 == ConvMethod::Im2col {
+                            if how.0.leaves_cols() {
                                 cols_built.insert(geom);
                             }
                             how

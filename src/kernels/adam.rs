@@ -134,7 +134,7 @@ pub mod cpu {
 
     /// Zero for a subnormal `x` (see `shaders/adam.wgsl`: m and v are
     /// flushed once below the smallest normal f32).
-    pub fn flush(x: f32) -> f32 {
+    fn flush(x: f32) -> f32 {
         if x.abs() < f32::MIN_POSITIVE {
             0.0
         } else {

@@ -183,6 +183,12 @@ pub enum ConvMethod {
 }
 
 impl ConvMethod {
+    /// Whether a forward pass run this way leaves im2col(x) in `cols` for
+    /// the weight gradient to reuse (see [`weight_grad`]'s `cols_built`).
+    pub fn leaves_cols(self) -> bool {
+        self == ConvMethod::Im2col
+    }
+
     /// "implicit", "im2col": the tune cache's names.
     pub fn label(self) -> &'static str {
         match self {

@@ -163,8 +163,9 @@ const TILE_BUILTIN: GemmConfig = GemmConfig::Tiled {
 const WG_SIZES: [u32; 3] = [WG, 32, 8];
 /// The register-blocked kernel's blocks, (rows, columns) in 4×4 sub-blocks,
 /// the built-in first: 16×16 loads 32 vec4s per 1024 FMAs (8×4: 12 per 128)
-/// and ran 2.3× faster per thread on lavapipe; the smaller ones make more
-/// blocks for small GEMMs.
+/// and ran 2.3× faster per thread on lavapipe; the smaller ones are for the
+/// tuner (alone on lavapipe, 8×4 and 8×16 won the MLP's 150×10×16 and
+/// 150×10×32 weight gradients, where 16×16 leaves most of a block padding).
 const REGBLOCK_BLOCKS: [(u32, u32); 3] = [(4, 4), (2, 4), (2, 1)];
 /// The subgroup kernel's: 8 (one subgroup) spreads small GEMMs over a CPU
 /// adapter's threads, 64 is the built-in for large ones.

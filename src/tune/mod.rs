@@ -315,7 +315,7 @@ impl Tuner {
         for (i, &case) in conv_cases.iter().enumerate() {
             progress(cases.gemm.len() + i, &case.describe());
             let (forward, _) = self.table.conv(gpu, &case.geom, ConvPass::Forward);
-            let r = conv::tune_case(gpu, case, forward == ConvMethod::Im2col)?;
+            let r = conv::tune_case(gpu, case, forward.leaves_cols())?;
             self.table.conv.insert(case, r.winner);
             self.keep(
                 case.key(),
