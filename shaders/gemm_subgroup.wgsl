@@ -57,10 +57,11 @@ override DB: bool = false;
 // the window below, straight from the NHWC input x bound in its place,
 // without building the matrix. Needs in_c % 4 == 0, so that each vec4 of an
 // im2col row lies within one tap (the host checks). 3 is the input
-// gradient: O is dy gathered per tap (`col2im_at`), S (C×K) the kernel
-// [kh, kw, in_c, out_c] read per tap as [in_c, kh·kw·out_c]; needs
-// out_c % 4 == 0. The defaults keep every divisor non-zero in pipelines
-// that are not convolutions.
+// gradient of one stride phase (the PH_ constants): O is dy gathered per
+// tap of the phase (`col2im_at`), S (C×K) the kernel [kh, kw, in_c, out_c]
+// read per tap as [in_c, taps·out_c], and D's rows are the phase's pixels
+// of dx; needs out_c % 4 == 0. The defaults keep every divisor non-zero in
+// pipelines that are not convolutions.
 override IMPLICIT: u32 = 0u;
 override OUT_C: u32 = 4u;
 override IN_H: u32 = 1u;
@@ -73,9 +74,29 @@ override STRIDE_H: u32 = 1u;
 override STRIDE_W: u32 = 1u;
 override PAD_TOP: u32 = 0u;
 override PAD_LEFT: u32 = 0u;
+override PH_Y: u32 = 0u;
+override PH_X: u32 = 0u;
+override PH_ROWS: u32 = 1u;
+override PH_COLS: u32 = 1u;
+override PH_KY0: u32 = 0u;
+override PH_KX0: u32 = 0u;
+override PH_TAPS_W: u32 = 1u;
 
 fn window() -> ConvWindow {
     return ConvWindow(IN_H, IN_W, IN_C, OUT_H, OUT_W, KW, STRIDE_H, STRIDE_W, PAD_TOP, PAD_LEFT);
+}
+
+fn phase() -> ConvPhase {
+    return ConvPhase(PH_Y, PH_X, PH_ROWS, PH_COLS, PH_KY0, PH_KX0, PH_TAPS_W);
+}
+
+// Where D's row `row` is stored in C: the phase's pixel of dx (IMPLICIT 3),
+// else itself.
+fn out_row(row: u32) -> u32 {
+    if (IMPLICIT == 3u) {
+        return phase_pixel(row, window(), phase());
+    }
+    return row;
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -92,7 +113,7 @@ fn load_o(row: u32, kk: u32) -> vec4<f32> {
         return select(vec4<f32>(0.0), o[at.x >> 2u], at.y == 1u && kk < p.k);
     }
     if (IMPLICIT == 3u) {
-        let at = col2im_at(row, min(kk, p.k - 4u), window(), OUT_C);
+        let at = col2im_at(row, min(kk, p.k - 4u), window(), phase(), OUT_C);
         return select(vec4<f32>(0.0), o[at.x >> 2u], at.y == 1u && kk < p.k);
     }
     let v = o[(row * p.ldo + min(kk, p.ldo - 4u)) >> 2u];
@@ -120,7 +141,7 @@ fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
         if (IMPLICIT == 3u) {
             // S[k = (tap, o)][col = c] = W[tap][c][o]: four o of one tap.
             let kc = min(k0, p.k - 4u);
-            let at = ((kc / OUT_C) * p.c + col) * OUT_C + kc % OUT_C;
+            let at = (phase_tap(kc / OUT_C, window(), phase()) * p.c + col) * OUT_C + kc % OUT_C;
             return select(vec4<f32>(0.0), s[at >> 2u], k0 < p.k);
         }
         if (VEC_S) {
@@ -389,7 +410,7 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
     let accumulate = (p.flags & 2u) != 0u;
     if (VEC_C) {
         // C % 4 == 0: the four columns are in range and 16-byte aligned.
-        let o4 = (row * p.c + c0) >> 2u;
+        let o4 = (out_row(row) * p.c + c0) >> 2u;
         if (accumulate) {
             c[o4] += v;
         } else {
@@ -408,7 +429,7 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
             e = col * p.r + row;
             bi = row;
         } else {
-            e = row * p.c + col;
+            e = out_row(row) * p.c + col;
             bi = col;
         }
         if (accumulate) {

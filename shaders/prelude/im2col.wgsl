@@ -38,28 +38,57 @@ fn im2col_at(row: u32, col: u32, w: ConvWindow) -> vec2<u32> {
     return vec2<u32>(select(0u, at, inside), u32(inside));
 }
 
-// The input gradient as a GEMM, dx = T·Wᵀ per tap: T's row is an input pixel
-// (b, iy, ix), its column (ky, kx, o) with o fastest, and T holds the output
-// gradient dy[b, oy, ox, o] of the output pixel whose window puts tap
-// (ky, kx) on (iy, ix), or zero where none does (strides skip it, or it
-// falls outside the output). dy has `out_c` channels.
-// Returns (element index into dy, 1 if such a pixel exists else 0).
-fn col2im_at(row: u32, col: u32, w: ConvWindow, out_c: u32) -> vec2<u32> {
-    let ix = row % w.in_w;
-    let t = row / w.in_w;
-    let iy = t % w.in_h;
-    let b = t / w.in_h;
+// The input gradient as GEMMs, one per stride phase (see `StridePhase` in
+// src/kernels/conv.rs): the phase's input pixels (b, py + stride_h·yy,
+// px + stride_w·xx) are T's rows and its taps (ky0 + stride_h·ty,
+// kx0 + stride_w·tx) with the output channel o, o fastest, its columns; T
+// holds the output gradient dy[b, oy, ox, o] of the output pixel whose window
+// puts that tap on that input pixel, or zero where it falls outside the
+// output. The phase's taps are the ones whose offset is a multiple of the
+// strides, so no entry of T is a stride's zero. dy has `out_c` channels.
+struct ConvPhase {
+    py: u32,
+    px: u32,
+    rows: u32,
+    cols: u32,
+    ky0: u32,
+    kx0: u32,
+    taps_w: u32,
+}
+
+// The phase's input pixel `row` as a pixel of dx: (b·in_h + iy)·in_w + ix.
+fn phase_pixel(row: u32, w: ConvWindow, ph: ConvPhase) -> u32 {
+    let xx = row % ph.cols;
+    let t = row / ph.cols;
+    let yy = t % ph.rows;
+    let b = t / ph.rows;
+    return (b * w.in_h + ph.py + w.stride_h * yy) * w.in_w + ph.px + w.stride_w * xx;
+}
+
+// The kernel tap ky·kw + kx of the phase's tap `tap`.
+fn phase_tap(tap: u32, w: ConvWindow, ph: ConvPhase) -> u32 {
+    let ky = ph.ky0 + w.stride_h * (tap / ph.taps_w);
+    let kx = ph.kx0 + w.stride_w * (tap % ph.taps_w);
+    return ky * w.kw + kx;
+}
+
+// Returns (element index into dy, 1 if T's entry (row, col) is an output
+// pixel's else 0).
+fn col2im_at(row: u32, col: u32, w: ConvWindow, ph: ConvPhase, out_c: u32) -> vec2<u32> {
+    let xx = row % ph.cols;
+    let t = row / ph.cols;
+    let yy = t % ph.rows;
+    let b = t / ph.rows;
     let o = col % out_c;
     let tap = col / out_c;
-    let ky = tap / w.kw;
-    let kx = tap % w.kw;
-    // Above or left of the output wraps around to a huge value (as in
-    // im2col_at): the quotient then exceeds out_h or out_w.
-    let ty = iy + w.pad_top - ky;
-    let tx = ix + w.pad_left - kx;
-    let oy = ty / w.stride_h;
-    let ox = tx / w.stride_w;
-    let hit = ty % w.stride_h == 0u && tx % w.stride_w == 0u && oy < w.out_h && ox < w.out_w;
+    let ky = ph.ky0 + w.stride_h * (tap / ph.taps_w);
+    let kx = ph.kx0 + w.stride_w * (tap % ph.taps_w);
+    // A multiple of the stride by the phase's choice of taps; above or left
+    // of the output it wraps around to a huge value (as in im2col_at), whose
+    // quotient then exceeds out_h or out_w.
+    let oy = (ph.py + w.stride_h * yy + w.pad_top - ky) / w.stride_h;
+    let ox = (ph.px + w.stride_w * xx + w.pad_left - kx) / w.stride_w;
+    let hit = oy < w.out_h && ox < w.out_w;
     let at = ((b * w.out_h + oy) * w.out_w + ox) * out_c + o;
     return vec2<u32>(select(0u, at, hit), u32(hit));
 }

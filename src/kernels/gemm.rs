@@ -16,7 +16,7 @@
 //! for the autotuner (`crate::tune`), and [`GemmConfig::default_for`] is the
 //! built-in choice that [`gemm`] runs.
 
-use super::conv::{Conv2dGeom, ConvMethod, ConvPass};
+use super::conv::{Conv2dGeom, ConvMethod, ConvPass, StridePhase};
 use super::reduce;
 use crate::gpu::{grid_1d, Bind, Binding, Dispatch, Gpu, GpuError, KernelSpec, Result, View};
 use crate::shaders::{GEMM_PACK, GEMM_REGBLOCK, GEMM_SUBGROUP, GEMM_TILED};
@@ -886,9 +886,10 @@ enum Implicit {
     Own(Conv2dGeom),
     /// S: the weight gradient, dWᵀ = dYᵀ·im2col(x).
     Shared(Conv2dGeom),
-    /// O is dY gathered per tap and S the kernel per tap: the input
-    /// gradient, dX = Σ over taps of dY·Wᵀ, without col2im.
-    InputGrad(Conv2dGeom),
+    /// O is dY gathered per tap of one stride phase and S the kernel per
+    /// tap: the input gradient at the phase's pixels, dX = Σ over its taps
+    /// of dY·Wᵀ, without col2im.
+    InputGrad(Conv2dGeom, StridePhase),
 }
 
 /// One dispatch of `shaders/gemm_subgroup.wgsl`: D[r×c] = O·S over k.
@@ -1015,7 +1016,19 @@ impl SubgroupCall {
             let (mode, g) = match implicit {
                 Implicit::Own(g) => (1.0, g),
                 Implicit::Shared(g) => (2.0, g),
-                Implicit::InputGrad(g) => (3.0, g),
+                Implicit::InputGrad(g, ph) => {
+                    constants.extend([
+                        ("PH_Y", ph.py as f64),
+                        ("PH_X", ph.px as f64),
+                        ("PH_ROWS", ph.rows as f64),
+                        ("PH_COLS", ph.cols as f64),
+                        ("PH_KY0", ph.ky0 as f64),
+                        ("PH_KX0", ph.kx0 as f64),
+                        // Never a divisor of 0, even in a phase without taps.
+                        ("PH_TAPS_W", ph.taps_w.max(1) as f64),
+                    ]);
+                    (3.0, g)
+                }
             };
             let w = &g.window;
             constants.extend([
@@ -1086,13 +1099,14 @@ pub fn conv_forward_implicit<'b>(
     )?])
 }
 
-/// dX = col2im(dY·Wᵀ) as one dispatch: each input pixel gathers, per tap,
-/// the output gradient of the pixel whose window puts that tap on it (see
-/// `col2im_at` in `shaders/prelude/im2col.wgsl`) times the kernel's slice,
-/// so neither dY·Wᵀ nor col2im is stored. Overwrites dx (NHWC). Needs the
-/// subgroup kernel and out_c % 4 == 0 (`ConvMethod::Implicit.available`);
-/// any stride computes right, `ConvMethod::builtin` says where it is the
-/// faster way.
+/// dX = col2im(dY·Wᵀ) as one dispatch per stride phase
+/// ([`Conv2dGeom::input_grad_phases`]; one at stride 1): each input pixel
+/// gathers, per tap of its phase, the output gradient of the pixel whose
+/// window puts that tap on it (see `col2im_at` in
+/// `shaders/prelude/im2col.wgsl`) times the kernel's slice, so neither
+/// dY·Wᵀ nor col2im is stored and no tap that meets no output pixel is
+/// summed. Overwrites dx (NHWC). Needs the subgroup kernel and
+/// out_c % 4 == 0 (`ConvMethod::Implicit.available`).
 pub fn conv_input_grad_implicit<'b>(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -1104,28 +1118,34 @@ pub fn conv_input_grad_implicit<'b>(
         ConvMethod::Implicit.available(gpu, g, ConvPass::InputGrad),
         "implicit conv input grad {g:?}"
     );
-    let k = g.window.taps() * g.out_c;
-    let call = SubgroupCall {
-        r: g.batch * g.window.in_pixels(),
-        c: g.in_c,
-        k,
-        ldo: k,
-        s_kcontig: true,
-        vec_s: true,
-        out_t: false,
-        implicit: Some(Implicit::InputGrad(*g)),
-        db_off: None,
-    };
-    Ok(vec![call.launch(
-        gpu,
-        call.builtin_blocking(),
-        dy.view(),
-        w.view(),
-        None,
-        dx.view(),
-        Epilogue::None,
-        false,
-    )?])
+    let (dy, w, dx) = (dy.view(), w.view(), dx.view());
+    g.input_grad_phases()
+        .into_iter()
+        .map(|ph| {
+            let k = ph.taps() * g.out_c;
+            let call = SubgroupCall {
+                r: g.batch * ph.rows * ph.cols,
+                c: g.in_c,
+                k,
+                ldo: k,
+                s_kcontig: true,
+                vec_s: true,
+                out_t: false,
+                implicit: Some(Implicit::InputGrad(*g, ph)),
+                db_off: None,
+            };
+            call.launch(
+                gpu,
+                call.builtin_blocking(),
+                dy,
+                w,
+                None,
+                dx,
+                Epilogue::None,
+                false,
+            )
+        })
+        .collect()
 }
 
 /// dW = im2col(x)ᵀ·dY, reading x (NHWC) in place: dY ([pixels, out_c]) is

@@ -471,6 +471,50 @@ fn implicit_conv_weight_grad_matches_reference() {
     }
 }
 
+// The phases split the input pixels, each pixel exactly once, and give each
+// pixel exactly the taps whose offset from it is a multiple of the strides:
+// every tap that can land on an output pixel (the kernel test checks the
+// sums), and none that can only land between them.
+#[test]
+fn stride_phases_split_pixels_and_keep_every_tap_that_lands() {
+    for g in cases() {
+        let w = g.window;
+        let mut seen = vec![0; w.in_pixels()];
+        for ph in g.input_grad_phases() {
+            let taps: Vec<(usize, usize)> = (0..ph.taps_h)
+                .flat_map(|ty| (0..ph.taps_w).map(move |tx| (ty, tx)))
+                .map(|(ty, tx)| (ph.ky0 + w.stride_h * ty, ph.kx0 + w.stride_w * tx))
+                .collect();
+            assert!(
+                taps.iter().all(|&(ky, kx)| ky < w.kh && kx < w.kw),
+                "{g:?}: {ph:?} past the kernel"
+            );
+            for yy in 0..ph.rows {
+                for xx in 0..ph.cols {
+                    let (iy, ix) = (ph.py + w.stride_h * yy, ph.px + w.stride_w * xx);
+                    assert!(iy < w.in_h && ix < w.in_w, "{g:?}: {ph:?} past the image");
+                    seen[iy * w.in_w + ix] += 1;
+                    for ky in 0..w.kh {
+                        for kx in 0..w.kw {
+                            let aligned = (iy + w.pad_top()).abs_diff(ky) % w.stride_h == 0
+                                && (ix + w.pad_left()).abs_diff(kx) % w.stride_w == 0;
+                            let kept = taps.contains(&(ky, kx));
+                            assert_eq!(
+                                kept, aligned,
+                                "{g:?}: {ph:?}, tap ({ky}, {kx}) at ({iy}, {ix})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            seen.iter().all(|&n| n == 1),
+            "{g:?}: pixels per phase {seen:?}"
+        );
+    }
+}
+
 // Each dx entry sums one product per (tap, output channel) whose window
 // covers it: at most kh·kw·out_c terms.
 #[test]
@@ -479,8 +523,7 @@ fn implicit_conv_input_grad_matches_reference() {
     let mut rng = Rng::new(23);
     let mut ran = 0;
     for g in widened_cases().into_iter().filter(|g| {
-        // Every stride: the kernel is right at all of them, though the
-        // backend takes it only at stride 1.
+        // Every stride: one GEMM per stride phase.
         ConvMethod::Implicit.available(gpu, g, ConvPass::InputGrad)
     }) {
         let w = rng.vec(g.weight_len(), -1.0, 1.0);
