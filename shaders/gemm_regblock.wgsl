@@ -27,6 +27,15 @@ override VEC_A: bool = false;
 override VEC_B: bool = false;
 // vec4 stores of C: N % 4 == 0.
 override VEC_C: bool = false;
+// The epilogue as pipeline constants rather than uniforms: lavapipe ran
+// the gradient epilogue's and the bias's per-element loads even where a
+// uniform said to skip them (32768×32×8: 2.1 → 1.2 ms). EPILOGUE is
+// kernels::gemm::Epilogue::encode's code (shaders/prelude/epilogue.wgsl);
+// BIAS adds the bias first; ACCUMULATE adds into C instead (no bias, no
+// epilogue).
+override EPILOGUE: u32 = 0u;
+override BIAS: bool = false;
+override ACCUMULATE: bool = false;
 override WG: u32 = 64u;
 
 // 4×4 sub-blocks per invocation along M and N, each 1..=4: the host picks
@@ -140,26 +149,26 @@ fn b_row4(kk: u32, c0: u32) -> vec4<f32> {
 
 // Element e (column col) of C as stored: see shaders/prelude/epilogue.wgsl.
 fn finish(v: f32, col: u32, e: u32) -> f32 {
-    if (p.epilogue >= 3u) {
-        return apply_grad_epilogue(v, bias[e], p.epilogue, p.slope);
+    if (EPILOGUE >= 3u) {
+        return apply_grad_epilogue(v, bias[e], EPILOGUE, p.slope);
     }
     var x = v;
-    if ((p.flags & 1u) != 0u) {
+    if (BIAS) {
         x += bias[col];
     }
-    return apply_epilogue(x, p.epilogue, p.slope);
+    return apply_epilogue(x, EPILOGUE, p.slope);
 }
 
 fn finish4(v: vec4<f32>, col: u32, e: u32) -> vec4<f32> {
-    if (p.epilogue >= 3u) {
+    if (EPILOGUE >= 3u) {
         let a = vec4<f32>(bias[e], bias[e + 1u], bias[e + 2u], bias[e + 3u]);
-        return apply_grad_epilogue4(v, a, p.epilogue, p.slope);
+        return apply_grad_epilogue4(v, a, EPILOGUE, p.slope);
     }
     var x = v;
-    if ((p.flags & 1u) != 0u) {
+    if (BIAS) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    return apply_epilogue4(x, p.epilogue, p.slope);
+    return apply_epilogue4(x, EPILOGUE, p.slope);
 }
 
 @compute @workgroup_size(WG)
@@ -304,11 +313,11 @@ fn store_row(v: vec4<f32>, row: u32, c0: u32) {
     if (row >= p.m || c0 >= p.n) {
         return;
     }
-    let accumulate = (p.flags & 2u) != 0u;
+
     let o = row * p.n + c0;
     if (VEC_C) {
         // N % 4 == 0: the four columns are in range and 16-byte aligned.
-        if (accumulate) {
+        if (ACCUMULATE) {
             c[o >> 2u] += v;
         } else {
             c[o >> 2u] = finish4(v, c0, o);
@@ -320,7 +329,7 @@ fn store_row(v: vec4<f32>, row: u32, c0: u32) {
             break;
         }
         let e = o + j;
-        if (accumulate) {
+        if (ACCUMULATE) {
             c[e >> 2u][e & 3u] += v[j];
         } else {
             c[e >> 2u][e & 3u] = finish(v[j], c0 + j, e);

@@ -25,14 +25,12 @@ struct Params {
     k: u32,
     // Row stride of O in elements (≥ K, a multiple of 4).
     ldo: u32,
-    // bit 0: add bias (per column of C); bit 1: accumulate into C.
-    flags: u32,
-    // 0: none, 1: ReLU, 2: LeakyReLU(slope); 3, 4: their gradients (see
-    // shaders/prelude/epilogue.wgsl).
-    epilogue: u32,
+    // LeakyReLU's slope, for the epilogue (EPILOGUE).
     slope: f32,
     // With DB: where the sums over k of op(B) go in c, in elements.
     db_off: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // S stored C×K (else K×C).
@@ -43,6 +41,15 @@ override VEC_S: bool = false;
 override OUT_T: bool = false;
 // vec4 stores of C (not OUT_T, C % 4 == 0).
 override VEC_C: bool = false;
+// The epilogue as pipeline constants rather than uniforms: lavapipe ran
+// the gradient epilogue's and the bias's per-element loads even where a
+// uniform said to skip them (32768×32×8: 2.1 → 1.2 ms). EPILOGUE is
+// kernels::gemm::Epilogue::encode's code (shaders/prelude/epilogue.wgsl);
+// BIAS adds the bias first; ACCUMULATE adds into C instead (no bias, no
+// epilogue).
+override EPILOGUE: u32 = 0u;
+override BIAS: bool = false;
+override ACCUMULATE: bool = false;
 override WG: u32 = 64u; // a multiple of 8
 // Columns per block, in slots of 4 (1..=8): more slots mean fewer loads per
 // FMA (measured on lavapipe: 2×32 per lane beats 2×12 at large N) but more
@@ -368,26 +375,26 @@ fn store1(e: u32, v: f32) {
 // Element e of C as stored, `i` its bias index: see
 // shaders/prelude/epilogue.wgsl.
 fn finish(v: f32, i: u32, e: u32) -> f32 {
-    if (p.epilogue >= 3u) {
-        return apply_grad_epilogue(v, bias[e], p.epilogue, p.slope);
+    if (EPILOGUE >= 3u) {
+        return apply_grad_epilogue(v, bias[e], EPILOGUE, p.slope);
     }
     var x = v;
-    if ((p.flags & 1u) != 0u) {
+    if (BIAS) {
         x += bias[i];
     }
-    return apply_epilogue(x, p.epilogue, p.slope);
+    return apply_epilogue(x, EPILOGUE, p.slope);
 }
 
 fn finish4(v: vec4<f32>, col: u32, e: u32) -> vec4<f32> {
-    if (p.epilogue >= 3u) {
+    if (EPILOGUE >= 3u) {
         let a = vec4<f32>(bias[e], bias[e + 1u], bias[e + 2u], bias[e + 3u]);
-        return apply_grad_epilogue4(v, a, p.epilogue, p.slope);
+        return apply_grad_epilogue4(v, a, EPILOGUE, p.slope);
     }
     var x = v;
-    if ((p.flags & 1u) != 0u) {
+    if (BIAS) {
         x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    return apply_epilogue4(x, p.epilogue, p.slope);
+    return apply_epilogue4(x, EPILOGUE, p.slope);
 }
 
 // Slot q of rows `row` and `row + 1` (columns c0 + 4q ..+3), inside R×C.
@@ -407,11 +414,11 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
     if (c0 >= p.c) {
         return;
     }
-    let accumulate = (p.flags & 2u) != 0u;
+
     if (VEC_C) {
         // C % 4 == 0: the four columns are in range and 16-byte aligned.
         let o4 = (out_row(row) * p.c + c0) >> 2u;
-        if (accumulate) {
+        if (ACCUMULATE) {
             c[o4] += v;
         } else {
             c[o4] = finish4(v, c0, o4 << 2u);
@@ -432,7 +439,7 @@ fn store4(row: u32, c0: u32, v: vec4<f32>) {
             e = out_row(row) * p.c + col;
             bi = col;
         }
-        if (accumulate) {
+        if (ACCUMULATE) {
             c[e >> 2u][e & 3u] += v[j];
         } else {
             c[e >> 2u][e & 3u] = finish(v[j], bi, e);

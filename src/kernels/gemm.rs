@@ -51,6 +51,20 @@ impl Epilogue {
         }
     }
 
+    /// The GEMM kernels' `EPILOGUE`, `BIAS` and `ACCUMULATE` constants for
+    /// this epilogue with or without a bias, accumulating or not, and the
+    /// slope their uniform carries.
+    fn constants(self, bias: bool, accumulate: bool) -> ([(&'static str, f64); 3], f32) {
+        let (code, slope) = self.encode();
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let constants = [
+            ("EPILOGUE", f64::from(code)),
+            ("BIAS", flag(bias && !self.is_grad())),
+            ("ACCUMULATE", flag(accumulate)),
+        ];
+        (constants, slope)
+    }
+
     /// A gradient epilogue: the bias slot holds the forward activation.
     pub fn is_grad(self) -> bool {
         matches!(self, Epilogue::ReluGrad | Epilogue::LeakyReluGrad(_))
@@ -400,11 +414,8 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    /// bit 0: bias; bit 1: accumulate.
-    flags: u32,
-    epilogue: u32,
     slope: f32,
-    _pad: [u32; 2],
+    _pad: [u32; 4],
 }
 
 /// C = op(A)·op(B) (+ `bias[N]` per row) then `epilogue`; with `accumulate`,
@@ -515,21 +526,20 @@ pub fn gemm_config<'b>(
         );
     }
 
-    let (code, slope) = epilogue.encode();
+    let (epilogue_constants, slope) = epilogue.constants(bias.is_some(), accumulate);
     let params = Params {
         m: m as u32,
         n: n as u32,
         k: k as u32,
-        flags: u32::from(bias.is_some() && !epilogue.is_grad()) | (u32::from(accumulate) << 1),
-        epilogue: code,
         slope,
-        _pad: [0; 2],
+        _pad: [0; 4],
     };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let trans = [
+    let mut trans = vec![
         ("TRANS_A", flag(shape.trans_a)),
         ("TRANS_B", flag(shape.trans_b)),
     ];
+    trans.extend(epilogue_constants);
     let (spec, constants, workgroups): (&KernelSpec, Vec<(&str, f64)>, [u32; 3]) = match config {
         GemmConfig::Tiled {
             wg_x,
@@ -727,11 +737,10 @@ struct SubgroupParams {
     c: u32,
     k: u32,
     ldo: u32,
-    flags: u32,
-    epilogue: u32,
     slope: f32,
     /// With `DB`: db's offset in C, in elements.
     db_off: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -991,16 +1000,15 @@ impl SubgroupCall {
         epilogue: Epilogue,
         accumulate: bool,
     ) -> Result<Dispatch> {
-        let (code, slope) = epilogue.encode();
+        let (epilogue_constants, slope) = epilogue.constants(bias.is_some(), accumulate);
         let params = SubgroupParams {
             r: self.r as u32,
             c: self.c as u32,
             k: self.k as u32,
             ldo: self.ldo as u32,
-            flags: u32::from(bias.is_some() && !epilogue.is_grad()) | (u32::from(accumulate) << 1),
-            epilogue: code,
             slope,
             db_off: self.db_off.unwrap_or(0) as u32,
+            _pad: [0; 2],
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut constants = vec![
@@ -1012,6 +1020,7 @@ impl SubgroupCall {
             ("WG", wg as f64),
             ("SLOTS", slots as f64),
         ];
+        constants.extend(epilogue_constants);
         if let Some(implicit) = self.implicit {
             let (mode, g) = match implicit {
                 Implicit::Own(g) => (1.0, g),
