@@ -301,19 +301,13 @@ impl ConvMethod {
     }
 
     /// The built-in choice: implicit where the subgroup kernel is the
-    /// adapter's GEMM, except (measured on lavapipe, batch 32, 3×3) the
-    /// weight gradient above 32 filters (11–16 GFLOP/s in place against 31
-    /// for im2col and the packed GEMM). The input gradient at stride 2 runs
-    /// a GEMM per stride phase: 6.0 and 5.1 ms for the CNN's two against
-    /// 10.9 and 7.1 through dY·Wᵀ and col2im.
+    /// adapter's GEMM (measured on lavapipe, batch 32, 3×3: every pass of the
+    /// CNN at 32–43 GFLOP/s in place; the weight gradient at 64 filters 1.25
+    /// and 1.47× faster than im2col and the packed GEMM), else im2col.
     pub fn builtin(gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> Self {
-        let fits = match pass {
-            ConvPass::Forward | ConvPass::InputGrad => true,
-            ConvPass::WeightGrad => g.out_c <= 32,
-        };
-        let implicit = gemm::auto_variant(gpu) == gemm::Variant::Subgroup
-            && ConvMethod::Implicit.available(gpu, g, pass);
-        if implicit && fits {
+        if gemm::auto_variant(gpu) == gemm::Variant::Subgroup
+            && ConvMethod::Implicit.available(gpu, g, pass)
+        {
             ConvMethod::Implicit
         } else {
             ConvMethod::Im2col
