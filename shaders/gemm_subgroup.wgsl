@@ -62,8 +62,8 @@ override DB: bool = false;
 
 // Implicit-GEMM convolution: 1 reads O, 2 reads S (K×C) as im2col(x) for
 // the window below, straight from the NHWC input x bound in its place,
-// without building the matrix. Needs in_c % 4 == 0, so that each vec4 of an
-// im2col row lies within one tap (the host checks). 3 is the input
+// without building the matrix, in vec4s where in_c % 4 == 0 (each vec4 of
+// an im2col row then lies within one tap), else element by element. 3 is the input
 // gradient of one stride phase (the PH_ constants): O is dy gathered per
 // tap of the phase (`col2im_at`), S (C×K) the kernel [kh, kw, in_c, out_c]
 // read per tap as [in_c, taps·out_c], and D's rows are the phase's pixels
@@ -116,6 +116,10 @@ fn out_row(row: u32) -> u32 {
 // (kk is a multiple of 4 and ldo ≥ K, so the vec4 is within the row).
 fn load_o(row: u32, kk: u32) -> vec4<f32> {
     if (IMPLICIT == 1u) {
+        if (IN_C % 4u != 0u) {
+            return vec4<f32>(im2col_scalar(row, kk), im2col_scalar(row, kk + 1u),
+                             im2col_scalar(row, kk + 2u), im2col_scalar(row, kk + 3u));
+        }
         let at = im2col_at(row, min(kk, p.k - 4u), window());
         return select(vec4<f32>(0.0), o[at.x >> 2u], at.y == 1u && kk < p.k);
     }
@@ -125,6 +129,22 @@ fn load_o(row: u32, kk: u32) -> vec4<f32> {
     }
     let v = o[(row * p.ldo + min(kk, p.ldo - 4u)) >> 2u];
     return select(vec4<f32>(0.0), v, kk < p.k);
+}
+
+// im2col(x)[row][col], zero past K: the forward pass's gather one element
+// at a time, where in_c % 4 != 0 puts a vec4 of the row across taps (the
+// first convolution's 3 channels: a quarter of the loads' width, but no
+// im2col matrix to build and repack).
+fn im2col_scalar(row: u32, col: u32) -> f32 {
+    let at = im2col_at(row, min(col, p.k - 1u), window());
+    return select(0.0, o[at.x >> 2u][at.x & 3u], at.y == 1u && col < p.k);
+}
+
+// im2col(x)[kr][col] as S (K×C), zero past K; columns past C are clamped
+// (never stored). The weight gradient's gather where in_c % 4 != 0.
+fn im2col_s(kr: u32, col: u32) -> f32 {
+    let at = im2col_at(min(kr, p.k - 1u), min(col, p.c - 1u), window());
+    return select(0.0, s[at.x >> 2u][at.x & 3u], at.y == 1u && kr < p.k);
 }
 
 fn s_at(i: u32) -> f32 {
@@ -161,6 +181,11 @@ fn load_s(kk: u32, c0: u32, lane: u32, q: u32) -> vec4<f32> {
     }
     let kr = kk + lane;
     if (IMPLICIT == 2u) {
+        if (IN_C % 4u != 0u) {
+            let cc = c0 + 4u * q;
+            return vec4<f32>(im2col_s(kr, cc), im2col_s(kr, cc + 1u), im2col_s(kr, cc + 2u),
+                             im2col_s(kr, cc + 3u));
+        }
         // C % 4 == 0 (in_c % 4 == 0).
         let at = im2col_at(min(kr, p.k - 1u), min(c0 + 4u * q, p.c - 4u), window());
         return select(vec4<f32>(0.0), s[at.x >> 2u], at.y == 1u && kr < p.k);

@@ -362,11 +362,12 @@ pub struct BnTensors {
 }
 
 impl Inst {
-    /// The tensor a backend may leave unwritten (see `ConvForward` and
-    /// `ConvInputGrad`): its contents are the backend's own business.
+    /// The tensor a backend may leave unwritten (see `ConvForward`,
+    /// `ConvWeightGrad` and `ConvInputGrad`): its contents are the backend's
+    /// own business.
     pub fn scratch(&self) -> Option<TensorId> {
         match *self {
-            Inst::ConvForward { cols, .. } => Some(cols),
+            Inst::ConvForward { cols, .. } | Inst::ConvWeightGrad { cols, .. } => Some(cols),
             Inst::ConvInputGrad { dcols, .. } => Some(dcols),
             _ => None,
         }

@@ -272,15 +272,18 @@ impl ConvMethod {
     }
 
     /// Whether `pass` of `g` can run this way on this device: the implicit
-    /// kernels need 8-lane subgroups, four channels of the gathered operand
-    /// per vec4 (in_c for x, out_c for dY), and on software adapters a K
-    /// within `gemm::max_k_per_dispatch`.
+    /// kernels need 8-lane subgroups, for the input gradient out_c % 4 == 0
+    /// (dY gathered in vec4s; x is gathered element by element where in_c
+    /// is not a multiple of 4), and on software adapters a K within
+    /// `gemm::max_k_per_dispatch`.
     pub fn available(self, gpu: &Gpu, g: &Conv2dGeom, pass: ConvPass) -> bool {
         match self {
             ConvMethod::Im2col => true,
             ConvMethod::Implicit => {
+                // x is gathered element by element where its channels do
+                // not make whole vec4s; dY is not.
                 let channels = match pass {
-                    ConvPass::Forward | ConvPass::WeightGrad => g.in_c,
+                    ConvPass::Forward | ConvPass::WeightGrad => 4,
                     ConvPass::InputGrad => g.out_c,
                 };
                 // The kernel loops over K in one invocation: past a

@@ -369,8 +369,9 @@ fn widened_cases() -> Vec<Conv2dGeom> {
     v
 }
 
-/// The cases the implicit-GEMM kernels take (four channels make a vec4),
-/// or none, saying why, where the adapter lacks 8-lane subgroups.
+/// The cases the implicit-GEMM kernels take (x gathered in vec4s where its
+/// channels are a multiple of 4, element by element elsewhere), or none,
+/// saying why, where the adapter lacks 8-lane subgroups.
 fn implicit_cases(test: &str) -> Vec<Conv2dGeom> {
     let gpu = gpu();
     let v: Vec<Conv2dGeom> = widened_cases()
