@@ -237,11 +237,31 @@ impl Gpu {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
-    /// Submits one command buffer, turning validation errors into `GpuError`.
-    pub fn submit(&self, what: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
-        self.scoped(what, || {
-            self.queue.submit(Some(encoder.finish()));
-        })
+    /// Submits one command buffer, turning validation errors into `GpuError`;
+    /// the index is for [`Gpu::wait_for`].
+    pub fn submit(
+        &self,
+        what: &str,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<wgpu::SubmissionIndex> {
+        self.scoped(what, || self.queue.submit(Some(encoder.finish())))
+    }
+
+    /// Blocks until submission `index` has run. A lost device makes the
+    /// index one that never ran: the poll's complaint then gives way to the
+    /// `DeviceLost` that waiting on the queue as a whole reports.
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        });
+        match polled {
+            Ok(_) => self.check(),
+            Err(e) => {
+                self.wait()?;
+                Err(GpuError::Poll(e.to_string()))
+            }
+        }
     }
 
     /// Blocks until the queue is idle.
