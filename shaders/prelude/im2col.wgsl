@@ -56,39 +56,43 @@ struct ConvPhase {
     taps_w: u32,
 }
 
+// The phase's input pixel `row` as (b, iy, ix).
+fn phase_coords(row: u32, w: ConvWindow, ph: ConvPhase) -> vec3<u32> {
+    let t = row / ph.cols;
+    return vec3<u32>(t / ph.rows, ph.py + w.stride_h * (t % ph.rows),
+                     ph.px + w.stride_w * (row % ph.cols));
+}
+
+// The phase's tap `tap` as (ky, kx).
+fn phase_tap_yx(tap: u32, w: ConvWindow, ph: ConvPhase) -> vec2<u32> {
+    return vec2<u32>(ph.ky0 + w.stride_h * (tap / ph.taps_w),
+                     ph.kx0 + w.stride_w * (tap % ph.taps_w));
+}
+
 // The phase's input pixel `row` as a pixel of dx: (b·in_h + iy)·in_w + ix.
 fn phase_pixel(row: u32, w: ConvWindow, ph: ConvPhase) -> u32 {
-    let xx = row % ph.cols;
-    let t = row / ph.cols;
-    let yy = t % ph.rows;
-    let b = t / ph.rows;
-    return (b * w.in_h + ph.py + w.stride_h * yy) * w.in_w + ph.px + w.stride_w * xx;
+    let p = phase_coords(row, w, ph);
+    return (p.x * w.in_h + p.y) * w.in_w + p.z;
 }
 
 // The kernel tap ky·kw + kx of the phase's tap `tap`.
 fn phase_tap(tap: u32, w: ConvWindow, ph: ConvPhase) -> u32 {
-    let ky = ph.ky0 + w.stride_h * (tap / ph.taps_w);
-    let kx = ph.kx0 + w.stride_w * (tap % ph.taps_w);
-    return ky * w.kw + kx;
+    let k = phase_tap_yx(tap, w, ph);
+    return k.x * w.kw + k.y;
 }
 
 // Returns (element index into dy, 1 if T's entry (row, col) is an output
 // pixel's else 0).
 fn col2im_at(row: u32, col: u32, w: ConvWindow, ph: ConvPhase, out_c: u32) -> vec2<u32> {
-    let xx = row % ph.cols;
-    let t = row / ph.cols;
-    let yy = t % ph.rows;
-    let b = t / ph.rows;
+    let p = phase_coords(row, w, ph);
+    let k = phase_tap_yx(col / out_c, w, ph);
     let o = col % out_c;
-    let tap = col / out_c;
-    let ky = ph.ky0 + w.stride_h * (tap / ph.taps_w);
-    let kx = ph.kx0 + w.stride_w * (tap % ph.taps_w);
     // A multiple of the stride by the phase's choice of taps; above or left
     // of the output it wraps around to a huge value (as in im2col_at), whose
     // quotient then exceeds out_h or out_w.
-    let oy = (ph.py + w.stride_h * yy + w.pad_top - ky) / w.stride_h;
-    let ox = (ph.px + w.stride_w * xx + w.pad_left - kx) / w.stride_w;
+    let oy = (p.y + w.pad_top - k.x) / w.stride_h;
+    let ox = (p.z + w.pad_left - k.y) / w.stride_w;
     let hit = oy < w.out_h && ox < w.out_w;
-    let at = ((b * w.out_h + oy) * w.out_w + ox) * out_c + o;
+    let at = ((p.x * w.out_h + oy) * w.out_w + ox) * out_c + o;
     return vec2<u32>(select(0u, at, hit), u32(hit));
 }

@@ -281,11 +281,8 @@ impl ConvMethod {
             ConvMethod::Im2col => true,
             ConvMethod::Implicit => {
                 // x is gathered element by element where its channels do
-                // not make whole vec4s; dY is not.
-                let channels = match pass {
-                    ConvPass::Forward | ConvPass::WeightGrad => 4,
-                    ConvPass::InputGrad => g.out_c,
-                };
+                // not make whole vec4s; dY only in vec4s.
+                let gathers = pass != ConvPass::InputGrad || g.out_c % 4 == 0;
                 // The kernel loops over K in one invocation: past a
                 // software adapter's loop limit it cannot run.
                 let k = match pass {
@@ -296,7 +293,7 @@ impl ConvMethod {
                 let fits = gemm::max_k_per_dispatch(gpu, gemm::Variant::Subgroup)
                     .is_none_or(|limit| k <= limit);
                 gemm::variant_available(gpu, gemm::Variant::Subgroup)
-                    && channels % 4 == 0
+                    && gathers
                     && g.col_rows() >= 1
                     && fits
             }

@@ -195,21 +195,16 @@ fn adam_flushes_m_and_v_below_the_smallest_normal() {
     // ones within the reference test's rounding (4 ulp for m and v, 16 ulp
     // of the step for θ).
     let (gm, gv, gp) = (read(&mb, n), read(&vb, n), read(&pb, n));
-    for i in 0..n {
-        assert_eq!(
-            gm[i] == 0.0,
-            mw[i] == 0.0,
-            "m[{i}]: {:e} vs {:e}",
-            gm[i],
-            mw[i]
-        );
-        assert_eq!(
-            gv[i] == 0.0,
-            vw[i] == 0.0,
-            "v[{i}]: {:e} vs {:e}",
-            gv[i],
-            vw[i]
-        );
+    for (what, got, want) in [("m", &gm, &mw), ("v", &gv, &vw)] {
+        for i in 0..n {
+            assert_eq!(
+                got[i] == 0.0,
+                want[i] == 0.0,
+                "{what}[{i}]: {:e} vs {:e}",
+                got[i],
+                want[i]
+            );
+        }
     }
     assert_close("m", &gm, &mw, 0.0, 4.0 * F32_EPS);
     assert_close("v", &gv, &vw, 0.0, 4.0 * F32_EPS);
